@@ -1,0 +1,238 @@
+"""The `lender-sandbox` command: envelope encrypt/decrypt, the server, and a running server's clocks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+from types import SimpleNamespace
+from typing import NoReturn
+from urllib.parse import quote
+
+import click
+
+from sandbox.crypto import Codec, NotJsonError, decrypt, loads_json
+
+SPEC_KEY = "Loan@apis#123456@"  # the partner spec's example pair, which is also the demo partner's
+SPEC_IV = "loan#654321@apis"
+DEFAULT_URL = "http://127.0.0.1:8000"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _version() -> str:
+    try:
+        return metadata.version("lender-sandbox")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never pip-installed
+        try:
+            return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="lender-sandbox")
+def main() -> None:
+    """Lender Sandbox: a stateful mock lender for the partner lending API."""
+
+
+# --- key/IV resolution ------------------------------------------------------------------
+
+def _config_path(given: str | None) -> Path:
+    """--config, else ./config.toml, else the repository's config (same rule as the server)."""
+    try:
+        from sandbox.config import resolve_config_path
+    except ImportError:
+        if given:
+            return Path(given)
+        local = Path("config.toml")
+        return local if local.exists() else REPO_ROOT / "config.toml"
+    return Path(resolve_config_path(given))
+
+
+def _load_partners(config: str | None) -> list:
+    """Partner records with .partner_token/.aes_key/.aes_iv, from the server's own settings loader."""
+    try:
+        from sandbox.config import load_settings
+    except ImportError:
+        return _fallback_partners(_config_path(config))
+    try:
+        return list(load_settings(_config_path(config)).partners)
+    except Exception as e:  # ConfigError, validation errors: one readable line instead of a trace
+        raise click.ClickException(f"cannot read the configuration: {e}") from None
+
+
+def _fallback_partners(config: Path) -> list:
+    # Used only while sandbox.config is unavailable: [[partners]] from fixtures/partners.toml.
+    for folder in (config.parent / "fixtures", Path("fixtures"), REPO_ROOT / "fixtures"):
+        path = folder / "partners.toml"
+        if path.exists():
+            rows = tomllib.loads(path.read_text("utf-8")).get("partners", [])
+            return [SimpleNamespace(**row) for row in rows]
+    return []
+
+
+def _codec(key: str | None, iv: str | None, partner: str | None, config: str | None) -> Codec:
+    if partner is not None:
+        if key is not None or iv is not None:
+            raise click.UsageError("give either --partner or --key/--iv, not both")
+        for p in _load_partners(config):
+            if p.partner_token == partner:
+                return Codec(p.aes_key, p.aes_iv)
+        raise click.BadParameter(f"no partner with token {partner!r} in the configuration", param_hint="--partner")
+    if (key is None) != (iv is None):
+        raise click.UsageError("give both --key and --iv (or --partner, or neither for the spec's demo pair)")
+    return Codec(SPEC_KEY, SPEC_IV) if key is None else Codec(key, iv)
+
+
+def _codec_options(f):
+    f = click.option("--config", type=click.Path(dir_okay=False),
+                     help="Config for --partner (default: ./config.toml, else the repository's).")(f)
+    f = click.option("--partner", metavar="TOKEN", help="Use this partner's key and IV from the configuration.")(f)
+    f = click.option("--iv", help="AES IV as the PHP string (NUL-padded/cut to 16 bytes like PHP).")(f)
+    f = click.option("--key", help="AES key as the PHP string (NUL-padded/cut to 16 bytes like PHP).")(f)
+    return f
+
+
+def _read_stdin(keep_newline: bool = False) -> bytes:
+    data = sys.stdin.buffer.read()  # bytes: the plaintext is encrypted exactly as given
+    if keep_newline or not data.endswith(b"\n"):
+        return data
+    return data[:-1]  # the one newline `echo` and heredocs add
+
+
+# --- encrypt / decrypt ------------------------------------------------------------------
+
+@main.command()
+@_codec_options
+@click.option("--keep-newline", is_flag=True, help="Encrypt stdin exactly, trailing newline included.")
+def encrypt(key, iv, partner, config, keep_newline):
+    """Encrypt stdin like PHP openssl_encrypt(..., 'AES-128-CBC', key, 0, iv); print the base64.
+
+    One trailing "\\n" is stripped from stdin first (so `echo '{...}' | lender-sandbox encrypt`
+    encrypts just the JSON); pass --keep-newline to encrypt the bytes exactly.
+    Without --key/--iv/--partner the spec's demo pair is used.
+    """
+    codec = _codec(key, iv, partner, config)
+    click.echo(codec.encrypt_bytes(_read_stdin(keep_newline)))
+
+
+@main.command("decrypt")
+@_codec_options
+@click.option("--pretty", is_flag=True, help="Pretty-print the JSON.")
+@click.option("--raw", is_flag=True, help="Print whatever bytes came out as hex, JSON or not.")
+def decrypt_cmd(key, iv, partner, config, pretty, raw):
+    """Decrypt base64 on stdin like PHP openssl_decrypt and print the JSON plaintext.
+
+    Exit 1 where PHP would return false; exit 2 when the result is not UTF-8 JSON
+    (nearly always a wrong key or IV).
+    """
+    codec = _codec(key, iv, partner, config)
+    plain = decrypt(_read_stdin(), codec.key, codec.iv)
+    if plain is None:
+        _fail(1, "cannot decrypt: PHP's openssl_decrypt would return false "
+                 "(wrong key/IV, or the input is not the base64 of AES-128-CBC output)")
+    if raw:
+        click.echo(plain.hex())
+        return
+    try:
+        obj = loads_json(plain)
+    except NotJsonError as e:
+        hint = "\nonly the first 16 bytes are garbled: most likely the IV" if e.iv_suspect else ""
+        _fail(2, "decrypted, but the result is not UTF-8 JSON: the key or IV is probably wrong"
+                 f"{hint}\n{e.preview} (--raw prints them all)")
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False) if pretty else plain.decode("utf-8"))
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+# --- serve ------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="Default: ./config.toml, else the repository's.")
+@click.option("--host", default=None, help="Bind address (default: [server] host in the config).")
+@click.option("--port", type=int, default=None, help="Port (default: [server] port in the config).")
+def serve(config, host, port):
+    """Run the sandbox server."""
+    from sandbox.app import run_server  # imported here so encrypt/decrypt stay light
+
+    run_server(_config_path(config), host=host, port=port)
+
+
+# --- clock (talks to a running server) --------------------------------------------------
+
+def _server_options(f):
+    f = click.option("--admin-token", envvar="LENDER_SANDBOX_ADMIN_TOKEN", default=None,
+                     help="Sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN).")(f)
+    f = click.option("--partner", default="demo", show_default=True, help="Whose clock (partner token).")(f)
+    f = click.option("--url", envvar="LENDER_SANDBOX_URL", default=DEFAULT_URL, show_default=True,
+                     help="The running sandbox (env LENDER_SANDBOX_URL).")(f)
+    return f
+
+
+@main.group()
+def clock():
+    """Show, advance or set a partner's virtual clock on a running sandbox."""
+
+
+@clock.command("show")
+@_server_options
+def clock_show(url, partner, admin_token):
+    """Print the partner's clock."""
+    _clock_call(url, partner, admin_token, "GET", "")
+
+
+@clock.command("advance")
+@click.argument("by")
+@_server_options
+def clock_advance(by, url, partner, admin_token):
+    """Move the clock forward BY: 8d, 2h, 90m, 30s, 1h30m or plain seconds."""
+    from sandbox.clock import ClockError, parse_duration
+
+    try:
+        parse_duration(by)  # checked here too so a typo fails before any request
+    except ClockError as e:
+        raise click.BadParameter(str(e), param_hint="BY") from None
+    _clock_call(url, partner, admin_token, "POST", "/advance", {"by": by})
+
+
+@clock.command("set")
+@click.argument("iso", metavar="ISO")
+@_server_options
+def clock_set(iso, url, partner, admin_token):
+    """Set the clock to ISO (e.g. 2026-12-01T09:00:00+07:00; no zone = WIB). It only moves forward."""
+    from sandbox.clock import ClockError, parse_instant
+
+    try:
+        parse_instant(iso)
+    except ClockError as e:
+        raise click.BadParameter(str(e), param_hint="ISO") from None
+    _clock_call(url, partner, admin_token, "POST", "/set", {"to": iso})
+
+
+def _clock_call(base: str, partner: str, token: str | None, method: str, suffix: str,
+                body: dict | None = None) -> None:
+    import httpx  # only the clock commands need it
+
+    base = base.rstrip("/")
+    url = f"{base}/sandbox/partners/{quote(partner, safe='')}/clock{suffix}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        resp = httpx.request(method, url, json=body, headers=headers, timeout=10)
+    except httpx.TransportError:
+        _fail(1, f"no sandbox answers at {base}: start one with `lender-sandbox serve`")
+    try:
+        shown = json.dumps(resp.json(), indent=2, ensure_ascii=False)
+    except ValueError:
+        shown = resp.text
+    if not resp.is_success:
+        _fail(1, f"HTTP {resp.status_code} from {url}\n{shown}")
+    click.echo(shown)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

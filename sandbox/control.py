@@ -1,0 +1,371 @@
+"""Sandbox-only operations behind /sandbox (design.md "Control API"): partners, clocks, orders,
+forced transitions, payments, reset.
+
+Each operation is a plain function over a `Lender` taking and returning JSON-able values, so
+the web layer, the CLI and the in-process pytest harness share them. Errors are SandboxError
+(answered as HTTP 4xx JSON by the web layer, never a 500).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from . import clock as clockmod
+from . import crypto, views
+from .errors import SandboxError
+from .lender import Lender
+from .lifecycle import TRIGGERS, Status, allowed_triggers
+from .orders import Ctx, apply, next_due, process_due
+from .store import (BankCard, Callback, CallbackAttempt, DueEvent, ExtensionRow, FaultRule,
+                    JournalEntry, Order, Partner, Payment, RepayCode, TimelineRow)
+
+
+class ControlError(SandboxError):
+    """A control-API refusal: JSON with an HTTP 4xx status."""
+
+    def __init__(self, name: str, detail: str | None = None, http_status: int = 400):
+        super().__init__(name, detail, http_status=http_status)
+
+
+def _not_found(what: str) -> ControlError:
+    return ControlError("order_not_found" if what.startswith("order") else "unknown_partner",
+                        what, http_status=404)
+
+
+def _partner(lender: Lender, s: Any, token: str) -> Partner:
+    p = s.get(Partner, token)
+    if p is None:
+        raise _not_found(f"partner_token {token!r}")
+    return p
+
+
+# ---- partners ----
+
+def product_list(lender: Lender) -> list[dict]:
+    """Spec §01 "合作者提供" shape, plus each product's terms and unit."""
+    base = lender.settings.public_url()
+    return [{
+        "product_id": p.product_id, "product_name": p.product_name,
+        "product_icon": p.product_icon or f"{base}/assets/product/{p.product_id}.svg",
+        "product_desc": p.product_desc, "amount_min": p.amount_min, "amount_max": p.amount_max,
+        "interest_rate": views.rate_text(p.interest_rate), "gp_link": p.gp_link,
+        "term_unit": p.term_unit, "terms": list(p.terms),
+    } for p in lender.products.values()]
+
+
+def partner_view(lender: Lender, p: Partner, *, secrets: bool = False) -> dict:
+    out: dict[str, Any] = {
+        "partner_token": p.partner_token, "name": p.name, "callback_url": p.callback_url,
+        "encrypt_callbacks": p.encrypt_callbacks, "callbacks_paused": p.callbacks_paused,
+        "chaos": p.chaos or {}, "clock": clockmod.describe(lender.clock_of(p), lender.wall()),
+        "products": product_list(lender),
+    }
+    if secrets:
+        out["aes_key"], out["aes_iv"] = p.aes_key, p.aes_iv
+    return out
+
+
+def get_partner(lender: Lender, token: str, secrets: bool = False) -> dict:
+    with lender.store.transaction() as s:
+        return partner_view(lender, _partner(lender, s, token), secrets=secrets)
+
+
+def list_partners(lender: Lender) -> list[dict]:
+    with lender.store.transaction() as s:
+        return [partner_view(lender, p) for p in s.scalars(select(Partner).order_by(Partner.created_at))]
+
+
+def create_partner(lender: Lender, body: dict) -> dict:
+    token = body.get("partner_token") or "pt_" + crypto.generate_key().lower()[:12]
+    key = body.get("aes_key") or crypto.generate_key()
+    iv = body.get("aes_iv") or crypto.generate_iv()
+    for name, value in (("partner_token", token), ("aes_key", key), ("aes_iv", iv)):
+        if not isinstance(value, str) or not 1 <= len(value) <= 64:
+            raise ControlError("invalid_field", f"{name} must be a string of 1-64 characters")
+    with lender.store.transaction() as s:
+        if s.get(Partner, token) is not None:
+            raise ControlError("invalid_field", f"partner_token {token!r} exists", http_status=409)
+        p = lender.new_partner(token, key, iv, name=str(body.get("name") or ""),
+                               callback_url=_url(body.get("callback_url", "")),
+                               clock_mode=body.get("clock_mode"), clock_rate=body.get("clock_rate"),
+                               encrypt_callbacks=body.get("encrypt_callbacks"))
+        s.add(p)
+        s.flush()
+        return partner_view(lender, p, secrets=True)
+
+
+def _url(value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ControlError("invalid_field", "callback_url must be an http(s) URL or empty")
+    return value.rstrip("/")
+
+
+PATCHABLE = {"name", "callback_url", "encrypt_callbacks", "callbacks_paused", "chaos",
+             "clock_mode", "clock_rate", "aes_key", "aes_iv"}
+
+
+def update_partner(lender: Lender, token: str, body: dict) -> dict:
+    unknown = set(body) - PATCHABLE
+    if unknown:
+        raise ControlError("invalid_field", f"cannot change {', '.join(sorted(unknown))}; "
+                                            f"changeable: {', '.join(sorted(PATCHABLE))}")
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        if "callback_url" in body:
+            p.callback_url = _url(body["callback_url"])
+        for key in ("name", "aes_key", "aes_iv"):
+            if key in body:
+                setattr(p, key, str(body[key]))
+        for key in ("encrypt_callbacks", "callbacks_paused"):
+            if key in body:
+                setattr(p, key, bool(body[key]))
+        if "chaos" in body:
+            if not isinstance(body["chaos"], dict):
+                raise ControlError("invalid_field", "chaos must be an object")
+            p.chaos = body["chaos"]
+        if "clock_mode" in body or "clock_rate" in body:
+            _save_clock(p, _clock_call(lambda: clockmod.change_mode(
+                lender.clock_of(p), lender.wall(), body.get("clock_mode", p.clock_mode),
+                body.get("clock_rate"))))
+        view = partner_view(lender, p)
+    lender.on_outbox()  # a new callback URL or an unpaused partner may have deliveries waiting
+    return view
+
+
+# ---- clocks ----
+
+def _clock_call(fn: Any) -> clockmod.ClockState:
+    try:
+        return fn()
+    except clockmod.ClockError as e:
+        raise ControlError("invalid_field", str(e)) from None
+
+
+def _save_clock(p: Partner, c: clockmod.ClockState) -> None:
+    p.clock_mode, p.clock_rate = c.mode, c.rate
+    p.clock_anchor_wall, p.clock_anchor_virtual = c.anchor_wall, c.anchor_virtual
+
+
+def get_clock(lender: Lender, token: str) -> dict:
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        out = clockmod.describe(lender.clock_of(p), lender.wall())
+        nxt = next_due(s, token)
+    out["next_event"] = clockmod.iso(nxt) if nxt is not None else None
+    return out
+
+
+def advance_clock(lender: Lender, token: str, seconds: float) -> dict:
+    """Move the clock forward and fire every due event on the way; returns when consistent."""
+    return _move_clock(lender, token, lambda c, wall: clockmod.advance(c, wall, seconds))
+
+
+def set_clock(lender: Lender, token: str, to: float) -> dict:
+    return _move_clock(lender, token, lambda c, wall: clockmod.set_to(c, wall, to))
+
+
+def _move_clock(lender: Lender, token: str, move: Any) -> dict:
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        wall = lender.wall()
+        new = _clock_call(lambda: move(lender.clock_of(p), wall))
+    fired = process_due(lender, token, clockmod.virtual_now(new, wall))
+    with lender.store.transaction() as s:
+        _save_clock(_partner(lender, s, token), new)
+    out = get_clock(lender, token)
+    out["events_fired"] = fired
+    return out
+
+
+def clock_seconds(body: dict) -> float:
+    """{"seconds": N} or {"by": "8d"} -> seconds."""
+    try:
+        if "seconds" in body:
+            return clockmod.parse_duration(body["seconds"])
+        if "by" in body:
+            return clockmod.parse_duration(body["by"])
+    except clockmod.ClockError as e:
+        raise ControlError("invalid_field", str(e)) from None
+    raise ControlError("missing_field", 'send {"seconds": N} or {"by": "8d"}')
+
+
+def clock_target(body: dict) -> float:
+    if "to" not in body:
+        raise ControlError("missing_field", 'send {"to": "<ISO 8601>"}')
+    try:
+        return clockmod.parse_instant(body["to"])
+    except clockmod.ClockError as e:
+        raise ControlError("invalid_field", str(e)) from None
+
+
+# ---- orders ----
+
+def _order(s: Any, token: str, order_no: str) -> Order:
+    o = s.scalars(select(Order).where(Order.partner_token == token, Order.order_no == order_no)).first()
+    if o is None:
+        raise _not_found(f"order_no {order_no!r} of partner {token!r}")
+    return o
+
+
+def order_summary(lender: Lender, o: Order) -> dict:
+    return {"order_no": o.order_no, "partner_token": o.partner_token, "product_id": o.product_id,
+            "status": o.status, "status_name": Status(o.status).name.lower(),
+            "user_name": o.user_name, "user_mobile": o.user_mobile,
+            "application_amount": o.application_amount, "application_term": o.application_term,
+            "term_unit": o.term_unit, "approved_amount": o.approved_amount,
+            "scenario": o.scenario.get("rule"), "created_at": lender.fmt(o.created_at),
+            "updated_at": lender.fmt(o.updated_at), "due_at": lender.fmt(o.due_at)}
+
+
+def list_orders(lender: Lender, token: str | None = None, status: int | None = None,
+                limit: int = 200) -> list[dict]:
+    with lender.store.transaction() as s:
+        q = select(Order).order_by(Order.id.desc()).limit(limit)
+        if token:
+            q = q.where(Order.partner_token == token)
+        if status is not None:
+            q = q.where(Order.status == status)
+        return [order_summary(lender, o) for o in s.scalars(q)]
+
+
+def order_detail(lender: Lender, token: str, order_no: str) -> dict:
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        now = lender.now(p)
+        o = _order(s, token, order_no)
+        out = order_summary(lender, o)
+        out.update({
+            "allowed_triggers": allowed_triggers(o.status),
+            "scenario": o.scenario,
+            "approval": views.approval(lender, o),
+            "repay_plan": views.repay_plan(lender, s, o, now) if o.loan_time else None,
+            "timeline": [{"from": t.from_status, "to": t.to_status, "trigger": t.trigger,
+                          "at": lender.fmt(t.at), "cause": t.cause}
+                         for t in s.scalars(select(TimelineRow).where(TimelineRow.order_id == o.id)
+                                            .order_by(TimelineRow.id))],
+            "bank_cards": [{"bank_code": c.bank_code, "bank_card": c.bank_card, "active": c.active}
+                           for c in s.scalars(select(BankCard).where(BankCard.order_id == o.id))],
+            "repay_codes": [{"repay_code": c.code, "repay_type": c.repay_type, "amount": c.amount,
+                             "method_code": c.method_code, "state": _code_state(c, now),
+                             "expire_time": lender.fmt(c.expires_at), "delay_term": c.delay_term}
+                            for c in s.scalars(select(RepayCode).where(RepayCode.order_id == o.id))],
+            "payments": [{"repay_code": pm.repay_code, "repay_type": pm.repay_type,
+                          "amount": pm.amount, "at": lender.fmt(pm.at), "source": pm.source}
+                         for pm in s.scalars(select(Payment).where(Payment.order_id == o.id))],
+            "extensions": views.delay_list(lender, s, o)["delay_list"],
+            "pending_events": [{"kind": e.kind, "due_at": lender.fmt(e.due_at)}
+                               for e in s.scalars(select(DueEvent).where(
+                                   DueEvent.order_id == o.id, DueEvent.state == "pending")
+                                   .order_by(DueEvent.due_at))],
+            "callbacks": [{"id": c.id, "path": c.path, "state": c.state, "attempts": c.attempts,
+                           "body": c.body}
+                          for c in s.scalars(select(Callback).where(Callback.order_id == o.id)
+                                             .order_by(Callback.id))],
+        })
+        return out
+
+
+def _code_state(c: RepayCode, now: float) -> str:
+    return "expired" if c.state == "open" and c.expires_at <= now else c.state
+
+
+def transition(lender: Lender, token: str, order_no: str, trigger: str, body: dict) -> dict:
+    """Force any legal trigger (approve, reject, disburse, fail_payout, cancel, overdue, ...)."""
+    if trigger not in TRIGGERS or trigger == "bind_card":
+        raise ControlError("illegal_trigger", f"unknown trigger {trigger!r}; triggers: "
+                                              f"{', '.join(t for t in TRIGGERS if t != 'bind_card')}")
+    kw = {k: body[k] for k in ("amount", "reason", "delay_term") if body.get(k) is not None}
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        now = lender.now(p)
+    process_due(lender, token, now)
+    with lender.store.transaction() as s:
+        o = _order(s, token, order_no)
+        if trigger not in allowed_triggers(o.status):
+            raise ControlError("illegal_trigger", f"order {order_no} is {o.status} "
+                               f"({Status(o.status).name.lower()}); allowed: "
+                               f"{', '.join(allowed_triggers(o.status)) or 'none (final)'}",
+                               http_status=409)
+        apply(Ctx(lender, s, now, f"forced via control API: {trigger}"), o, trigger, **kw)
+    lender.on_outbox()
+    return order_detail(lender, token, order_no)
+
+
+# ---- payments ----
+
+def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str = "api") -> dict:
+    """The borrower pays a code from 15: full repayment -> 200; extension fee -> extended."""
+    with lender.store.transaction() as s:
+        code = s.scalars(select(RepayCode).where(RepayCode.code == repay_code)).first()
+        if code is None:
+            raise ControlError("payment_rejected", f"unknown repay_code {repay_code!r}", 404)
+        token = code.partner_token
+        now = lender.now(_partner(lender, s, token))
+    process_due(lender, token, now)
+    with lender.store.transaction() as s:
+        code = s.scalars(lender.store.lock_row(select(RepayCode).where(RepayCode.code == repay_code))).one()
+        order = s.get(Order, code.order_id)
+        assert order is not None
+        _check_payable(code, order, amount, now)
+        ctx = Ctx(lender, s, now, f"payment of {code.amount} with code {code.code} ({source})")
+        if code.repay_type == 1:
+            apply(ctx, order, "settle", paid=code.amount, code=code.code, source=source)
+        else:
+            apply(ctx, order, "extend", delay_term=code.delay_term, paid=code.amount,
+                  code=code.code, source=source)
+        code.state, code.paid_at = "paid", now
+        result = {"repay_code": code.code, "amount": code.amount, "repay_type": code.repay_type,
+                  "order_no": order.order_no, "partner_token": token,
+                  "order_status": order.status, "paid_at": lender.fmt(now)}
+    lender.on_outbox()
+    return result
+
+
+def _check_payable(code: RepayCode, order: Order, amount: int | None, now: float) -> None:
+    if code.state == "paid":
+        raise ControlError("payment_rejected", f"code {code.code} is already paid", 409)
+    if code.state == "void":
+        raise ControlError("payment_rejected", f"code {code.code} was replaced or cancelled", 409)
+    if code.expires_at <= now:
+        raise ControlError("payment_rejected", f"code {code.code} expired", 409)
+    if order.status not in (Status.REPAYING, Status.OVERDUE):
+        raise ControlError("payment_rejected", f"order {order.order_no} is in status "
+                                               f"{order.status}: nothing to pay", 409)
+    if amount is not None and int(amount) != code.amount:
+        raise ControlError("payment_rejected", f"amount {amount} differs from the code's "
+                                               f"{code.amount} (closed-amount code: pay it exactly)")
+
+
+# ---- reset ----
+
+def reset(lender: Lender, token: str | None = None) -> dict:
+    """Wipe one partner's orders and history (or everything), then reload the fixtures."""
+    with lender.store.transaction() as s:
+        if token:
+            _partner(lender, s, token)
+        order_ids = select(Order.id)
+        if token:
+            order_ids = order_ids.where(Order.partner_token == token)
+        ids = list(s.scalars(order_ids))
+        callback_ids = select(Callback.id).where(Callback.order_id.in_(ids)) if token else select(Callback.id)
+        s.execute(delete(CallbackAttempt).where(CallbackAttempt.callback_id.in_(callback_ids)))
+        for table in (Callback,):
+            q = delete(table)
+            s.execute(q.where(table.partner_token == token) if token else q)
+        for table in (TimelineRow, BankCard, DueEvent, RepayCode, ExtensionRow, Payment):
+            s.execute(delete(table).where(table.order_id.in_(ids)))
+        s.execute(delete(Order).where(Order.id.in_(ids)))
+        for table in (JournalEntry, FaultRule):
+            q = delete(table)
+            s.execute(q.where(table.partner_token == token) if token else q)
+        if token:
+            p = _partner(lender, s, token)
+            _save_clock(p, clockmod.start(p.clock_mode, lender.wall(), rate=p.clock_rate))
+        else:
+            s.execute(delete(Partner))
+    lender.seed()
+    return {"reset": token or "all", "orders_deleted": len(ids)}

@@ -1,0 +1,212 @@
+"""Request models per endpoint (protocol.md §3 field rules), and pydantic errors -> our codes.
+
+PHP clients send numbers as JSON numbers or numeric strings, and strings as numbers: every
+field accepts both (`Str` and pydantic's lax int). Unknown extra fields are ignored.
+The first failing field decides the answer: 10006 names a missing field, 10007 a malformed
+one together with its rule.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .errors import SandboxError, invalid, missing
+
+
+def _num_to_str(v: Any) -> Any:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return v.strip() if isinstance(v, str) else v
+
+
+Str = Annotated[str, BeforeValidator(_num_to_str)]
+
+# Human-readable rules, quoted in 10007 messages (the pydantic text is for programmers).
+RULES = {
+    "user_mobile": "must start with 8 and have 9-13 digits, without 0 or +62 (e.g. 81234567890)",
+    "user_idcard": "must be a 16-digit NIK",
+    "user_name": "must be letters and spaces only",
+    "order_no": "must be 10-32 characters of A-Z, a-z, 0-9, _ or -",
+    "bank_card": "must be 9-16 digits",
+    "application_amount": "must be a whole number of rupiah >= 100000",
+    "application_term": "must be a whole number >= 1",
+    "term_unit": "must be 1 (days) or 2 (months)",
+    "month_income": "must be 5-9 digits with a non-zero first digit",
+    "emergs": "must list at least 2 emergency contacts",
+    "is_reloan": "must be 0 or 1",
+    "product_id": "must be a non-empty product id",
+}
+
+Mobile = Annotated[Str, Field(pattern=r"^8\d{8,12}$")]
+IdCard = Annotated[Str, Field(pattern=r"^\d{16}$")]
+Name = Annotated[Str, Field(pattern=r"^[A-Za-z ]+$", max_length=100)]
+OrderNo = Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]{10,32}$")]
+BankCardNo = Annotated[Str, Field(pattern=r"^\d{9,16}$")]
+ProductId = Annotated[Str, Field(min_length=1, max_length=64)]
+Amount = Annotated[int, Field(ge=100000, le=10**12)]
+Term = Annotated[int, Field(ge=1, le=3650)]
+Unit = Annotated[int, Field(ge=1, le=2)]
+
+
+def enum(n: int) -> Any:
+    return Annotated[int, Field(ge=1, le=n)]
+
+
+class Req(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class ProductReq(Req):
+    product_id: ProductId
+
+
+class PrecheckReq(ProductReq):
+    user_mobile: Mobile
+    user_idcard: IdCard
+    user_name: Name | None = None
+
+
+class AmountReq(ProductReq):
+    user_mobile: Mobile
+    user_idcard: IdCard | None = None
+
+
+class InterestReq(AmountReq):
+    application_amount: Amount
+    application_term: Term
+    term_unit: Unit
+
+
+class BasicInfo(Req):
+    user_type: enum(3)
+    idcard_image_front: Annotated[Str, Field(min_length=1, max_length=1000)]
+    idcard_image_hand: Annotated[Str, Field(min_length=1, max_length=1000)]
+    education: enum(6)
+    loan_remark: enum(11)
+    month_income: Annotated[Str, Field(pattern=r"^[1-9]\d{4,8}$")]
+    religion: enum(6)
+
+
+class OrderInfo(Req):
+    order_no: OrderNo
+    application_amount: Amount
+    application_term: Term
+    term_unit: Unit
+    product_id: ProductId
+    user_name: Name
+    user_mobile: Mobile
+    user_idcard: IdCard
+
+
+class BasicInfoReq(ProductReq):
+    device_ip: Annotated[Str, Field(max_length=64)] = ""
+    basic_info: BasicInfo
+    order_info: OrderInfo
+    is_reloan: Annotated[int, Field(ge=0, le=1)] = 0
+
+
+class Area(Req):
+    province: Annotated[Str, Field(min_length=1, max_length=100)]
+    city: Annotated[Str, Field(min_length=1, max_length=100)]
+    district: Annotated[Str, Field(max_length=100)] = ""
+    village: Annotated[Str, Field(max_length=100)] = ""
+    detail_address: Annotated[Str, Field(max_length=500)] = ""
+
+
+class Emerg(Req):
+    emergs_name: Annotated[Str, Field(min_length=1, max_length=100)]
+    emergs_phone: Annotated[Str, Field(pattern=r"^\+?\d{8,15}$")]
+    emergs_relation: enum(8)
+
+
+class SupplementInfo(Req):
+    is_charge: int | None = None
+    birthday: Annotated[Str, Field(max_length=20)] = ""
+    marital_status: enum(4)
+    sex: enum(2)
+    face_photo_image: list[Str] = []
+    pass_face_photo: int = 1
+    same_person: int = 1
+    confidence_score: Str | float | None = None
+    work_type: enum(10)
+    company: Annotated[Str, Field(max_length=200)] = ""
+    area: Area
+    emergs: Annotated[list[Emerg], Field(min_length=2, max_length=20)]
+    device_info: dict[str, Any] | list[Any] | str | None = None
+
+
+class OrderInfoSupplement(Req):
+    order_no: OrderNo
+    application_amount: Amount | None = None
+    application_term: Term | None = None
+    term_unit: Unit | None = None
+    user_mobile: Mobile | None = None
+
+
+class SupplementReq(ProductReq):
+    device_ip: Annotated[Str, Field(max_length=64)] = ""
+    supplement_info: SupplementInfo
+    order_info: OrderInfoSupplement
+
+
+class BankListReq(ProductReq):
+    action_type: enum(2)
+
+
+class OrderReq(ProductReq):
+    order_no: OrderNo
+
+
+class BindBankReq(OrderReq):
+    bank_card: BankCardNo
+    user_name: Name
+    bank_code: Annotated[Str, Field(min_length=1, max_length=32)]
+
+
+class ConfirmReq(OrderReq):
+    application_amount: Amount
+    application_term: Term
+    term_unit: Unit
+
+
+class RepayDetailReq(OrderReq):
+    repay_method: enum(2)
+    method_code: Annotated[Str, Field(min_length=1, max_length=16)]
+    repay_type: enum(2)
+    delay_term: Annotated[int, Field(ge=1, le=365)] | None = None
+
+
+class DelayInterestReq(OrderReq):
+    delay_term: Annotated[int, Field(ge=1, le=365)] | None = None
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+
+
+def _translate(err: dict[str, Any]) -> SandboxError:
+    loc = tuple(err["loc"])
+    name = _field_name(loc)
+    if err["type"] == "missing":
+        return missing(name)
+    leaf = next((str(p) for p in reversed(loc) if not isinstance(p, int)), name)
+    rule = RULES.get(leaf)
+    if rule is None or err["type"] in ("model_type", "list_type", "dict_type"):
+        rule = err["msg"][0].lower() + err["msg"][1:]
+    return invalid(name, rule)
+
+
+def parse(model: type[Req], payload: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        # A missing field is the more useful first answer; then the first malformed one.
+        errors.sort(key=lambda er: er["type"] != "missing")
+        raise _translate(errors[0]) from None
