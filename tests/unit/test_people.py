@@ -6,6 +6,7 @@ import random
 import re
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -407,6 +408,6 @@ def test_clean_name(raw, clean):
 
 
 def test_no_wall_clock_or_io_in_module():
-    source = open(people.__file__, encoding="utf-8").read()
+    source = Path(people.__file__).read_text(encoding="utf-8")
     for banned in ("datetime.now", "date.today", "time.time", "open(", "import os"):
         assert banned not in source
