@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import api, control, pages
+from . import api, control, dashboard, pages
 from .config import Settings, load_settings
 from .errors import BY_NAME, SandboxError
 from .lender import Lender
@@ -146,7 +146,8 @@ def control_routes(lender: Lender) -> list[BaseRoute]:
 
 def get_routes(lender: Lender) -> list[BaseRoute]:
     # One line per module that owns routes.
-    return (lender_routes(lender) + control_routes(lender) + pages.routes(lender))
+    return (lender_routes(lender) + control_routes(lender) + pages.routes(lender)
+            + dashboard.routes(lender))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -160,6 +161,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         exc.status_code, str(exc.detail))
     body = render(path, BY_NAME["bad_envelope"].code, text, {})
     return protocol_json(body, exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A sandbox bug: logged with its traceback, answered without one (never a bare 500 page)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    internal = BY_NAME["internal"]
+    if request.url.path.startswith(("/sandbox", "/dashboard")):
+        return JSONResponse({"code": internal.code, "error": internal.name,
+                             "message": internal.meaning}, status_code=500)
+    return protocol_json(render(request.url.path, internal.code, internal.message, {}))
 
 
 def _is_loopback(host: str) -> bool:
@@ -215,7 +226,7 @@ def create_app(settings: Settings | None = None, *, lender: Lender | None = None
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
     app = Starlette(routes=get_routes(lender), lifespan=lifespan,
-                    exception_handlers={HTTPException: _http_error},
+                    exception_handlers={HTTPException: _http_error, Exception: _internal_error},
                     middleware=[Middleware(BaseHTTPMiddleware, dispatch=admin_guard(settings))])
     app.state.lender = lender
     return app
@@ -252,6 +263,7 @@ def run_server(config_path: str | Path | None = None, *, host: str | None = None
         raise SystemExit("refusing to bind a non-loopback address without [server] admin_token "
                          "(or LENDER_SANDBOX_ADMIN_TOKEN): the control API would be open to all")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
     lender = create_lender(settings)
     app = create_app(settings, lender=lender)
     print(banner(lender), flush=True)

@@ -18,7 +18,7 @@ from .errors import SandboxError
 from .lender import Lender
 from .lifecycle import IllegalTransition, Status
 from .scenarios import Outcome, rng_for
-from .store import BankCard, Callback, DueEvent, ExtensionRow, Order, Partner, Payment, RepayCode, TimelineRow
+from .store import BankCard, Callback, DueEvent, ExtensionRow, Order, Payment, RepayCode, TimelineRow
 
 DAY = 86400
 
@@ -268,7 +268,8 @@ def process_due(lender: Lender, token: str, until: float) -> int:
 
 
 def _fire_event(ctx: Ctx, ev: DueEvent) -> None:
-    order = ctx.s.get(Order, ev.order_id)
+    # Lock the order: another process may be firing a different event of the same order.
+    order = ctx.s.scalars(ctx.lender.store.lock_row(select(Order).where(Order.id == ev.order_id))).first()
     ev.state = "done"
     if order is None:
         return
@@ -282,7 +283,3 @@ def next_due(s: Session, token: str) -> float | None:
     return s.scalar(select(DueEvent.due_at).where(DueEvent.partner_token == token,
                                                   DueEvent.state == "pending")
                     .order_by(DueEvent.due_at).limit(1))
-
-
-def partner_row(s: Session, token: str) -> Partner | None:
-    return s.get(Partner, token)
