@@ -46,7 +46,7 @@ class DatabaseSettings(_Section):
 
 
 class FixtureSettings(_Section):
-    dir: str = "fixtures"
+    dir: str = ""  # "" = the repository's fixtures/
 
 
 class ClockSettings(_Section):
@@ -269,9 +269,14 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
         raw.setdefault("database", {})["url"] = env["LENDER_SANDBOX_DATABASE_URL"]
     if env.get("LENDER_SANDBOX_ADMIN_TOKEN"):
         raw.setdefault("server", {})["admin_token"] = env["LENDER_SANDBOX_ADMIN_TOKEN"]
-    fixtures_dir = Path(raw.get("fixtures", {}).get("dir", "fixtures"))
+    given = raw.get("fixtures", {}).get("dir", "")
+    # No [fixtures] dir: the repository's fixtures, so a config.toml that only changes a few
+    # settings works from any folder.
+    fixtures_dir = Path(given) if given else REPO_ROOT / "fixtures"
     if not fixtures_dir.is_absolute():
         fixtures_dir = path.resolve().parent / fixtures_dir
+    if not fixtures_dir.is_dir():
+        raise ConfigError(f"{path}: [fixtures] dir {fixtures_dir} is not a folder")
     settings = _validated(Settings, raw, path)
     settings.data = load_fixtures(fixtures_dir)
     return settings
