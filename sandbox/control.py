@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from . import clock as clockmod
-from . import crypto, views
+from . import callbacks, crypto, views
 from .errors import SandboxError
 from .lender import Lender
 from .lifecycle import TRIGGERS, Status, allowed_triggers
@@ -124,9 +124,7 @@ def update_partner(lender: Lender, token: str, body: dict) -> dict:
             if key in body:
                 setattr(p, key, bool(body[key]))
         if "chaos" in body:
-            if not isinstance(body["chaos"], dict):
-                raise ControlError("invalid_field", "chaos must be an object")
-            p.chaos = body["chaos"]
+            p.chaos = callbacks.validate_chaos(body["chaos"])
         if "clock_mode" in body or "clock_rate" in body:
             _save_clock(p, _clock_call(lambda: clockmod.change_mode(
                 lender.clock_of(p), lender.wall(), body.get("clock_mode", p.clock_mode),
@@ -312,12 +310,13 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
         assert order is not None
         _check_payable(code, order, amount, now)
         ctx = Ctx(lender, s, now, f"payment of {code.amount} with code {code.code} ({source})")
+        # Paid before the transition: the callback 21 it enqueues must show delay_status 1.
+        code.state, code.paid_at = "paid", now
         if code.repay_type == 1:
             apply(ctx, order, "settle", paid=code.amount, code=code.code, source=source)
         else:
             apply(ctx, order, "extend", delay_term=code.delay_term, paid=code.amount,
                   code=code.code, source=source)
-        code.state, code.paid_at = "paid", now
         result = {"repay_code": code.code, "amount": code.amount, "repay_type": code.repay_type,
                   "order_no": order.order_no, "partner_token": token,
                   "order_status": order.status, "paid_at": lender.fmt(now)}
@@ -328,10 +327,10 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
 def _check_payable(code: RepayCode, order: Order, amount: int | None, now: float) -> None:
     if code.state == "paid":
         raise ControlError("payment_rejected", f"code {code.code} is already paid", 409)
+    if code.expires_at <= now:  # before "void": the expiry event voids expired codes too
+        raise ControlError("payment_rejected", f"code {code.code} expired", 409)
     if code.state == "void":
         raise ControlError("payment_rejected", f"code {code.code} was replaced or cancelled", 409)
-    if code.expires_at <= now:
-        raise ControlError("payment_rejected", f"code {code.code} expired", 409)
     if order.status not in (Status.REPAYING, Status.OVERDUE):
         raise ControlError("payment_rejected", f"order {order.order_no} is in status "
                                                f"{order.status}: nothing to pay", 409)

@@ -21,6 +21,10 @@ from .scenarios import Outcome, rng_for
 from .store import BankCard, Callback, DueEvent, ExtensionRow, Order, Payment, RepayCode, TimelineRow
 
 DAY = 86400
+# Bulk UPDATEs refresh only the loaded objects they matched (UPDATE ... RETURNING), not by
+# evaluating their WHERE against every object in the session: with hundreds of events per
+# batch, the default "evaluate" made process_due quadratic (bench/bench_clock.py).
+SYNC_MATCHED = {"synchronize_session": "fetch"}
 
 
 class Ctx:
@@ -56,6 +60,7 @@ def apply(ctx: Ctx, order: Order, trigger: str, **kw: object) -> None:
     order.status = int(t.dest)
     if t.dest != t.source:
         order.updated_at = ctx.now
+        _retire_events(ctx, order, t.dest)
     record(ctx, order, int(t.source), int(t.dest), trigger)
     effect = EFFECTS.get(trigger)
     if effect:
@@ -67,6 +72,30 @@ def apply(ctx: Ctx, order: Order, trigger: str, **kw: object) -> None:
     if trigger in ("disburse", "extend", "overdue", "settle"):
         ctx.callback(order, "/callback-repay-plan",
                      views.repay_plan(ctx.lender, ctx.s, order, ctx.now))
+
+
+# The statuses in which each kind of due event can still act. A status change retires the
+# order's other pending events, so pending lists and `next_event` show only live ones and the
+# clock does not wade through stale events.
+LIVE_IN: dict[str, frozenset[int]] = {
+    "review": frozenset({Status.REVIEWING}), "payout": frozenset({Status.APPROVED}),
+    "approval_expiry": frozenset({Status.APPROVED}), "abandon": frozenset({Status.NEW}),
+    "payout_failed_expiry": frozenset({Status.PAYOUT_FAILED}),
+    "overdue": frozenset({Status.REPAYING}),
+    "auto_repay": frozenset({Status.REPAYING, Status.OVERDUE}),
+    "code_expiry": frozenset({Status.REPAYING, Status.OVERDUE}),   # settled: codes are void
+}
+
+
+def _retire_events(ctx: Ctx, order: Order, dest: Status) -> None:
+    dead = [kind for kind, live in LIVE_IN.items() if dest not in live]
+    # Rows another process has claimed are skipped (SKIP LOCKED on PostgreSQL): waiting for
+    # them could deadlock with that process waiting for this order; it will find the event
+    # stale and drop it.
+    stale = ctx.lender.store.claim(select(DueEvent.id).where(
+        DueEvent.order_id == order.id, DueEvent.state == "pending", DueEvent.kind.in_(dead)))
+    ctx.s.execute(update(DueEvent).where(DueEvent.id.in_(stale.scalar_subquery()))
+                  .values(state="void"), execution_options=SYNC_MATCHED)
 
 
 def outcome(order: Order) -> Outcome:
@@ -140,9 +169,11 @@ def _on_fail_payout(ctx: Ctx, order: Order, reason: str | None = None, **_: obje
     order.payout_error = reason or code
     order.remark = message
     # A failed payout needs a new account: 08 re-binds, then 11 confirms again.
-    ctx.s.execute(update(BankCard).where(BankCard.order_id == order.id).values(active=False))
+    ctx.s.execute(update(BankCard).where(BankCard.order_id == order.id).values(active=False),
+                  execution_options=SYNC_MATCHED)
     ctx.schedule(order, "payout_failed_expiry",
-                 ctx.now + ctx.lender.settings.lifecycle.payout_failed_expiry)
+                 ctx.now + ctx.lender.settings.lifecycle.payout_failed_expiry,
+                 attempt=order.payout_attempts)
 
 
 def _on_settle(ctx: Ctx, order: Order, paid: int | None = None, code: str = "",
@@ -180,7 +211,8 @@ def _on_extend(ctx: Ctx, order: Order, delay_term: int | None = None, paid: int 
 
 def _void_open_codes(ctx: Ctx, order: Order, keep: str = "") -> None:
     ctx.s.execute(update(RepayCode).where(RepayCode.order_id == order.id, RepayCode.state == "open",
-                                          RepayCode.code != keep).values(state="void"))
+                                          RepayCode.code != keep).values(state="void"),
+                  execution_options=SYNC_MATCHED)
 
 
 EFFECTS: dict[str, Callable[..., None]] = {
@@ -212,6 +244,13 @@ def _cancel_if(status: Status, unconfirmed: bool = False) -> Callable[[Ctx, Orde
     return handler
 
 
+def _payout_failed_expiry(ctx: Ctx, order: Order, ev: DueEvent) -> None:
+    # Counted from the latest failure: a re-bind + confirm that failed again restarts it.
+    if order.status == Status.PAYOUT_FAILED and \
+            ev.data.get("attempt", order.payout_attempts) == order.payout_attempts:
+        apply(ctx, order, "cancel")
+
+
 def _overdue(ctx: Ctx, order: Order, ev: DueEvent) -> None:
     if order.status == Status.REPAYING and order.due_at == ev.data.get("due_at"):
         apply(ctx, order, "overdue")
@@ -224,7 +263,8 @@ def _auto_repay(ctx: Ctx, order: Order, ev: DueEvent) -> None:
 
 def _code_expiry(ctx: Ctx, order: Order, ev: DueEvent) -> None:
     ctx.s.execute(update(RepayCode).where(RepayCode.code == ev.data.get("code"),
-                                          RepayCode.state == "open").values(state="void"))
+                                          RepayCode.state == "open").values(state="void"),
+                  execution_options=SYNC_MATCHED)
 
 
 HANDLERS: dict[str, Callable[[Ctx, Order, DueEvent], None]] = {
@@ -232,7 +272,7 @@ HANDLERS: dict[str, Callable[[Ctx, Order, DueEvent], None]] = {
     "payout": _payout,
     "approval_expiry": _cancel_if(Status.APPROVED, unconfirmed=True),
     "abandon": _cancel_if(Status.NEW),
-    "payout_failed_expiry": _cancel_if(Status.PAYOUT_FAILED),
+    "payout_failed_expiry": _payout_failed_expiry,
     "overdue": _overdue,
     "auto_repay": _auto_repay,
     "code_expiry": _code_expiry,
@@ -256,6 +296,9 @@ def process_due(lender: Lender, token: str, until: float) -> int:
                 .order_by(DueEvent.due_at, DueEvent.id).limit(BATCH))))
             if not events:
                 return fired
+            # A strong reference keeps the partner in the session's (weak) identity map, so the
+            # views (callback 21's url_info) find it there instead of re-reading it per event.
+            partner = lender.partner(s, token)  # noqa: F841
             horizon = float("inf")
             for ev in events:
                 if ev.due_at > horizon:
@@ -268,6 +311,8 @@ def process_due(lender: Lender, token: str, until: float) -> int:
 
 
 def _fire_event(ctx: Ctx, ev: DueEvent) -> None:
+    if ev.state != "pending":
+        return  # retired by an earlier event of the same batch
     # Lock the order: another process may be firing a different event of the same order.
     order = ctx.s.scalars(ctx.lender.store.lock_row(select(Order).where(Order.id == ev.order_id))).first()
     ev.state = "done"

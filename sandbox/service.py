@@ -349,10 +349,7 @@ def _issue_code(call: Call, order: Order, r: v.RepayDetailReq, method, amount: i
                                                f"{lo}-{hi} per payment; choose another method")
     rng = scenarios.rng_for(call.lender.settings.scenarios.seed, order.partner_token,
                             order.order_no, "code", call.now, r.repay_type, method.method_code)
-    if store:
-        value = people.make_retail_code(rng, method.bank_code)
-    else:
-        value = people.make_va_number(rng, method.bank_code, order.user_mobile)
+    value = _new_code_value(call, rng, method, order.user_mobile)
     ttl = call.lender.settings.lifecycle.repay_code_ttl
     code = RepayCode(code=value, order_id=order.id, partner_token=order.partner_token,
                      repay_type=r.repay_type, delay_term=delay_term, amount=amount,
@@ -364,6 +361,19 @@ def _issue_code(call: Call, order: Order, r: v.RepayDetailReq, method, amount: i
     call.s.add(DueEvent(partner_token=order.partner_token, order_id=order.id, kind="code_expiry",
                         due_at=call.now + ttl, state="pending", data={"code": value}))
     return code
+
+
+def _new_code_value(call: Call, rng, method, mobile: str) -> str:
+    """A payment code no other code has: a VA is prefix + random digits + the mobile's last 8
+    digits (a customer part alone would give every code of a customer the same number)."""
+    for _ in range(100):
+        if method.repay_method == 2:
+            value = people.make_retail_code(rng, method.bank_code)
+        else:
+            value = people.make_va_number(rng, method.bank_code, mobile[-8:])
+        if call.s.scalar(select(RepayCode.id).where(RepayCode.code == value)) is None:
+            return value
+    raise SandboxError("internal", "could not draw an unused payment code")
 
 
 def delay_list(call: Call, r: v.OrderReq) -> dict:

@@ -138,7 +138,7 @@ class SupplementInfo(Req):
     company: Annotated[Str, Field(max_length=200)] = ""
     area: Area
     emergs: Annotated[list[Emerg], Field(min_length=2, max_length=20)]
-    device_info: dict[str, Any] | list[Any] | str | None = None
+    device_info: Any = None  # protocol.md §3: free-form, stored as given
 
 
 class OrderInfoSupplement(Req):

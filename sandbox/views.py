@@ -114,7 +114,9 @@ def repay_plan(lender: Lender, s: Session, order: Order, now: float) -> dict:
         "is_overdue": 1 if b.overdue_days > 0 or order.status == Status.OVERDUE else 0,
         "overdue_days": b.overdue_days,
         "admin_amount": order.admin_amount or 0,
-        "repay_amount": order.paid_amount if settled else b.total,
+        # principal + interest + late fee, frozen at settlement (balance() stops at settled_at),
+        # so the figures add up; extension fees paid on the way are in 16, not here.
+        "repay_amount": b.total,
         "url_repay": 1 if product.url_repay else 0,
         "url_info": lender.repay_url(lender.partner(s, order.partner_token), order.order_no)
         if product.url_repay and not settled else "",
@@ -169,8 +171,7 @@ def delay_detail(lender: Lender, s: Session, order: Order, now: float) -> dict:
     last = rows[-1] if rows else None
     return {
         "order_no": order.order_no,
-        "repay_amount": order.paid_amount if order.status == Status.SETTLED
-        else balance(order, product, now).total,
+        "repay_amount": balance(order, product, now).total,
         "delay_amount": last.delay_amount if last else 0,
         "delay_term": last.delay_term if last else 0,
         "term_unit": last.term_unit if last else 1,

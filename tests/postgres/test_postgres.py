@@ -1,0 +1,232 @@
+"""The staging backend: PostgreSQL at 127.0.0.1:5432 (design.md "Staging at scale").
+
+Each test run works in a schema of its own (`search_path` set through the URL), created here
+and dropped afterwards, so parallel CI runs on one server never see each other's rows. The
+tests skip, saying why, when no server answers. LENDER_SANDBOX_TEST_PG_URL overrides the
+server URL (without the schema option).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from sandbox import orders
+from sandbox.app import create_lender
+from sandbox.store import DueEvent, Order, TimelineRow
+
+pytestmark = pytest.mark.postgres
+
+_spec = importlib.util.spec_from_file_location(
+    "lender_http_helpers", Path(__file__).resolve().parents[1] / "http" / "conftest.py")
+assert _spec and _spec.loader
+h = sys.modules.get("lender_http_helpers") or importlib.util.module_from_spec(_spec)
+if "lender_http_helpers" not in sys.modules:
+    sys.modules["lender_http_helpers"] = h          # dataclasses look their module up here
+    _spec.loader.exec_module(h)
+
+CANDIDATES = [os.environ["LENDER_SANDBOX_TEST_PG_URL"]] if os.environ.get("LENDER_SANDBOX_TEST_PG_URL") \
+    else [f"postgresql+psycopg://{user}@127.0.0.1:5432/test" for user in ("postgres", "root")]
+
+
+def _reachable() -> tuple[str | None, str]:
+    errors = []
+    for url in CANDIDATES:
+        engine = create_engine(url, connect_args={"connect_timeout": 2})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+            return url, ""
+        except Exception as e:  # noqa: BLE001 - any failure means "skip", with the reason
+            errors.append(f"{url}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        finally:
+            engine.dispose()
+    return None, "; ".join(errors)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A URL whose connections work in a fresh schema; the schema is dropped afterwards."""
+    base, why = _reachable()
+    if base is None:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({why})")
+    schema = f"ls_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[str]:
+    """The URL, with the sandbox's tables emptied before each test."""
+    lender = create_lender(h.settings_for(pg_url), wall=lambda: h.T0)
+    from sandbox.control import reset
+    reset(lender)
+    lender.store.dispose()
+    yield pg_url
+
+
+def test_the_schema_is_private(pg: str) -> None:
+    engine = create_engine(pg)
+    try:
+        with engine.connect() as conn:
+            schema = conn.execute(text("select current_schema()")).scalar()
+            tables = set(conn.execute(text(
+                "select table_name from information_schema.tables where table_schema = :s"),
+                {"s": schema}).scalars())
+    finally:
+        engine.dispose()
+    assert schema.startswith("ls_test_")
+    assert {"orders", "due_events", "timeline", "callbacks", "partners"} <= tables
+
+
+def test_a_whole_order_life_on_postgresql(pg: str) -> None:
+    gen = h.make_sandbox(h.settings_for(pg))
+    sb = next(gen)
+    try:
+        assert sb.control("GET", "/sandbox/health")["database"] == "postgresql"
+        o = h.Loan(sb, h.person("pg-life", h.SUFFIX["overdue"]), "ORD-PG-LIFE-0001", amount=2_000_000)
+        o.create()
+        sb.err("/push-basic-info", {**h.basic_payload(o.p, o.order_no, amount=1_500_000)}, 11003)
+        o.submit().bind().review()
+        assert o.get("/get-approval-result")["interest_amount"] == 16_800
+        o.confirm().payout()
+        plan = o.get("/get-repay-plan")
+        assert (plan["order_status"], plan["repay_amount"], plan["expiry_time"]) == \
+            (170, 2_016_800, "2026-03-16 23:59:59")
+        ext = o.code(repay_type=2, delay_term=7)
+        assert ext["repay_amount"] == 16_800 + 4200
+        sb.pay(ext["repay_code"])
+        sb.advance("25d")                                  # due 03-23, now 03-27: 4 days late
+        plan = o.get("/get-repay-plan")
+        # (2,000,000 + 8,400) x 0.1 % x 4 = 8,033.6 -> 8,034
+        assert (plan["order_status"], plan["overdue_days"], plan["expiry_amount"]) == (180, 4, 8034)
+        sb.pay(o.code()["repay_code"])
+        assert o.status == 200
+        d = sb.detail(o.order_no)
+        assert [t["trigger"] for t in d["timeline"]] == [
+            "create", "submit", "bind_card", "approve", "confirm", "disburse", "extend", "overdue",
+            "settle"]
+        assert d["pending_events"] == []
+        sb.err("/get-loan-precheck", {"product_id": "1001", "user_mobile": "81299990000",
+                                      "user_idcard": "3201010101900001", "user_name": "Budi 1"}, 10007)
+    finally:
+        gen.close()
+
+
+def test_two_processes_fire_each_event_exactly_once(pg: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = h.settings_for(pg)
+    gen = h.make_sandbox(settings)
+    sb = next(gen)
+    n = 40
+    try:
+        for i in range(n):
+            h.Loan(sb, h.person(f"pg-race-{i}", h.SUFFIX["approve"]), f"ORD-PG-RACE-{i:04d}").create().submit()
+    finally:
+        gen.close()
+    monkeypatch.setattr(orders, "BATCH", 4)           # small batches: the workers interleave
+    lenders = [create_lender(settings, wall=lambda: h.T0) for _ in range(2)]   # two "processes"
+    until = h.T0 + 4 * 86400        # review after 2 min -> approve; 3 days later -> cancel
+    fired: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(lender: object) -> None:
+        try:
+            start.wait()
+            fired.append(orders.process_due(lender, "demo", until))   # type: ignore[arg-type]
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(lenders[k % 2],)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+        assert sum(fired) == 2 * n                     # n reviews + n approval expiries
+        with lenders[0].store.transaction() as s:
+            per_trigger = Counter(s.scalars(select(TimelineRow.trigger)))
+            per_order = Counter(s.execute(select(TimelineRow.order_id, TimelineRow.trigger)).all())
+            statuses = Counter(s.scalars(select(Order.status)))
+            states = Counter(s.execute(select(DueEvent.kind, DueEvent.state)).all())
+            pending = s.scalar(select(func.count()).select_from(DueEvent).where(
+                DueEvent.state == "pending", DueEvent.due_at <= until))
+        assert per_trigger["approve"] == n and per_trigger["cancel"] == n
+        assert set(per_order.values()) == {1}           # no (order, trigger) twice
+        assert statuses == {161: n}
+        assert states[("review", "done")] == n and states[("approval_expiry", "done")] == n
+        assert pending == 0
+        assert sum(1 for f in fired if f) >= 2          # the work was shared
+        for lender in lenders:                          # nothing left for anyone
+            assert orders.process_due(lender, "demo", until) == 0
+    finally:
+        for lender in lenders:
+            lender.store.dispose()
+
+
+def test_an_event_claimed_elsewhere_does_not_block_a_transition(pg: str) -> None:
+    """A borrower who pays on the due day has two events in the window: auto_repay, then
+    overdue. While another process holds the overdue event (claimed, row locked), settling
+    the order retires that event: it must skip the locked row, not wait for it (waiting could
+    deadlock with that process waiting for the order). The other process then finds the event
+    stale and drops it: settled once, never overdue."""
+    settings = h.settings_for(pg)
+    gen = h.make_sandbox(settings)
+    sb = next(gen)
+    try:
+        o = h.Loan(sb, h.person("pg-pay", h.SUFFIX["settle_on_time"]), "ORD-PG-PAY-00001").disbursed()
+    finally:
+        gen.close()
+    a, b = (create_lender(settings, wall=lambda: h.T0) for _ in range(2))
+    until = h.T0 + 30 * 86400
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def settle_in_a() -> None:
+        try:
+            orders.process_due(a, "demo", until)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            done.set()
+
+    try:
+        with b.store.transaction() as s:          # process B claims the overdue event
+            held = s.scalars(select(DueEvent).where(DueEvent.kind == "overdue",
+                                                    DueEvent.state == "pending")
+                             .with_for_update()).one()
+            worker = threading.Thread(target=settle_in_a)
+            worker.start()
+            assert done.wait(15), "the settlement waited for the event another process holds"
+            worker.join()
+            assert errors == []
+            assert held.state == "pending"
+        assert orders.process_due(b, "demo", until) == 1       # B drops the stale event
+        with a.store.transaction() as s:
+            triggers = [t.trigger for t in s.scalars(select(TimelineRow).order_by(TimelineRow.id))]
+            states = Counter(s.execute(select(DueEvent.kind, DueEvent.state)).all())
+            status = s.scalar(select(Order.status).where(Order.order_no == o.order_no))
+        assert triggers.count("settle") == 1 and "overdue" not in triggers and status == 200
+        assert states[("auto_repay", "done")] == 1 and states[("overdue", "pending")] == 0
+    finally:
+        a.store.dispose()
+        b.store.dispose()
