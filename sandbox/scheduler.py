@@ -2,8 +2,11 @@
 
 APScheduler only fires periodic jobs; business events live in the database. Job "due":
 process due events of every partner whose clock moves by itself (real/scaled). Manual clocks
-move only when advanced, and advancing processes their events itself. Several processes may
-run this at once: due events are claimed atomically (store.claim).
+move only when advanced, and advancing processes their events itself. Job "outbox": wake the
+callback worker (callbacks.Worker, an asyncio task in the server's loop, also woken at once
+by `lender.on_outbox` when a transaction enqueues callbacks), so retries fall due on time.
+Several processes may run this at once: due events and outbox rows are claimed atomically
+(store.claim).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from .callbacks import HttpxSender, Worker
 from .lender import Lender
 from .orders import process_due
 from .store import Partner
@@ -39,15 +43,28 @@ def process_moving_clocks(lender: Lender) -> int:
 @dataclass
 class Runner:
     scheduler: BackgroundScheduler
+    worker: Worker
+    sender: HttpxSender
 
     async def stop(self) -> None:
+        """Stop ticking, let in-flight callbacks finish briefly (the rest are handed back to
+        the outbox), then close the HTTP client."""
         await run_in_threadpool(self.scheduler.shutdown, True)
+        try:
+            await self.worker.stop()
+        finally:
+            await self.sender.aclose()
 
 
 def start(lender: Lender) -> Runner:
+    """Start the metronome and the callback worker; call from inside the server's event loop."""
     tick = lender.settings.scheduler.tick
+    sender = HttpxSender()
+    worker = Worker(lender, sender)
     sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
                                               "misfire_grace_time": None})
     sched.add_job(process_moving_clocks, "interval", args=[lender], seconds=tick, id="due")
+    sched.add_job(worker.wake, "interval", seconds=tick, id="outbox")
+    worker.start()
     sched.start()
-    return Runner(sched)
+    return Runner(sched, worker, sender)

@@ -1,0 +1,199 @@
+"""The test receivers (sandbox.sink) and the live server's config writer (sandbox.liveserver):
+CallbackSink over real loopback HTTP, MemorySink in-process, TOML written by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import tomllib
+
+import httpx
+import pytest
+
+from sandbox.callbacks import HttpxSender
+from sandbox.crypto import Codec, php_json_encode
+from sandbox.liveserver import LiveServer, to_toml
+from sandbox.sink import CallbackSink, MemorySink, SinkTimeout
+
+KEY, IV = "K" * 16, "I" * 16
+BODY = {"order_no": "ORD0000001", "order_status": 90, "update_time": 1764300000}
+
+
+def envelope(body: dict = BODY, token: str = "p1", key: str = KEY) -> bytes:
+    return php_json_encode({"partner_token": token,
+                            "encode_data": Codec(key, IV).encrypt_json(body)}).encode()
+
+
+def post(sink: CallbackSink, content: bytes, path: str = "/callback-order-status",
+         timeout: float = 5) -> httpx.Response:
+    with httpx.Client(trust_env=False) as c:
+        return c.post(sink.url + path, content=content, timeout=timeout)
+
+
+@pytest.fixture
+def sink():
+    with CallbackSink(KEY, IV) as s:
+        yield s
+
+
+def test_acknowledges_and_records_the_decrypted_callback(sink):
+    r = post(sink, envelope())
+    assert r.status_code == 200 and r.json() == {"code": 0, "message": "success", "data": {}}
+    assert sink.received() == [BODY] and sink.received("callback-order-status") == [BODY]
+    assert sink.received("/callback-repay-plan") == []
+    (rec,) = sink.records()
+    assert rec.partner_token == "p1" and rec.outcome == "ok" and rec.raw == envelope().decode()
+
+
+def test_fail_next_by_status_or_by_code_then_recovers(sink):
+    sink.fail_next(1, status=503)
+    sink.fail_next(1, code=2)
+    answers = [post(sink, envelope()) for _ in range(3)]
+    assert [(a.status_code, a.json()["code"]) for a in answers] == [(503, 503), (200, 2), (200, 0)]
+    assert [r.outcome for r in sink.records()] == ["failed", "failed", "ok"]
+    assert sink.received() == [BODY]
+
+
+def test_recover_drops_pending_failures(sink):
+    sink.fail_next(5)
+    sink.recover()
+    assert post(sink, envelope()).json()["code"] == 0
+
+
+def test_a_wrong_key_is_refused_with_a_reason(sink):
+    r = post(sink, envelope(key="X" * 16))
+    assert r.json()["code"] == 1 and "cannot decrypt" in r.json()["message"]
+    assert sink.records()[0].outcome == "unreadable" and sink.received() == []
+
+
+def test_plain_json_without_keys():
+    with CallbackSink() as plain:
+        post(plain, json.dumps(BODY).encode())
+        assert plain.received() == [BODY]
+        r = post(plain, envelope())
+        assert r.json()["code"] == 1 and "no key for partner_token 'p1'" in r.json()["message"]
+
+
+def test_keys_per_partner():
+    with CallbackSink(partners={"p1": (KEY, IV), "p2": Codec("Z" * 16, IV)}) as s:
+        post(s, envelope())
+        post(s, envelope(token="p2", key="Z" * 16))
+        assert [r.partner_token for r in s.records() if r.acknowledged] == ["p1", "p2"]
+
+
+def test_hang_outlasts_the_senders_timeout_and_recover_answers_again(sink):
+    sink.hang()
+    with pytest.raises(httpx.ReadTimeout):
+        post(sink, envelope(), timeout=0.2)
+    assert sink.records()[0].outcome == "hung" and sink.records()[0].status is None
+    sink.recover()
+    assert post(sink, envelope()).json()["code"] == 0
+
+
+def test_stop_is_prompt_with_a_hung_request_and_a_kept_alive_connection():
+    sink = CallbackSink(KEY, IV).start()
+    client = httpx.Client(trust_env=False)
+    client.post(sink.url + "/callback-order-status", content=envelope())  # pooled connection
+    sink.hang()
+    errors: list[Exception] = []
+
+    def hung_call() -> None:
+        try:
+            httpx.post(sink.url + "/x", content=envelope(), timeout=30, trust_env=False)
+        except httpx.HTTPError as e:
+            errors.append(e)
+
+    caller = threading.Thread(target=hung_call)
+    caller.start()
+    sink.wait_for_requests(2)
+    started = time.monotonic()
+    sink.stop()
+    assert time.monotonic() - started < 1.0
+    caller.join(5)
+    client.close()
+    assert errors and isinstance(errors[0], httpx.RemoteProtocolError)
+
+
+def test_wait_for_blocks_until_the_callbacks_are_in(sink):
+    threading.Timer(0.05, post, (sink, envelope())).start()
+    assert sink.wait_for(1, timeout=5) == [BODY]
+    with pytest.raises(SinkTimeout, match="waited 0.05s for 2 acknowledged callback"):
+        sink.wait_for(2, timeout=0.05)
+
+
+def test_the_httpx_sender_talks_to_the_sink(sink):
+    async def send() -> tuple[int, str]:
+        async with HttpxSender() as sender:
+            return await sender.send(sink.url + "/callback-order-status", envelope(), 5)
+
+    status, text = asyncio.run(send())
+    assert status == 200 and json.loads(text)["code"] == 0
+    assert sink.records()[0].headers["content-type"] == "application/json;charset=utf-8"
+
+
+def test_the_httpx_sender_bounds_the_whole_attempt(sink):
+    sink.hang()
+
+    async def send() -> None:
+        async with HttpxSender() as sender:
+            await sender.send(sink.url + "/callback-order-status", envelope(), 0.2)
+
+    started = time.monotonic()
+    with pytest.raises((TimeoutError, httpx.TimeoutException)):
+        asyncio.run(send())
+    assert time.monotonic() - started < 1.0
+
+
+def test_memory_sink_is_a_sender():
+    mem = MemorySink(KEY, IV)
+
+    async def run() -> list:
+        out = [await mem.send("http://x.invalid/hooks/callback-order-status", envelope(), 1)]
+        mem.fail_next(1)
+        out.append(await mem.send("http://x.invalid/hooks/callback-order-status", envelope(), 1))
+        mem.hang()
+        with pytest.raises(TimeoutError):
+            await mem.send("http://x.invalid/hooks/callback-order-status", envelope(), 1)
+        return out
+
+    (ok, failed) = asyncio.run(run())
+    assert ok[0] == 200 and failed[0] == 500
+    assert mem.received("callback-order-status") == [BODY]
+    assert mem.records()[0].path == "/hooks/callback-order-status"
+    mem.clear()
+    assert mem.records() == []
+
+
+def test_memory_sink_learns_partners_later():
+    mem = MemorySink()
+    mem.add_partner("p1", KEY, IV)
+    asyncio.run(mem.send("http://x.invalid/callback-order-status", envelope(), 1))
+    assert mem.received() == [BODY]
+
+
+# ---- the live server's config ----
+
+def test_to_toml_round_trips_through_tomllib():
+    sections = {"server": {"host": "127.0.0.1", "port": 8123},
+                "callbacks": {"first_delay": 0.05, "ordered": True, "timeout": "2s"},
+                "odd keys": {"a.b": 'quote " back \\ tab \t nl \n del \x7f é',
+                             "list": [1, 2.5, "x"], "table": {"k": False}}}
+    assert tomllib.loads(to_toml(sections)) == sections
+
+
+def test_to_toml_refuses_what_it_cannot_write():
+    with pytest.raises(ValueError):
+        to_toml({"x": {"y": float("nan")}})
+    with pytest.raises(TypeError):
+        to_toml({"x": {"y": None}})
+
+
+def test_live_server_config_points_at_this_repository(tmp_path):
+    server = LiveServer({"callbacks": {"max_attempts": 9}}, workdir=tmp_path, port=8999)
+    s = server.settings
+    assert s["callbacks"]["max_attempts"] == 9 and s["callbacks"]["first_delay"] == 0.05
+    assert s["server"]["port"] == 8999 and s["database"]["url"] == f"sqlite:///{tmp_path}/sandbox.db"
+    assert s["fixtures"]["dir"].endswith("fixtures") and s["clock"]["mode"] == "manual"
+    assert server.base_url == "http://127.0.0.1:8999" and not server.running
