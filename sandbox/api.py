@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import service, validation as v
+from . import faults, service, validation as v
 from .crypto import Codec
 from .errors import BY_NAME, SandboxError
 from .lender import Lender
@@ -105,6 +105,7 @@ def handle(lender: Lender, path: str, body: bytes, *, journal: bool = True) -> R
             codec = _codec(partner)
             now = lender.now(partner)
         reply.request = decrypt_payload(codec, env.encode_data)
+        faults.before_handler(lender, path, reply)  # business_error answers instead
         request = v.parse(endpoint.model, reply.request)
         process_due(lender, partner.partner_token, now)
         with lender.store.transaction() as s:
@@ -113,6 +114,7 @@ def handle(lender: Lender, path: str, body: bytes, *, journal: bool = True) -> R
         lender.on_outbox()
         out_codec = codec if lender.settings.responses.encrypt_data else None
         reply.body = render(path, 0, "success", reply.data, mode=mode, codec=out_codec)
+        faults.after_handler(lender, path, reply)   # confirm_unknown, review_stuck, ...
     except SandboxError as e:
         reply.body = render(path, e.code, e.message, {}, mode=mode)
         reply.http_status = e.http_status

@@ -234,5 +234,29 @@ def _clock_call(base: str, partner: str, token: str | None, method: str, suffix:
     click.echo(shown)
 
 
+# --- demo -------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--url", default=None,
+              help="A running sandbox. Default: a fresh in-process one (manual clock).")
+@click.option("--partner", default="demo", show_default=True, help="Partner token.")
+@click.option("--key", help="AES key (default: the partner's, from the control API).")
+@click.option("--iv", help="AES IV (default: the partner's, from the control API).")
+@click.option("--admin-token", envvar="LENDER_SANDBOX_ADMIN_TOKEN", default=None,
+              help="Sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN).")
+@click.option("--pretty", is_flag=True, help="Indent the JSON of requests and answers.")
+@click.option("--seed", help="Borrowers and order numbers from this seed (default: random).")
+def demo(url, partner, key, iv, admin_token, pretty, seed):
+    """Play a whole aggregator flow, precheck to settlement, and print every step.
+
+    Also a rejected borrower (mobile ...003) who gets 11007 when trying again. Exits 1 at
+    the first unexpected answer.
+    """
+    from sandbox.demo import run
+
+    sys.exit(run(url=url, partner=partner, key=key, iv=iv, admin_token=admin_token,
+                 pretty=pretty, seed=seed))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

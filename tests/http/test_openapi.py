@@ -1,0 +1,98 @@
+"""The OpenAPI document and the offline reference page: complete, valid, served."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import settings_for
+
+from sandbox import api, openapi
+from sandbox.app import create_app
+from sandbox.errors import CATALOG
+from sandbox.faults import KIND_NAMES
+
+
+def _shape(path: str) -> str:
+    # /sandbox/callbacks/{id:int} and /sandbox/callbacks/{id} are the same route
+    return re.sub(r"{[^}]*}", "{}", path)
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app(settings_for(), background=False)
+
+
+@pytest.fixture(scope="module")
+def doc(app):
+    return openapi.build(app.state.lender)
+
+
+def test_every_sandbox_route_of_the_app_is_documented(app, doc):
+    documented = {(_shape(p), m.upper()) for p, item in doc["paths"].items() for m in item}
+    routes = [(r.path, m) for r in app.routes if getattr(r, "path", "").startswith("/sandbox")
+              for m in sorted(getattr(r, "methods", None) or {"GET"}) if m != "HEAD"]
+    assert len(routes) >= 25
+    missing = [f"{m} {p}" for p, m in routes if (_shape(p), m) not in documented]
+    assert not missing, f"add these routes to openapi.CONTROL: {missing}"
+
+
+def test_every_documented_sandbox_route_exists(app, doc):
+    served = {(_shape(r.path), m) for r in app.routes if hasattr(r, "methods")
+              for m in (r.methods or ())}
+    stale = [f"{m.upper()} {p}" for p, item in doc["paths"].items() if p.startswith("/sandbox")
+             for m in item if (_shape(p), m.upper()) not in served]
+    assert not stale
+
+
+def test_the_lender_endpoints_carry_their_decrypted_payload_and_answer(doc):
+    schemas = doc["components"]["schemas"]
+    for e in api.ENDPOINTS:
+        op = doc["paths"][e.path]["post"]
+        assert op["summary"].startswith(e.number)
+        payload = op["x-payload"]["$ref"].rsplit("/", 1)[-1]
+        assert payload == e.model.__name__ and payload in schemas
+        assert op["x-answer-data"]["$ref"].rsplit("/", 1)[-1] in schemas
+        example = op["x-payload-example"]
+        e.model.model_validate(example)  # the examples are valid requests
+    mobile = schemas["PrecheckReq"]["properties"]["user_mobile"]
+    assert mobile["pattern"] == r"^8\d{8,12}$" and "start with 8" in mobile["description"]
+
+
+def test_the_error_catalog_and_fault_kinds_are_in_the_document(doc):
+    code = doc["components"]["schemas"]["ErrorCode"]
+    assert code["enum"] == [0, *(e.code for e in CATALOG)]
+    assert [e["name"] for e in code["x-catalog"]] == [e.name for e in CATALOG]
+    assert [k["name"] for k in doc["x-fault-kinds"]] == list(KIND_NAMES)
+    assert set(doc["webhooks"]) == {"callback-order-status", "callback-approval-result",
+                                    "callback-repay-plan"}
+
+
+def test_the_document_is_valid_openapi_3_1(doc):
+    validator = pytest.importorskip("openapi_spec_validator")
+    assert doc["openapi"] == "3.1.0"
+    validator.validate(doc)
+
+
+def test_openapi_json_and_docs_are_served_and_docs_name_every_path(sandbox, doc):
+    served = sandbox.client.get("/openapi.json")
+    assert served.status_code == 200 and served.json()["paths"].keys() == doc["paths"].keys()
+    page = sandbox.client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    for path in doc["paths"]:
+        assert f"<code>{path}</code>" in html, path
+    for e in CATALOG:
+        assert f">{e.code}<" in html and e.name in html
+    for kind in KIND_NAMES:
+        assert f">{kind}<" in html
+    # offline: nothing is loaded from elsewhere (no script, stylesheet, image or font)
+    assert not re.search(r"<script|<link|<img|src=|@import|url\(", html)
+    assert not re.search(r'href="(?!#|/)', html)
+
+
+def test_docs_show_field_rules_and_examples(sandbox):
+    html = sandbox.client.get("/docs").text
+    assert "order_info.user_mobile" in html and "must start with 8" in html
+    assert "Decrypted payload" in html and "Example payload" in html
+    assert html.count('class="op"') >= len(api.ENDPOINTS) + 25
