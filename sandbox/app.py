@@ -8,6 +8,7 @@ the protocol envelope (HTTP 200 with a code, 405/404/413 for transport problems)
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import api, control, dashboard, pages
+from . import api, callbacks, control, dashboard, faults, journal, openapi, pages, tools, waiting
 from .config import Settings, load_settings
 from .errors import BY_NAME, SandboxError
 from .lender import Lender
@@ -57,8 +58,7 @@ def lender_routes(lender: Lender) -> list[BaseRoute]:
         if body is None:
             e = SandboxError("body_too_large", f"limit {limit} bytes", http_status=413)
             return protocol_json(render(path, e.code, e.message, {}), 413)
-        reply = await run_in_threadpool(api.handle, lender, path, body)
-        return protocol_json(reply.body, reply.http_status)
+        return await faults.serve(lender, request, path, body, protocol_json)
 
     return [Route(e.path, endpoint, methods=["POST"], name=e.path.strip("/"))
             for e in api.ENDPOINTS]
@@ -85,10 +85,9 @@ def control_endpoint(fn: Callable[[Request], Any]) -> Callable[[Request], Awaita
 def _parse_json(raw: bytes) -> dict:
     if not raw.strip():
         return {}
-    import json
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise control.ControlError("bad_envelope", "the body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise control.ControlError("bad_envelope", "the body must be a JSON object")
@@ -147,7 +146,13 @@ def control_routes(lender: Lender) -> list[BaseRoute]:
 def get_routes(lender: Lender) -> list[BaseRoute]:
     # One line per module that owns routes.
     return (lender_routes(lender) + control_routes(lender) + pages.routes(lender)
-            + dashboard.routes(lender))
+            + dashboard.routes(lender)
+            + waiting.routes(lender)
+            + callbacks.routes(lender)
+            + journal.routes(lender)
+            + faults.routes(lender)
+            + tools.routes(lender)
+            + openapi.routes(lender))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -263,7 +268,9 @@ def run_server(config_path: str | Path | None = None, *, host: str | None = None
         raise SystemExit("refusing to bind a non-loopback address without [server] admin_token "
                          "(or LENDER_SANDBOX_ADMIN_TOKEN): the control API would be open to all")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
+    for noisy in ("apscheduler", "httpx"):  # a line per tick / per callback attempt is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").addFilter(faults.quiet_drops)  # injected drops are not errors
     lender = create_lender(settings)
     app = create_app(settings, lender=lender)
     print(banner(lender), flush=True)

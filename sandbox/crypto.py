@@ -234,7 +234,7 @@ def loads_json(raw: bytes) -> object:
     """Parse decrypted bytes as UTF-8 JSON, or raise NotJsonError with a diagnosis and a preview."""
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+    except (ValueError, RecursionError):  # Unicode/JSON decode errors; absurdly deep nesting
         raise NotJsonError(raw) from None
 
 

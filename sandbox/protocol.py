@@ -27,7 +27,7 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     try:
         doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting recurses
         raise SandboxError("bad_envelope", "the body is not UTF-8 JSON: send "
                                            '{"partner_token": ..., "encode_data": ...}') from None
     if not isinstance(doc, dict):
