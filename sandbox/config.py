@@ -114,6 +114,7 @@ class ExtensionFixture(_Section):
     default_term: int | None = None
     fee_rate: Decimal = Decimal("0")
     limit: int = 0
+    min_payment: int = 0
 
 
 class ProductFixture(_Section):
@@ -152,7 +153,7 @@ class ProductFixture(_Section):
             overdue_rate=self.overdue_rate, grace_days=self.grace_days,
             default_amount=self.default_amount, default_term=self.default_term,
             extension=Extension(ext.enabled, tuple(ext.terms), ext.default_term or ext.terms[0],
-                                ext.fee_rate, ext.limit),
+                                ext.fee_rate, ext.limit, ext.min_payment),
             url_repay=self.url_repay, product_icon=self.product_icon,
             product_desc=self.product_desc, gp_link=self.gp_link,
         )

@@ -201,6 +201,7 @@ def _on_extend(ctx: Ctx, order: Order, delay_term: int | None = None, paid: int 
     ctx.s.add(Payment(order_id=order.id, repay_code=code, repay_type=2, amount=amount,
                       at=ctx.now, source=source))
     order.paid_amount += amount
+    order.extension_paid += amount
     order.extensions += 1
     order.due_at = new_due
     order.interest_due = pricing.extension_interest(product, order.approved_amount or 0, term)

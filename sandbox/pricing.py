@@ -29,6 +29,9 @@ class Extension:
     default_term: int = 7
     fee_rate: Decimal = Decimal("0.0005")  # of principal, per extension day
     limit: int = 3
+    # Smallest extension payment: payment methods take nothing under 10,000 IDR, so a tiny
+    # fee is raised until the whole payment (interest + late fee + fee) reaches this.
+    min_payment: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,15 +119,22 @@ def quote(product: Product, amount: int, term: int) -> Quote:
                  rupiah(p * product.interest_rate * term), rupiah(p * product.admin_rate * term))
 
 
-def overdue_amount(product: Product, principal: int, interest: int, admin_paid: int,
+def overdue_amount(product: Product, principal: int, interest: int, charged: int,
                    days: int) -> int:
-    """Late fee for `days`, capped so interest + fees + late fees <= 100 % of principal (OJK)."""
+    """Late fee for `days`, capped so interest + fees + late fees <= 100 % of principal (OJK).
+
+    `charged` is what the borrower already bore besides the current interest: the admin fee
+    and every extension payment (their interest, fees and late fees all count to the cap).
+    """
     raw = rupiah(Decimal(principal + interest) * product.overdue_rate * days)
-    return max(0, min(raw, principal - interest - admin_paid))
+    return max(0, min(raw, principal - interest - charged))
 
 
-def extension_fee(product: Product, principal: int, delay_term: int) -> int:
-    return rupiah(Decimal(principal) * product.extension.fee_rate * delay_term)
+def extension_fee(product: Product, principal: int, delay_term: int, owed_now: int = 0) -> int:
+    """The fee of an extension; `owed_now` (interest + late fee paid with it) counts towards
+    the product's minimum extension payment."""
+    fee = rupiah(Decimal(principal) * product.extension.fee_rate * delay_term)
+    return max(fee, product.extension.min_payment - owed_now)
 
 
 def extension_due(current_due: float, now: float, delay_term: int) -> float:

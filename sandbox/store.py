@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: orders.extension_paid
 
 
 class Base(DeclarativeBase):
@@ -97,6 +97,7 @@ class Order(Base):
     extensions: Mapped[int] = mapped_column(Integer, default=0)
     settled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     paid_amount: Mapped[int] = mapped_column(Integer, default=0)
+    extension_paid: Mapped[int] = mapped_column(Integer, default=0)    # counts to the 100 % cap
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 

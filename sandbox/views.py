@@ -41,7 +41,8 @@ def balance(order: Order, product: Product, now: float) -> Balance:
     at = min(now, order.settled_at) if order.settled_at is not None else now
     principal = order.approved_amount or 0
     days = pricing.overdue_days(order.due_at, at, product.grace_days) if order.due_at else 0
-    late = pricing.overdue_amount(product, principal, order.interest_due, order.admin_amount or 0, days)
+    charged = (order.admin_amount or 0) + order.extension_paid
+    late = pricing.overdue_amount(product, principal, order.interest_due, charged, days)
     return Balance(principal, order.interest_due, days, late)
 
 
@@ -129,7 +130,7 @@ def extension_quote(lender: Lender, order: Order, delay_term: int, now: float) -
     """17: what an extension of `delay_term` days costs now and where it moves the due date."""
     product = lender.product(order.product_id)
     b = balance(order, product, now)
-    fee = pricing.extension_fee(product, b.principal, delay_term)
+    fee = pricing.extension_fee(product, b.principal, delay_term, owed_now=b.interest + b.overdue)
     new_due = pricing.extension_due(order.due_at or now, now, delay_term)
     return {
         "order_no": order.order_no,

@@ -539,11 +539,15 @@ def test_wrong_state_after_settlement(sandbox: Sandbox, loan) -> None:
     assert o.get("/get-delay-detail")["order_no"] == o.order_no
 
 
-def test_small_extension_fee_below_the_payment_minimum(sandbox: Sandbox, loan) -> None:
-    # After a first 7-day extension of 1,000,000 the next one costs 4,200 interest + 2,100
-    # fee = 6,300, below every method's 10,000 minimum: 15 refuses with 11010, naming it.
+def test_small_extension_fee_is_raised_to_the_minimum_payment(sandbox: Sandbox, loan) -> None:
+    # After a first 7-day extension of 1,000,000 the next one would cost 4,200 interest +
+    # 2,100 fee = 6,300, below every method's 10,000 minimum: the product's min_payment
+    # raises the fee to 5,800 so the extension can be paid.
     o = loan("small").disbursed()
     sandbox.pay(o.code(repay_type=2, delay_term=7)["repay_code"])
-    assert o.get("/get-delay-interest", delay_term=7)["delay_amount"] == 6300
-    sandbox.err("/get-repay-detail", repay_payload(o.order_no, repay_type=2, delay_term=7), 11010,
-                "6300 is outside BNI's limits 10000-50000000")
+    trial = o.get("/get-delay-interest", delay_term=7)
+    assert (trial["interest_amount"], trial["admin_amount"], trial["delay_amount"]) == (4200, 5800, 10000)
+    code = o.code(repay_type=2, delay_term=7)
+    assert code["repay_amount"] == 10000
+    sandbox.pay(code["repay_code"])
+    assert o.get("/get-delay-list")["delay_times"] == 2

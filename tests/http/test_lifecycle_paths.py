@@ -94,13 +94,17 @@ class Model:
 
     def late_fee(self, now: float) -> int:
         raw = rp((self.amount + self.interest_due) * self.rate("overdue_rate") * self.overdue_days(now))
-        return min(raw, self.amount - self.interest_due - self.admin)   # <= 100 % of principal
+        charged = self.admin + sum(e["delay_amount"] for e in self.extensions)
+        return min(raw, self.amount - self.interest_due - charged)   # <= 100 % of principal
 
     def owed(self, now: float) -> int:
         return self.amount + self.interest_due + self.late_fee(now)
 
-    def ext_fee(self, days: int) -> int:
-        return rp(self.amount * Decimal(self.p["extension"]["fee_rate"]) * days)
+    def ext_fee(self, days: int, now: float) -> int:
+        """The fee, raised so the whole extension payment reaches the product's min_payment."""
+        fee = rp(self.amount * Decimal(self.p["extension"]["fee_rate"]) * days)
+        owed_now = self.interest_due + self.late_fee(now)
+        return max(fee, self.p["extension"].get("min_payment", 0) - owed_now)
 
     def new_due(self, now: float, days: int) -> date:
         assert self.due is not None
@@ -109,7 +113,7 @@ class Model:
 
     def extend(self, now: float, days: int) -> int:
         """The borrower paid an extension at `now`; returns what it cost."""
-        cost = self.interest_due + self.late_fee(now) + self.ext_fee(days)
+        cost = self.interest_due + self.late_fee(now) + self.ext_fee(days, now)
         new_due = self.new_due(now, days)
         self.extensions.append({"loan_amount": self.amount, "delay_amount": cost, "delay_term": days,
                                 "term_unit": 1, "delay_time": fmt(now),
@@ -152,8 +156,8 @@ class Model:
         assert self.due
         new_due = fmt(end_of(self.new_due(now, days)))
         return {"order_no": order_no, "loan_amount": self.amount, "interest_amount": self.interest_due,
-                "expiry_amount": self.late_fee(now), "admin_amount": self.ext_fee(days),
-                "delay_amount": self.interest_due + self.late_fee(now) + self.ext_fee(days),
+                "expiry_amount": self.late_fee(now), "admin_amount": self.ext_fee(days, now),
+                "delay_amount": self.interest_due + self.late_fee(now) + self.ext_fee(days, now),
                 "repay_amount": self.owed(now), "expiry_time": new_due,
                 "start_time": fmt(end_of(self.due)), "end_time": new_due,
                 "delay_times": len(self.extensions), "limit_times": ext["limit"],

@@ -131,7 +131,22 @@ def test_overdue_amount_is_capped_at_the_principal() -> None:
     assert pricing.overdue_amount(DAYS, 100_000, 90_000, 20_000, 10) == 0
 
 
+def test_extension_payments_count_towards_the_cap() -> None:
+    # admin 4,200 + two extensions paid (10,500 + 10,000) + current interest 4,200
+    charged = 4200 + 10_500 + 10_000
+    cap = 1_000_000 - 4200 - charged
+    assert pricing.overdue_amount(DAYS, 1_000_000, 4200, charged, 5000) == cap
+
+
 # ---- extensions ----
+
+def test_extension_fee_is_raised_to_the_minimum_payment() -> None:
+    product = replace(DAYS, extension=replace(DAYS.extension, min_payment=10_000))
+    # 1,000,000 x 0.0003 x 7 = 2,100; with 4,200 interest owed the payment would be 6,300
+    assert pricing.extension_fee(product, 1_000_000, 7, owed_now=4200) == 5800
+    # a large enough fee is left alone
+    assert pricing.extension_fee(product, 2_000_000, 14, owed_now=8400) == 8400
+    assert pricing.extension_fee(DAYS, 1_000_000, 7, owed_now=4200) == 2100  # no minimum
 
 def test_extension_fee_and_interest() -> None:
     assert pricing.extension_fee(DAYS, 1_000_000, 7) == 2100
