@@ -668,7 +668,7 @@ def list_deliveries(lender: Lender, token: str | None = None, order_no: str | No
 def _row(s: Session, callback_id: int) -> Callback:
     row = s.get(Callback, callback_id) if 0 < callback_id < 2**63 else None  # SQL integer range
     if row is None:
-        raise SandboxError("invalid_field", f"no callback delivery with id {callback_id}",
+        raise SandboxError("not_found", f"no callback delivery with id {callback_id}",
                            http_status=404)
     return row
 

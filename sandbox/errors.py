@@ -44,6 +44,8 @@ CATALOG: tuple[ErrorCode, ...] = (
               "A fault rule (PUT /sandbox/faults) chose this answer."),
     ErrorCode(10013, "body_too_large", "Permintaan terlalu besar",
               "The request body exceeds the configured limit (also answered with HTTP 413)."),
+    ErrorCode(10014, "not_found", "Data tidak ditemukan",
+              "Control API: the object named in the path (a callback delivery, a fault rule) does not exist."),
     ErrorCode(10099, "internal", "Terjadi kesalahan sistem",
               "An unexpected error inside the sandbox. Please report it: it is a sandbox bug."),
     ErrorCode(11001, "order_not_found", "Pesanan tidak ditemukan",
