@@ -7,12 +7,12 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
-from types import SimpleNamespace
 from typing import NoReturn
 from urllib.parse import quote
 
 import click
 
+from sandbox.config import ConfigError, load_settings, resolve_config_path
 from sandbox.crypto import Codec, NotJsonError, decrypt, loads_json
 
 SPEC_KEY = "Loan@apis#123456@"  # the partner spec's example pair, which is also the demo partner's
@@ -41,36 +41,15 @@ def main() -> None:
 
 def _config_path(given: str | None) -> Path:
     """--config, else ./config.toml, else the repository's config (same rule as the server)."""
-    try:
-        from sandbox.config import resolve_config_path
-    except ImportError:
-        if given:
-            return Path(given)
-        local = Path("config.toml")
-        return local if local.exists() else REPO_ROOT / "config.toml"
     return Path(resolve_config_path(given))
 
 
 def _load_partners(config: str | None) -> list:
     """Partner records with .partner_token/.aes_key/.aes_iv, from the server's own settings loader."""
     try:
-        from sandbox.config import load_settings
-    except ImportError:
-        return _fallback_partners(_config_path(config))
-    try:
         return list(load_settings(_config_path(config)).partners)
-    except Exception as e:  # ConfigError, validation errors: one readable line instead of a trace
+    except ConfigError as e:  # one readable line instead of a trace
         raise click.ClickException(f"cannot read the configuration: {e}") from None
-
-
-def _fallback_partners(config: Path) -> list:
-    # Used only while sandbox.config is unavailable: [[partners]] from fixtures/partners.toml.
-    for folder in (config.parent / "fixtures", Path("fixtures"), REPO_ROOT / "fixtures"):
-        path = folder / "partners.toml"
-        if path.exists():
-            rows = tomllib.loads(path.read_text("utf-8")).get("partners", [])
-            return [SimpleNamespace(**row) for row in rows]
-    return []
 
 
 def _codec(key: str | None, iv: str | None, partner: str | None, config: str | None) -> Codec:

@@ -142,10 +142,9 @@ def test_unknown_partner_is_a_usage_error():
     assert result.exit_code != 0 and "no-such-partner-xyz" in result.stderr and result.stdout == ""
 
 
-def test_partner_fallback_reads_fixtures_partners_toml(tmp_path, monkeypatch):
-    # While sandbox.config is missing the CLI reads [[partners]] next to the config itself.
-    monkeypatch.setitem(sys.modules, "sandbox.config", None)  # makes the import fail
-    (tmp_path / "config.toml").write_text("")
+def test_partner_comes_from_the_given_config(tmp_path):
+    # --config names the server's own configuration; its fixtures folder has the partner.
+    (tmp_path / "config.toml").write_text('[fixtures]\ndir = "fixtures"\n')
     (tmp_path / "fixtures").mkdir()
     (tmp_path / "fixtures" / "partners.toml").write_text(
         '[[partners]]\npartner_token = "p1"\naes_key = "abc"\naes_iv = "short"\n')
