@@ -213,8 +213,9 @@ def create_lender(settings: Settings, *, store: Store | None = None,
 
 
 def create_app(settings: Settings | None = None, *, lender: Lender | None = None,
-               background: bool = True) -> Starlette:
-    """The whole sandbox as an ASGI app. `background` runs the scheduler (due events, outbox)."""
+               background: bool = True, on_ready: Callable[[], None] | None = None) -> Starlette:
+    """The whole sandbox as an ASGI app. `background` runs the scheduler (due events, outbox);
+    `on_ready` is called once start-up is done (serve prints its banner then)."""
     settings = settings or (lender.settings if lender else load_settings())
     lender = lender or create_lender(settings)
 
@@ -222,6 +223,8 @@ def create_app(settings: Settings | None = None, *, lender: Lender | None = None
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         from . import scheduler
         runner = scheduler.start(lender) if background else None
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:
@@ -272,6 +275,5 @@ def run_server(config_path: str | Path | None = None, *, host: str | None = None
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").addFilter(faults.quiet_drops)  # injected drops are not errors
     lender = create_lender(settings)
-    app = create_app(settings, lender=lender)
-    print(banner(lender), flush=True)
+    app = create_app(settings, lender=lender, on_ready=lambda: print(banner(lender), flush=True))
     uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
