@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from . import faults, service, validation as v
 from .crypto import Codec
 from .errors import BY_NAME, SandboxError
 from .lender import Lender
-from .orders import process_due
+from .orders import ANY_DUE, process_due
 from .protocol import decrypt_payload, parse_envelope, render
 from .store import JournalEntry, Partner
 
@@ -77,6 +79,7 @@ class Reply:
     body: dict[str, Any]
     http_status: int = 200
     partner_token: str = ""
+    partner: Partner | None = None          # as read on arrival (detached), when it was known
     request: dict[str, Any] | None = None   # the decrypted payload, when it decrypted
     data: Any = None                        # plain `data` (before any response encryption)
     fault: str = ""
@@ -100,14 +103,14 @@ def handle(lender: Lender, path: str, body: bytes, *, journal: bool = True) -> R
             raise SandboxError("bad_envelope", f"unknown path {path}")
         env = parse_envelope(body)
         reply.partner_token = env.partner_token
-        with lender.store.transaction() as s:
-            partner = lender.partner(s, env.partner_token)
-            codec = _codec(partner)
-            now = lender.now(partner)
+        partner, now, due, targeted = _arrival(lender, path, env.partner_token)
+        reply.partner = partner
+        codec = _codec(partner)
         reply.request = decrypt_payload(codec, env.encode_data)
-        faults.before_handler(lender, path, reply)  # business_error answers instead
+        faults.before_handler(lender, path, reply, targeted)  # business_error answers instead
         request = v.parse(endpoint.model, reply.request)
-        process_due(lender, partner.partner_token, now)
+        if due:
+            process_due(lender, partner.partner_token, now)
         with lender.store.transaction() as s:
             call = service.Call(lender, s, lender.partner(s, partner.partner_token), now)
             reply.data = endpoint.handler(call, request)
@@ -127,12 +130,28 @@ def handle(lender: Lender, path: str, body: bytes, *, journal: bool = True) -> R
     return reply
 
 
+# Asked with the partner read: has the partner events due by its `now` (the catch-up has work)?
+# Does a live fault rule target this request? Usually neither, and both lookups are skipped.
+PENDING_WORK = select(ANY_DUE, faults.TARGETED)
+
+
+def _arrival(lender: Lender, path: str, token: str) -> tuple[Partner, float, bool, bool]:
+    """(partner, its virtual now, events due?, fault rules targeted?) in one transaction."""
+    with lender.store.transaction() as s:
+        partner = lender.partner(s, token)
+        now = lender.now(partner)
+        due, targeted = s.execute(PENDING_WORK, {"token": token, "until": now,
+                                                 **faults.rule_params(path, token)}).one()
+    return partner, now, bool(due), bool(targeted)
+
+
 def record(lender: Lender, path: str, body: bytes, reply: Reply) -> None:
     """Keep the request, decrypted, with the answer (GET /sandbox/journal)."""
     virtual_at = None
     try:
         with lender.store.transaction() as s:
-            partner = s.get(Partner, reply.partner_token) if reply.partner_token else None
+            partner = reply.partner or (s.get(Partner, reply.partner_token)
+                                        if reply.partner_token else None)
             if partner is not None:
                 virtual_at = lender.now(partner)
             s.add(JournalEntry(partner_token=reply.partner_token if partner else "",

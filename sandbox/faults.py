@@ -26,7 +26,7 @@ import anyio
 import httpx
 from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
                       field_validator, model_validator)
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -452,15 +452,23 @@ LIVE_RULES = (select(FaultRule)
               .order_by(FaultRule.id))
 ANY_LIVE = (select(FaultRule.id)
             .where(FaultRule.path.in_(bindparam("paths", expanding=True)), LIVE).limit(1))
+# Whether any live rule targets a path and partner (`rule_params`): `pick` would find rows.
+TARGETED = exists().where(FaultRule.path.in_(bindparam("paths", expanding=True)),
+                          FaultRule.partner_token.in_(bindparam("partners", expanding=True)), LIVE)
+
+
+def rule_params(path: str, partner_token: str) -> dict[str, list[str]]:
+    """LIVE_RULES' and TARGETED's parameters: rules for this path or all, this partner or all."""
+    return {"paths": ["", path], "partners": ["", partner_token]}
 
 
 def pick(lender: Lender, kinds: frozenset[str], t: Target) -> tuple[list[Fired], bool]:
     """(the rules of `kinds` that fire, oldest first, at most one per slot; whether any live
     rule of any kind targets this path and partner)."""
     fired: list[Fired] = []
-    params = {"paths": ["", t.path], "partners": ["", t.partner_token]}
     with lender.store.transaction() as s:
-        rows = list(s.scalars(lender.store.lock_row(LIVE_RULES), params))
+        rows = list(s.scalars(lender.store.lock_row(LIVE_RULES),
+                              rule_params(t.path, t.partner_token)))
         for row in rows:
             spec = row.rule["spec"]
             if (spec["kind"] not in kinds or spec.get("order_no") not in ("", t.order_no)
@@ -497,9 +505,12 @@ def _target(path: str, reply: Any) -> Target:
     return Target(reply.partner_token, path, order_no_of(reply.request))
 
 
-def before_handler(lender: Lender, path: str, reply: Any) -> None:
-    """After decryption, before validation: a business_error answers instead of the handler."""
-    fired, targeted = pick(lender, BEFORE_KINDS, _target(path, reply))
+def before_handler(lender: Lender, path: str, reply: Any, targeted: bool = True) -> None:
+    """After decryption, before validation: a business_error answers instead of the handler.
+
+    `targeted=False`: the caller found no live rule for this path and partner (TARGETED),
+    so neither hook needs to look them up."""
+    fired, targeted = pick(lender, BEFORE_KINDS, _target(path, reply)) if targeted else ([], False)
     reply.extra["fault_rules"] = targeted  # none: after_handler need not look again
     for f in fired:
         reply.fault = join(reply.fault, f.describe())

@@ -1,8 +1,9 @@
 """`LiveServer`: the real `lender-sandbox serve` in a subprocess, for end-to-end tests.
 
-It owns a working folder holding a config.toml written from test defaults plus overrides
-(this repository's fixtures, a SQLite file database unless told otherwise, fast lifecycle
-delays and callback retries, a quick scheduler tick), a free loopback port, and the process:
+It owns a working folder holding a config.toml written from test defaults (fast lifecycle
+delays and callback retries, a quick scheduler tick), then a user's config file, then
+overrides — on 127.0.0.1, a free port and, unless one is named, a SQLite file database of its
+own; fixtures from the config's [fixtures] dir or this repository's — and the process:
 `start()` waits for GET /sandbox/health, `stop()` sends SIGTERM (graceful), `kill()` sends
 SIGKILL (a crash), `restart()` starts again on the same port and database. The pytest
 plugin's `lender_sandbox_server` fixture wraps it.
@@ -20,24 +21,27 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["LiveServer", "LiveServerError", "TEST_SETTINGS", "free_port", "to_toml"]
+__all__ = ["LiveServer", "LiveServerError", "TEST_SETTINGS", "free_port", "merge_overrides",
+           "to_toml"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# What a test server runs with (any of it can be overridden): manual clocks, short lifecycle
-# delays for a real/scaled clock, callback retries in fractions of a second, a fast tick.
+# What a test server runs with (a config file or overrides can change any of it): manual
+# clocks, short lifecycle delays for a real/scaled clock, callback retries in fractions of a
+# second, a fast tick.
 TEST_SETTINGS: dict[str, dict[str, Any]] = {
-    "server": {"host": "127.0.0.1"},
     "clock": {"mode": "manual"},
     "lifecycle": {"review_delay": "10s", "payout_delay": "5s"},
     "callbacks": {"first_delay": 0.05, "factor": 2.0, "max_delay": 0.5, "jitter": 0.1,
                   "max_attempts": 5, "timeout": 2.0},
     "scheduler": {"tick": 0.05},
+    "fixtures": {"dir": str(REPO_ROOT / "fixtures")},
 }
 
 
@@ -100,7 +104,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _merge(*layers: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+def merge_overrides(*layers: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Section-wise merge of settings, later layers winning."""
     out: dict[str, dict[str, Any]] = {}
     for layer in layers:
         for section, values in (layer or {}).items():
@@ -108,27 +113,53 @@ def _merge(*layers: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any
     return out
 
 
+def read_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """A config file's sections ({} without a file); a [fixtures] dir is made absolute from the
+    file's folder, as `lender-sandbox serve` reads it ("": this repository's fixtures)."""
+    if not path:
+        return {}
+    try:
+        raw = tomllib.loads(Path(path).read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise LiveServerError(f"config {path}: {e}") from None
+    sections = {k: v for k, v in raw.items() if isinstance(v, dict)}
+    if "dir" in sections.get("fixtures", {}):
+        given = sections["fixtures"]["dir"]
+        where = Path(path).resolve().parent / given if given else REPO_ROOT / "fixtures"
+        sections["fixtures"] = {**sections["fixtures"], "dir": str(where)}
+    return sections
+
+
 # ---- the server process ----
 
 class LiveServer:
     """`with LiveServer() as server: httpx.get(server.base_url + "/sandbox/health")`.
 
-    `overrides` ({section: {key: value}}) go over TEST_SETTINGS; `database_url` defaults to a
-    SQLite file in the working folder (kept across restart() and kill()); `workdir` defaults
-    to a temporary folder removed by close()/exit."""
+    Settings, later winning: TEST_SETTINGS, the `config` file (a config.toml; its [fixtures]
+    dir is taken from the file's folder), `clock_mode`, `overrides` ({section: {key: value}}).
+    The server always binds 127.0.0.1 on `port` (default: a free one). Its database is
+    `database_url`, else the one the overrides or the config name, else a SQLite file in the
+    working folder (kept across restart() and kill()); the server runs in that folder, so a
+    relative SQLite path is a file there too. `workdir` defaults to a temporary folder
+    removed by close()/exit."""
 
     def __init__(self, overrides: dict[str, dict[str, Any]] | None = None, *,
-                 database_url: str | None = None, clock_mode: str | None = None,
-                 workdir: str | Path | None = None, port: int | None = None,
-                 startup_timeout: float = 30.0, env: dict[str, str] | None = None):
+                 config: str | Path | None = None, database_url: str | None = None,
+                 clock_mode: str | None = None, workdir: str | Path | None = None,
+                 port: int | None = None, startup_timeout: float = 30.0,
+                 env: dict[str, str] | None = None):
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lender-sandbox-"))
         self.port = port or free_port()
-        self.database_url = database_url or f"sqlite:///{self.workdir / 'sandbox.db'}"
         clock = {"clock": {"mode": clock_mode}} if clock_mode else None
-        self.settings = _merge(TEST_SETTINGS, clock, overrides, {
-            "server": {"port": self.port}, "database": {"url": self.database_url},
-            "fixtures": {"dir": str(REPO_ROOT / "fixtures")}})
+        chosen = merge_overrides(TEST_SETTINGS, read_config(config), clock, overrides)
+        self.database_url = (database_url or chosen.get("database", {}).get("url")
+                             or f"sqlite:///{self.workdir / 'sandbox.db'}")
+        self.settings = merge_overrides(chosen, {
+            "server": {"host": "127.0.0.1", "port": self.port},
+            "database": {"url": self.database_url},
+            # the server reads its config.toml in the working folder: no relative paths
+            "fixtures": {"dir": str(Path(chosen["fixtures"]["dir"]).resolve())}})
         self.config_path = self.workdir / "config.toml"
         self.log_path = self.workdir / "server.log"
         self.startup_timeout = startup_timeout

@@ -9,16 +9,19 @@ due events in due-time order, each at its own virtual time (design.md "Time").
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import lifecycle, people, pricing, views
 from .errors import SandboxError
 from .lender import Lender
 from .lifecycle import IllegalTransition, Status
 from .scenarios import Outcome, rng_for
-from .store import BankCard, Callback, DueEvent, ExtensionRow, Order, Payment, RepayCode, TimelineRow
+from .store import (BankCard, Callback, DueEvent, ExtensionRow, Order, Payment, RepayCode, Store,
+                    TimelineRow)
 
 DAY = 86400
 # Bulk UPDATEs refresh only the loaded objects they matched (UPDATE ... RETURNING), not by
@@ -30,8 +33,10 @@ SYNC_MATCHED = {"synchronize_session": "fetch"}
 class Ctx:
     """One transition's surroundings: lender, session, virtual `now`, and the cause text."""
 
-    def __init__(self, lender: Lender, s: Session, now: float, cause: str):
+    def __init__(self, lender: Lender, s: Session, now: float, cause: str,
+                 event: DueEvent | None = None):
         self.lender, self.s, self.now, self.cause = lender, s, now, cause
+        self.event = event  # the due event being fired, if any
         self.scheduled: list[float] = []  # due times of events scheduled in this transaction
 
     def schedule(self, order: Order, kind: str, due: float, **data: object) -> None:
@@ -87,15 +92,37 @@ LIVE_IN: dict[str, frozenset[int]] = {
 }
 
 
-def _retire_events(ctx: Ctx, order: Order, dest: Status) -> None:
-    dead = [kind for kind, live in LIVE_IN.items() if dest not in live]
+# The kinds each status retires: every kind not live in it.
+DEAD_IN: dict[Status, tuple[str, ...]] = {
+    status: tuple(kind for kind, live in LIVE_IN.items() if status not in live)
+    for status in Status}
+
+
+def _stale_events(store: Store) -> Any:
     # Rows another process has claimed are skipped (SKIP LOCKED on PostgreSQL): waiting for
     # them could deadlock with that process waiting for this order; it will find the event
-    # stale and drop it.
-    stale = ctx.lender.store.claim(select(DueEvent.id).where(
-        DueEvent.order_id == order.id, DueEvent.state == "pending", DueEvent.kind.in_(dead)))
-    ctx.s.execute(update(DueEvent).where(DueEvent.id.in_(stale.scalar_subquery()))
-                  .values(state="void"), execution_options=SYNC_MATCHED)
+    # stale and drop it. `firing` (the due event being fired, done but perhaps not flushed
+    # yet) is left alone.
+    events = DueEvent.__table__
+    stale = store.claim(select(events.c.id).where(
+        events.c.order_id == bindparam("of_order"), events.c.state == "pending",
+        events.c.kind.in_(bindparam("dead", expanding=True)), events.c.id != bindparam("firing")))
+    return (update(events).where(events.c.id.in_(stale.scalar_subquery())).values(state="void")
+            .returning(events.c.id))
+
+
+def _retire_events(ctx: Ctx, order: Order, dest: Status) -> None:
+    if ctx.s.autoflush:  # what the ORM does before its own statements (a table UPDATE is not)
+        ctx.s.flush()
+    voided = ctx.s.execute(ctx.lender.store.prepared(_stale_events),
+                           {"of_order": order.id, "dead": DEAD_IN[dest],
+                            "firing": ctx.event.id if ctx.event is not None else 0}).scalars()
+    # A table UPDATE skips the ORM's bulk-update bookkeeping (most of its cost): the events
+    # loaded in the session (a batch of process_due) learn their new state here.
+    for event_id in voided:
+        loaded = ctx.s.identity_map.get(Session.identity_key(DueEvent, event_id))
+        if loaded is not None:
+            set_committed_value(loaded, "state", "void")
 
 
 def outcome(order: Order) -> Outcome:
@@ -282,6 +309,23 @@ HANDLERS: dict[str, Callable[[Ctx, Order, DueEvent], None]] = {
 BATCH = 500
 
 
+# Partner `token`'s pending events due at or before `until`.
+DUE_BY = (DueEvent.partner_token == bindparam("token"), DueEvent.state == "pending",
+          DueEvent.due_at <= bindparam("until"))
+ANY_DUE = exists().where(*DUE_BY)  # a catch-up has work to do
+
+
+def _due_events(store: Store) -> Any:
+    return store.claim(select(DueEvent).where(*DUE_BY).order_by(DueEvent.due_at, DueEvent.id)
+                       .limit(BATCH))
+
+
+def _locked_orders(store: Store) -> Any:
+    # In id order: two processes locking orders of overlapping batches never wait on each other.
+    return store.lock_row(select(Order).where(Order.id.in_(bindparam("ids", expanding=True)))
+                          .order_by(Order.id))
+
+
 def process_due(lender: Lender, token: str, until: float) -> int:
     """Fire every pending event of partner `token` due at or before `until`; return the count.
 
@@ -291,31 +335,47 @@ def process_due(lender: Lender, token: str, until: float) -> int:
     fired = 0
     while True:
         with lender.store.transaction() as s:
-            events = list(s.scalars(lender.store.claim(
-                select(DueEvent).where(DueEvent.partner_token == token, DueEvent.state == "pending",
-                                       DueEvent.due_at <= until)
-                .order_by(DueEvent.due_at, DueEvent.id).limit(BATCH))))
+            events = list(s.scalars(lender.store.prepared(_due_events),
+                                    {"token": token, "until": until}))
             if not events:
                 return fired
-            # A strong reference keeps the partner in the session's (weak) identity map, so the
-            # views (callback 21's url_info) find it there instead of re-reading it per event.
-            partner = lender.partner(s, token)  # noqa: F841
-            horizon = float("inf")
-            for ev in events:
-                if ev.due_at > horizon:
-                    break
-                ctx = Ctx(lender, s, ev.due_at, f"due event: {ev.kind}")
-                _fire_event(ctx, ev)
-                fired += 1
-                horizon = min([horizon, *ctx.scheduled])
+            fired += _fire_batch(lender, s, events)
         lender.on_outbox()
 
 
-def _fire_event(ctx: Ctx, ev: DueEvent) -> None:
+def _fire_batch(lender: Lender, s: Session, events: list[DueEvent]) -> int:
+    """Fire `events` in order until one falls after an event scheduled on the way.
+
+    Autoflush is off: flushing before every query of every event was most of the cost
+    (bench/bench_clock.py). An event's queries read only its own order's rows, so pending
+    changes are flushed when an event's order already has some (an earlier event of the
+    batch touched it), and at commit."""
+    # Lock the orders: another process may be firing a different event of the same order.
+    # The dict's strong references keep them in the session's (weak) identity map.
+    orders = {o.id: o for o in s.scalars(lender.store.prepared(_locked_orders),
+                                         {"ids": sorted({ev.order_id for ev in events})})}
+    # Likewise the partner, so the views (callback 21's url_info) find it without a query.
+    partner = lender.partner(s, events[0].partner_token)  # noqa: F841
+    horizon, fired = float("inf"), 0
+    touched: set[int] = set()  # orders with changes not flushed yet
+    with s.no_autoflush:
+        for ev in events:
+            if ev.due_at > horizon:
+                break
+            if ev.order_id in touched:
+                s.flush()
+                touched.clear()
+            ctx = Ctx(lender, s, ev.due_at, f"due event: {ev.kind}", event=ev)
+            _fire_event(ctx, ev, orders.get(ev.order_id))
+            touched.add(ev.order_id)
+            fired += 1
+            horizon = min([horizon, *ctx.scheduled])
+    return fired
+
+
+def _fire_event(ctx: Ctx, ev: DueEvent, order: Order | None) -> None:
     if ev.state != "pending":
         return  # retired by an earlier event of the same batch
-    # Lock the order: another process may be firing a different event of the same order.
-    order = ctx.s.scalars(ctx.lender.store.lock_row(select(Order).where(Order.id == ev.order_id))).first()
     ev.state = "done"
     if order is None:
         return

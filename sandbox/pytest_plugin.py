@@ -5,7 +5,10 @@
   receiver, reset for each test (the process is started once per session).
 
 Option `--lender-sandbox-config FILE` (or ini `lender_sandbox_config`) picks the settings;
-the default is the packaged config.toml. The harness is imported only when a fixture is
+the default is the packaged config.toml. The in-process sandbox takes them over its test
+overrides (in-memory store, manual clocks); the live server takes the whole file, [server],
+[database] and [fixtures] included, but binds 127.0.0.1 on a free port and keeps a database
+of its own unless the file names one (`LiveServer`). The harness is imported only when a fixture is
 used, so merely having the package installed costs other projects' test runs nothing.
 """
 
@@ -74,8 +77,9 @@ def lender_sandbox(lender_sandbox_template: "Template") -> Iterator["Sandbox"]:
 
 @pytest.fixture(scope="session")
 def lender_sandbox_server_session(pytestconfig: pytest.Config) -> Iterator["ServerSandbox"]:
-    """The real server (`lender-sandbox serve` on a free loopback port) and a callback sink,
-    started once per session. Tests normally use `lender_sandbox_server`, which resets it."""
+    """The real server (`lender-sandbox serve` on a free loopback port, with the config file's
+    settings) and a callback sink, started once per session. Tests normally use
+    `lender_sandbox_server`, which resets it."""
     from sandbox.testing import ServerSandbox
 
     with ServerSandbox(_config(pytestconfig)) as server:

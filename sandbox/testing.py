@@ -2,7 +2,7 @@
 
 It owns:
 - `Template`: settings parsed once and a seeded in-memory store, built once per session and
-  copied per test with the SQLite backup API (like `Store.copy_of`);
+  copied per test with the SQLite backup API (`Store.copy`);
 - `Sandbox`: a fresh in-process sandbox — its own store, manual clocks, callbacks delivered
   to a `MemorySink` before each call returns, no network; requests go through `api.handle`,
   the function the HTTP layer calls, so behaviour is the same as over HTTP;
@@ -20,8 +20,6 @@ import hashlib
 import itertools
 import json
 import math
-import sqlite3
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, tzinfo
@@ -30,9 +28,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import event, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
-from sqlalchemy.util import LRUCache
 
 from . import api, control, journal
 from .callbacks import deliver_now
@@ -42,7 +37,7 @@ from .config import DEFAULT_CONFIG, ScenarioRule, Settings, load_fixtures, load_
 from .errors import BY_NAME
 from .lender import Lender
 from .lifecycle import FINAL, Status
-from .liveserver import LiveServer
+from .liveserver import LiveServer, merge_overrides
 from .people import Person, make_person
 from .protocol import render
 from .sink import CallbackSink, MemorySink
@@ -78,15 +73,6 @@ class Credentials:
     aes_iv: str
 
 
-def merge_overrides(*layers: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """Section-wise merge of settings overrides, later layers winning."""
-    out: dict[str, dict[str, Any]] = {}
-    for layer in layers:
-        for section, values in (layer or {}).items():
-            out.setdefault(section, {}).update(values)
-    return out
-
-
 def _instant(when: datetime | str | float) -> float:
     """datetime (naive = WIB), ISO 8601 text or epoch seconds -> epoch seconds."""
     if isinstance(when, datetime):
@@ -119,9 +105,6 @@ class Template:
         lender.seed()
         self.start = float(math.floor(lender.wall()) if start is None else _instant(start))
         self.credentials = self._prepare_partners(lender)
-        # Every copy shares the template's dialect and statement cache, so a test's first
-        # queries are not compiled again (compiling is most of a cold first call).
-        self._statements = LRUCache(1000)
 
     def _prepare_partners(self, lender: Lender) -> dict[str, Credentials]:
         """Callbacks to the in-process sink, clocks at `start`."""
@@ -139,19 +122,8 @@ class Template:
         return datetime.fromtimestamp(self.start, WIB).date()
 
     def copy_store(self) -> Store:
-        """A private in-memory copy of the template's store.
-
-        What `Store.copy_of` does (the SQLite backup API), on an engine that shares the
-        template's initialised dialect and statement cache: a test's first queries are
-        neither compiled again nor preceded by dialect set-up (most of a cold first call).
-        """
-        conn = sqlite3.connect(":memory:", check_same_thread=False)
-        self.store.raw_sqlite().backup(conn)
-        conn.execute("PRAGMA foreign_keys=ON")  # per connection, as store._sqlite_pragmas does
-        dialect = self.store.engine.dialect
-        engine = Engine(StaticPool(lambda: conn, dialect=dialect), dialect, self.store.engine.url,
-                        query_cache_size=0, execution_options={"compiled_cache": self._statements})
-        return Store("sqlite://", engine=engine)
+        """A private in-memory copy of the template's store (`Store.copy`)."""
+        return self.store.copy()
 
     def close(self) -> None:
         self.store.dispose()
@@ -287,7 +259,32 @@ class Clock:
 # ---------------------------------------------------------------------------- sandbox
 
 
-class Sandbox:
+class _Partners:
+    """The partners' credentials as a sandbox keeps them: read once, given to its sink."""
+    _credentials: dict[str, Credentials]
+    callbacks: MemorySink | CallbackSink
+
+    @property
+    def partner(self) -> Credentials:
+        """The demo partner's credentials (what your aggregator code is configured with)."""
+        return self.credentials("demo")
+
+    def credentials(self, partner: str = "demo") -> Credentials:
+        known = self._credentials.get(partner)
+        return known or self._remember(self._partner_view(partner))
+
+    def _partner_view(self, partner: str) -> dict:
+        """The control API's view of `partner`, secrets included."""
+        raise NotImplementedError
+
+    def _remember(self, view: dict) -> Credentials:
+        c = Credentials(view["partner_token"], view["aes_key"], view["aes_iv"])
+        self._credentials[c.partner_token] = c
+        self.callbacks.add_partner(c.partner_token, c.aes_key, c.aes_iv)
+        return c
+
+
+class Sandbox(_Partners):
     """A fresh in-process sandbox: own in-memory store, manual clocks, in-memory callbacks.
 
     `with Sandbox() as sb:` outside pytest; the `lender_sandbox` fixture in pytest. Every
@@ -309,16 +306,8 @@ class Sandbox:
 
     # ---- partners and clients ----
 
-    @property
-    def partner(self) -> Credentials:
-        """The demo partner's credentials."""
-        return self.credentials("demo")
-
-    def credentials(self, partner: str = "demo") -> Credentials:
-        known = self._credentials.get(partner)
-        if known is None:
-            known = self._remember(control.get_partner(self.lender, partner, secrets=True))
-        return known
+    def _partner_view(self, partner: str) -> dict:
+        return control.get_partner(self.lender, partner, secrets=True)
 
     def client(self, partner: str = "demo") -> LenderClient:
         """A `LenderClient` for `partner` whose requests go to `api.handle` in-process."""
@@ -338,15 +327,9 @@ class Sandbox:
     def update_partner(self, partner: str = "demo", **fields: Any) -> dict:
         """PATCH a partner (callbacks_paused, chaos, encrypt_callbacks, aes_key...)."""
         view = control.update_partner(self.lender, partner, fields)
-        self._remember(control.get_partner(self.lender, partner, secrets=True))
+        self._remember(self._partner_view(partner))
         self.deliver_callbacks()  # resuming releases what was held
         return view
-
-    def _remember(self, view: dict) -> Credentials:
-        c = Credentials(view["partner_token"], view["aes_key"], view["aes_iv"])
-        self._credentials[c.partner_token] = c
-        self.callbacks.add_partner(c.partner_token, c.aes_key, c.aes_iv)
-        return c
 
     # ---- control operations ----
 
@@ -657,30 +640,23 @@ class ServerClock:
         return self._control.set_clock(iso(_instant(when)), self.partner)
 
 
-def _config_sections(config: str | Path | None) -> dict[str, dict[str, Any]]:
-    """A config file's settings as LiveServer overrides (it owns server, database, fixtures)."""
-    if not config:
-        return {}
-    raw = tomllib.loads(Path(config).read_text("utf-8"))
-    return {k: v for k, v in raw.items()
-            if isinstance(v, dict) and k not in ("server", "database", "fixtures")}
-
-
-class ServerSandbox:
+class ServerSandbox(_Partners):
     """The real server (`LiveServer`: `lender-sandbox serve` on a free loopback port) and a
     real callback receiver (`CallbackSink`) that every partner's callbacks go to.
 
     The same surface as `Sandbox`, over HTTP: `.client()`, `.clock`, `.callbacks`,
     `.journal`, `.transition/.pay/.order/.orders/.wait_for/.new_partner/.sample_order`,
     plus `.base_url`, `.partner` (credentials) and `.control` (`SandboxControl`).
+    `config`, `overrides` and the other keywords go to `LiveServer`.
     """
 
     def __init__(self, config: str | Path | None = None,
                  overrides: dict[str, dict[str, Any]] | None = None, **live: Any):
-        self.server = LiveServer(merge_overrides(_config_sections(config), overrides), **live)
+        self.server = LiveServer(overrides, config=config, **live)
         self.callbacks = CallbackSink()
         self._http = httpx.Client(timeout=30.0, trust_env=False)
-        self.control = SandboxControl(self.server.base_url, http=self._http)
+        token = self.server.settings["server"].get("admin_token", "")
+        self.control = SandboxControl(self.server.base_url, admin_token=token, http=self._http)
         self.clock = ServerClock(self.control, "demo")
         self.journal = Journal(
             lambda path, partner: self.control.journal(partner, path, limit=journal.MAX_LIMIT),
@@ -710,7 +686,7 @@ class ServerSandbox:
     def _route_callbacks(self) -> None:
         for view in self.control.partners():
             token = view["partner_token"]
-            self._remember(self.control.partner(token, secrets=True))
+            self._remember(self._partner_view(token))
             self.control.update_partner(token, callback_url=self.callbacks.url)
 
     def close(self) -> None:
@@ -736,14 +712,8 @@ class ServerSandbox:
     def base_url(self) -> str:
         return self.server.base_url
 
-    @property
-    def partner(self) -> Credentials:
-        """The demo partner's credentials (what your aggregator code is configured with)."""
-        return self.credentials("demo")
-
-    def credentials(self, partner: str = "demo") -> Credentials:
-        known = self._credentials.get(partner)
-        return known or self._remember(self.control.partner(partner, secrets=True))
+    def _partner_view(self, partner: str) -> dict:
+        return self.control.partner(partner, secrets=True)
 
     def client(self, partner: str = "demo") -> LenderClient:
         """A `LenderClient` for `partner` over real HTTP."""
@@ -760,14 +730,8 @@ class ServerSandbox:
 
     def update_partner(self, partner: str = "demo", **fields: Any) -> dict:
         view = self.control.update_partner(partner, **fields)
-        self._remember(self.control.partner(partner, secrets=True))
+        self._remember(self._partner_view(partner))
         return view
-
-    def _remember(self, view: dict) -> Credentials:
-        c = Credentials(view["partner_token"], view["aes_key"], view["aes_iv"])
-        self._credentials[c.partner_token] = c
-        self.callbacks.add_partner(c.partner_token, c.aes_key, c.aes_iv)
-        return c
 
     # ---- control operations ----
 

@@ -1,4 +1,5 @@
-"""Shared helpers of the HTTP tests: a real ASGI app, encrypted calls, realistic payloads.
+"""Shared helpers of the HTTP tests: a real ASGI app, encrypted calls, realistic payloads
+(the harness's `SampleOrder`).
 
 Every test talks to `create_app(...)` through starlette's TestClient with the envelope a
 partner really sends: the business JSON encrypted with the demo partner's key/IV
@@ -27,6 +28,7 @@ from sandbox.crypto import Codec, php_json_encode
 from sandbox.lender import Lender
 from sandbox.people import Person, make_person
 from sandbox.store import Store
+from sandbox.testing import SampleOrder
 
 KEY, IV = "Loan@apis#123456@", "loan#654321@apis"   # the spec's pair = the demo partner's
 TOKEN = "demo"
@@ -151,7 +153,7 @@ def template_store() -> Iterator[Store]:
 
 @pytest.fixture
 def sandbox(template_store: Store) -> Iterator[Sandbox]:
-    yield from make_sandbox(settings_for(), store=Store.copy_of(template_store))
+    yield from make_sandbox(settings_for(), store=template_store.copy())
 
 
 @pytest.fixture
@@ -163,7 +165,7 @@ def sandbox_with(template_store: Store) -> Iterator[Callable[..., Sandbox]]:
         # settings that change what is stored (the clock, the database) need a real seed
         copy = not ({"clock", "database"} & set(sections))
         gen = make_sandbox(settings_for(**sections),
-                           store=Store.copy_of(template_store) if copy else None)
+                           store=template_store.copy() if copy else None)
         made.append(gen)
         return next(gen)
 
@@ -194,49 +196,17 @@ def person(seed: str, suffix: str | None = None) -> Person:
 
 def basic_payload(p: Person, order_no: str, *, product_id: str = "1001", amount: int = 1_000_000,
                   term: int = 14, unit: int = 1, is_reloan: int = 0) -> dict:
-    return {
-        "product_id": product_id,
-        "device_ip": "114.124.10.20",
-        "is_reloan": is_reloan,
-        "basic_info": {
-            "user_type": 1, "idcard_image_front": f"https://cdn.example.id/ktp/{order_no}-f.jpg",
-            "idcard_image_hand": f"https://cdn.example.id/ktp/{order_no}-h.jpg",
-            "education": p.education, "loan_remark": 2, "month_income": int(p.month_income),
-            "religion": p.religion,
-        },
-        "order_info": {
-            "order_no": order_no, "application_amount": amount, "application_term": term,
-            "term_unit": unit, "product_id": product_id, "user_name": p.name,
-            "user_mobile": p.mobile, "user_idcard": p.nik,
-        },
-    }
+    order = SampleOrder(order_no, p, product_id, amount, term, unit)
+    return {**order.basic_info(), "is_reloan": is_reloan}
 
 
 def supplement_payload(p: Person, order_no: str, *, product_id: str = "1001",
                        amount: int = 1_000_000, term: int = 14, unit: int = 1) -> dict:
-    return {
-        "product_id": product_id,
-        "device_ip": "114.124.10.20",
-        "supplement_info": {
-            "is_charge": 2, "birthday": p.birth_date.isoformat(),
-            "marital_status": p.marital_status, "sex": p.sex,
-            "face_photo_image": [f"https://cdn.example.id/face/{order_no}.jpg"],
-            "pass_face_photo": 1, "same_person": 1, "confidence_score": "92.5",
-            "work_type": 2, "company": p.company,
-            "area": {"province": p.province, "city": p.city, "district": p.district,
-                     "village": "Sukamaju", "detail_address": "Jl. Merdeka No. 10"},
-            "emergs": [{"emergs_name": e.emergs_name, "emergs_phone": e.emergs_phone,
-                        "emergs_relation": e.emergs_relation} for e in p.emergs],
-            "device_info": {"os": "android", "model": "Redmi Note 12"},
-        },
-        "order_info": {"order_no": order_no, "application_amount": amount,
-                       "application_term": term, "term_unit": unit, "user_mobile": p.mobile},
-    }
+    return SampleOrder(order_no, p, product_id, amount, term, unit).supplement_info()
 
 
 def bind_payload(p: Person, order_no: str, *, product_id: str = "1001") -> dict:
-    return {"order_no": order_no, "product_id": product_id, "bank_card": p.bank_account,
-            "user_name": p.name, "bank_code": p.bank_code}
+    return SampleOrder(order_no, p, product_id).bind_bank()
 
 
 def order_payload(order_no: str, product_id: str = "1001", **extra: Any) -> dict:

@@ -6,6 +6,9 @@ lender-sandbox. Inner runs treat warnings as errors too.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 # Inline pytester runs forget the modules an inner run imported; importing the harness here
@@ -14,6 +17,7 @@ import sandbox.liveserver  # noqa: F401
 import sandbox.testing  # noqa: F401
 
 pytest_plugins = ["pytester"]
+REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 FLOW = '''
 def apply(sandbox, api, scenario):
@@ -175,3 +179,33 @@ def test_state_is_reset_between_tests(lender_sandbox_server):
         lender_sandbox_server.callbacks.url
 ''')
     run(pytester).assert_outcomes(passed=2)
+
+
+def test_server_fixture_runs_with_the_config_file(pytester: pytest.Pytester) -> None:
+    """[server], [fixtures] (relative to the file) and the rest reach the live server; it still
+    binds 127.0.0.1 on a free port and, naming no database, keeps one of its own."""
+    folder = pytester.path / "sandbox-config"
+    shutil.copytree(REPO_FIXTURES, folder / "my-fixtures")
+    with open(folder / "my-fixtures" / "partners.toml", "a", encoding="utf-8") as f:
+        f.write('\n[[partners]]\npartner_token = "acme"\naes_key = "acme-key-0123456"\n'
+                'aes_iv = "acme-iv-01234567"\n')
+    (folder / "sandbox.toml").write_text(
+        '[server]\nhost = "0.0.0.0"\nport = 1\nadmin_token = "s3cret"\n'
+        '[fixtures]\ndir = "my-fixtures"\n[lifecycle]\nreview_delay = "1d"\n', "utf-8")
+    pytester.makepyfile(FLOW + '''
+import httpx
+
+def test_configured_server(lender_sandbox_server):
+    server = lender_sandbox_server
+    assert server.base_url.startswith("http://127.0.0.1:") and not server.base_url.endswith(":1")
+    assert httpx.get(server.base_url + "/sandbox/partners").status_code == 401  # admin_token
+    assert {p["partner_token"] for p in server.control.partners()} == {"demo", "acme"}
+    loan = apply(server, server.client("acme"), "approve")
+    server.clock_for("acme").advance(hours=23)
+    assert server.order(loan.order_no, "acme")["status"] == 90
+    server.clock_for("acme").advance(hours=1)
+    assert server.order(loan.order_no, "acme")["status"] == 100
+    assert server.server.database_url == f"sqlite:///{server.server.workdir / 'sandbox.db'}"
+''')
+    result = run(pytester, "--lender-sandbox-config", "sandbox-config/sandbox.toml")
+    result.assert_outcomes(passed=1)

@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.callbacks import HttpxSender
 from sandbox.crypto import Codec, php_json_encode
-from sandbox.liveserver import LiveServer, to_toml
+from sandbox.liveserver import REPO_ROOT, LiveServer, LiveServerError, to_toml
 from sandbox.sink import CallbackSink, MemorySink, SinkTimeout
 
 KEY, IV = "K" * 16, "I" * 16
@@ -197,3 +197,34 @@ def test_live_server_config_points_at_this_repository(tmp_path):
     assert s["server"]["port"] == 8999 and s["database"]["url"] == f"sqlite:///{tmp_path}/sandbox.db"
     assert s["fixtures"]["dir"].endswith("fixtures") and s["clock"]["mode"] == "manual"
     assert server.base_url == "http://127.0.0.1:8999" and not server.running
+
+
+def test_live_server_takes_a_config_file_but_keeps_its_address_and_database(tmp_path):
+    (tmp_path / "project").mkdir()
+    config = tmp_path / "project" / "sandbox.toml"
+    config.write_text('[server]\nhost = "0.0.0.0"\nport = 1\nmax_body_bytes = 4096\n'
+                      '[fixtures]\ndir = "my-fixtures"\n[lifecycle]\nreview_delay = "1d"\n'
+                      '[callbacks]\nmax_attempts = 3\nfactor = 3.0\n', "utf-8")
+    work = tmp_path / "work"
+    server = LiveServer({"callbacks": {"max_attempts": 9}}, config=config, workdir=work, port=8999)
+    s = server.settings
+    assert s["server"] == {"host": "127.0.0.1", "port": 8999, "max_body_bytes": 4096}
+    assert s["fixtures"]["dir"] == str((tmp_path / "project" / "my-fixtures").resolve())
+    assert s["lifecycle"] == {"review_delay": "1d", "payout_delay": "5s"}  # over the test defaults
+    assert s["callbacks"]["max_attempts"] == 9 and s["callbacks"]["factor"] == 3.0
+    assert s["callbacks"]["first_delay"] == 0.05 and s["clock"]["mode"] == "manual"
+    assert server.database_url == s["database"]["url"] == f"sqlite:///{work}/sandbox.db"
+    assert tomllib.loads(to_toml(s)) == s
+
+
+def test_live_server_uses_the_database_a_config_names(tmp_path):
+    config = tmp_path / "sandbox.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/shared.db"\n'
+                      f'[fixtures]\ndir = ""\n', "utf-8")
+    server = LiveServer(config=config, workdir=tmp_path / "work")
+    assert server.settings["database"]["url"] == f"sqlite:///{tmp_path}/shared.db"
+    assert server.settings["fixtures"]["dir"] == str((REPO_ROOT / "fixtures").resolve())
+    given = LiveServer(config=config, database_url="sqlite:///other.db", workdir=tmp_path / "w2")
+    assert given.settings["database"]["url"] == "sqlite:///other.db"
+    with pytest.raises(LiveServerError, match="missing.toml"):
+        LiveServer(config=tmp_path / "missing.toml", workdir=tmp_path / "w3")
