@@ -202,8 +202,10 @@ def clock_target(body: dict) -> float:
 
 # ---- orders ----
 
-def _order(s: Any, token: str, order_no: str) -> Order:
-    o = s.scalars(select(Order).where(Order.partner_token == token, Order.order_no == order_no)).first()
+def _order(s: Any, token: str, order_no: str, store: Any = None) -> Order:
+    """The order; with `store`, locked for update (another process may be changing it)."""
+    q = select(Order).where(Order.partner_token == token, Order.order_no == order_no)
+    o = s.scalars(store.lock_row(q) if store is not None else q).first()
     if o is None:
         raise _not_found(f"order_no {order_no!r} of partner {token!r}")
     return o
@@ -282,7 +284,7 @@ def transition(lender: Lender, token: str, order_no: str, trigger: str, body: di
         now = lender.now(p)
     process_due(lender, token, now)
     with lender.store.transaction() as s:
-        o = _order(s, token, order_no)
+        o = _order(s, token, order_no, lender.store)
         if trigger not in allowed_triggers(o.status):
             raise ControlError("illegal_trigger", f"order {order_no} is {o.status} "
                                f"({Status(o.status).name.lower()}); allowed: "

@@ -366,7 +366,7 @@ def clear_rules(lender: Lender, rule_id: int | None = None,
         _check_partners(s, partner)
         deleted = s.execute(q).rowcount
     if rule_id is not None and not deleted:
-        raise ControlError("invalid_field", f"no fault rule with id {rule_id}"
+        raise ControlError("not_found", f"no fault rule with id {rule_id}"
                                             + (f" for partner {partner!r}" if partner else ""),
                            http_status=404)
     return {"deleted": deleted}

@@ -84,7 +84,7 @@ def test_post_adds_rules_and_delete_removes_by_id_partner_or_all(sandbox):
     assert sandbox.control("DELETE", f"/sandbox/faults?id={ids[0]}") == {"deleted": 1}
     assert sandbox.control("DELETE", "/sandbox/faults?partner_token=demo") == {"deleted": 1}
     assert sandbox.control("DELETE", "/sandbox/faults") == {"deleted": 1}
-    assert sandbox.control("DELETE", f"/sandbox/faults?id={ids[0]}", status=404)["error"] == "invalid_field"
+    assert sandbox.control("DELETE", f"/sandbox/faults?id={ids[0]}", status=404)["error"] == "not_found"
 
 
 def test_a_rule_as_get_shows_it_can_be_put_back(sandbox):
