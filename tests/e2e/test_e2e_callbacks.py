@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from sandbox import crypto
 from sandbox.clock import WIB, parse_instant
 from sandbox.crypto import Codec, php_json_encode
 from sandbox.liveserver import LiveServer
-from sandbox.people import Person, make_person
+from sandbox.testing import SampleOrder, sample_order
 from sandbox.sink import CallbackSink
 
 # Fast retries so a receiver's failures play out in well under a second.
@@ -103,60 +102,33 @@ class Aggregator:
 
     def new_order(self, suffix: str = "001") -> "Loan":
         n = next(_serial)
-        p = make_person(f"e2e-{self.token}-{n}", today=TODAY)
-        p = replace(p, mobile=p.mobile[:-len(suffix)] + suffix)
-        loan = Loan(self, p, f"E2E{self.token[-6:]}{n:06d}".replace("_", "X"))
-        self.call("/push-basic-info", loan.basic())
+        order = sample_order(f"e2e-{self.token}-{n}", suffix=suffix, today=TODAY,
+                             order_no=f"E2E{self.token[-6:]}{n:06d}".replace("_", "X"))
+        loan = Loan(self, order)
+        self.call("/push-basic-info", order.basic_info())
         return loan
 
 
 class Loan:
-    """An order walked through the lender API (product 1001: 1 000 000 IDR for 14 days)."""
+    """An order walked through the lender API (product 1001: 1 000 000 IDR for 14 days);
+    the payloads come from the harness's `SampleOrder`."""
 
-    def __init__(self, agg: Aggregator, p: Person, order_no: str):
-        self.agg, self.p, self.order_no = agg, p, order_no
+    def __init__(self, agg: Aggregator, order: SampleOrder):
+        self.agg, self.o, self.order_no = agg, order, order.order_no
 
     def q(self, **extra: Any) -> dict:
-        return {"order_no": self.order_no, "product_id": "1001", **extra}
-
-    def basic(self) -> dict:
-        p = self.p
-        return {"product_id": "1001", "device_ip": "114.124.10.20", "is_reloan": 0,
-                "basic_info": {"user_type": 1, "education": p.education, "loan_remark": 2,
-                               "idcard_image_front": f"https://cdn.example.id/ktp/{self.order_no}-f.jpg",
-                               "idcard_image_hand": f"https://cdn.example.id/ktp/{self.order_no}-h.jpg",
-                               "month_income": int(p.month_income), "religion": p.religion},
-                "order_info": {"order_no": self.order_no, "application_amount": 1_000_000,
-                               "application_term": 14, "term_unit": 1, "product_id": "1001",
-                               "user_name": p.name, "user_mobile": p.mobile,
-                               "user_idcard": p.nik}}
+        return self.o.order(**extra)
 
     def submit(self) -> "Loan":
-        p = self.p
-        self.agg.call("/push-supplement-info", {
-            "product_id": "1001", "device_ip": "114.124.10.20",
-            "supplement_info": {
-                "is_charge": 2, "birthday": p.birth_date.isoformat(),
-                "marital_status": p.marital_status, "sex": p.sex,
-                "face_photo_image": [f"https://cdn.example.id/face/{self.order_no}.jpg"],
-                "pass_face_photo": 1, "same_person": 1, "confidence_score": "92.5",
-                "work_type": 2, "company": p.company,
-                "area": {"province": p.province, "city": p.city, "district": p.district,
-                         "village": "Sukamaju", "detail_address": "Jl. Merdeka No. 10"},
-                "emergs": [{"emergs_name": e.emergs_name, "emergs_phone": e.emergs_phone,
-                            "emergs_relation": e.emergs_relation} for e in p.emergs]},
-            "order_info": {"order_no": self.order_no, "application_amount": 1_000_000,
-                           "application_term": 14, "term_unit": 1, "user_mobile": p.mobile}})
+        self.agg.call("/push-supplement-info", self.o.supplement_info())
         return self
 
     def bind(self) -> "Loan":
-        self.agg.call("/push-bind-bank", self.q(bank_card=self.p.bank_account,
-                                                user_name=self.p.name, bank_code=self.p.bank_code))
+        self.agg.call("/push-bind-bank", self.o.bind_bank())
         return self
 
     def confirm(self, amount: int) -> "Loan":
-        self.agg.call("/push-order-confirm", self.q(application_amount=amount,
-                                                    application_term=14, term_unit=1))
+        self.agg.call("/push-order-confirm", self.o.confirm(amount))
         return self
 
     def get(self, path: str) -> Any:
