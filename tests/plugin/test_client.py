@@ -27,17 +27,6 @@ from sandbox.testing import Sandbox, Template
 BASE = "http://testserver"
 
 
-@pytest.fixture(scope="module")
-def template():
-    t = Template()
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def sb(template):
-    with Sandbox(template) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

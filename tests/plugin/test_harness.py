@@ -25,12 +25,6 @@ def template():
     t.close()
 
 
-@pytest.fixture
-def sb(template):
-    with Sandbox(template) as sandbox:
-        yield sandbox
-
-
 def apply(sb, scenario="approve", **kw):
     """Push 05 and 06 for a new sample order; the order."""
     loan = sb.sample_order(scenario=scenario, **kw)

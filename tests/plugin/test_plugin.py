@@ -207,5 +207,8 @@ def test_configured_server(lender_sandbox_server):
     assert server.order(loan.order_no, "acme")["status"] == 100
     assert server.server.database_url == f"sqlite:///{server.server.workdir / 'sandbox.db'}"
 ''')
-    result = run(pytester, "--lender-sandbox-config", "sandbox-config/sandbox.toml")
+    # In a subprocess: the inner run starts its own server process and must not share this
+    # interpreter's state with the in-process runs before it.
+    result = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider",
+                                           "--lender-sandbox-config", "sandbox-config/sandbox.toml")
     result.assert_outcomes(passed=1)

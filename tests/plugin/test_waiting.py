@@ -21,17 +21,6 @@ from sandbox.waiting import MAX_TIMEOUT, _timeout
 WAIT = "/sandbox/orders/{}/wait"
 
 
-@pytest.fixture(scope="module")
-def template():
-    t = Template()
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def sb(template):
-    with Sandbox(template) as sandbox:
-        yield sandbox
 
 
 def submitted(sb, scenario="approve"):
