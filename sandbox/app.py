@@ -98,7 +98,7 @@ def _int_param(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value in (None, ""):
         return None
-    if not value.lstrip("-").isdigit():
+    if not value.lstrip("-").isdigit() or not -2**63 < int(value) < 2**63:
         raise control.ControlError("invalid_field", f"{name} must be an integer")
     return int(value)
 
@@ -131,7 +131,7 @@ def control_routes(lender: Lender) -> list[BaseRoute]:
             L, r.path_params["token"], control.clock_target(body(r)))),
         ("GET", "/sandbox/orders", lambda r: control.list_orders(
             L, r.query_params.get("partner_token"), _int_param(r, "status"),
-            _int_param(r, "limit") or 200)),
+            min(max(_int_param(r, "limit") or 200, 1), 1000))),
         ("GET", "/sandbox/orders/{order_no}", lambda r: control.order_detail(
             L, need(r, "partner_token"), r.path_params["order_no"])),
         ("POST", "/sandbox/orders/{order_no}/transition", lambda r: control.transition(

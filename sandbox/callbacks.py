@@ -694,8 +694,8 @@ def redeliver(lender: Lender, callback_id: int) -> dict:
 
 def _limit(request: Any) -> int:
     value = request.query_params.get("limit") or "200"
-    if not value.isdigit():
-        raise SandboxError("invalid_field", "limit must be a positive integer", http_status=400)
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise SandboxError("invalid_field", "limit must be an integer 1-1000", http_status=400)
     return int(value)
 
 

@@ -8,6 +8,7 @@ here reads the wall clock: callers pass `wall` (seconds since the epoch).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -32,12 +33,17 @@ class ClockState:
         return {"real": 1.0, "manual": 0.0}.get(self.mode, self.rate)
 
 
+# Virtual time stays below this (year 9000): every date must still render as a calendar date.
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc).timestamp()
+MAX_RATE = 1e6
+
+
 def start(mode: str, wall: float, *, rate: float = 1.0, at: float | None = None) -> ClockState:
     """A new clock at virtual time `at` (default: the wall time)."""
     if mode not in MODES:
         raise ClockError(f"clock mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "scaled" and rate <= 0:
-        raise ClockError("a scaled clock needs a rate > 0")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_RATE:
+        raise ClockError(f"clock rate must be a number > 0 and <= {MAX_RATE:g}, not {rate!r}")
     return ClockState(mode, float(rate), wall, wall if at is None else at)
 
 
@@ -48,7 +54,10 @@ def virtual_now(state: ClockState, wall: float) -> float:
 def advance(state: ClockState, wall: float, seconds: float) -> ClockState:
     if seconds < 0:
         raise ClockError("a clock only moves forward: orders already lived through that time")
-    return replace(state, anchor_wall=wall, anchor_virtual=virtual_now(state, wall) + seconds)
+    to = virtual_now(state, wall) + seconds
+    if not to < LATEST:  # also catches inf and nan
+        raise ClockError("that would move the clock past the year 9000")
+    return replace(state, anchor_wall=wall, anchor_virtual=to)
 
 
 def set_to(state: ClockState, wall: float, to: float) -> ClockState:
@@ -67,6 +76,8 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])")
 def parse_duration(text: str | int | float) -> float:
     """'8d', '2h30m', '90m', '45s', '1w' or plain seconds -> seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not math.isfinite(text):
+            raise ClockError(f"cannot read duration {text!r}: not a finite number")
         return float(text)
     s = str(text).strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", s):

@@ -77,20 +77,38 @@ def list_partners(lender: Lender) -> list[dict]:
         return [partner_view(lender, p) for p in s.scalars(select(Partner).order_by(Partner.created_at))]
 
 
+def _checked(body: dict) -> dict:
+    """The partner fields of a POST/PATCH body, each checked for its type (400 otherwise)."""
+    out = dict(body)
+    for name, longest in (("partner_token", 64), ("aes_key", 64), ("aes_iv", 64), ("name", 200)):
+        value = body.get(name)
+        if name in body and value is not None and (not isinstance(value, str)
+                                                   or not 1 <= len(value) <= longest):
+            raise ControlError("invalid_field", f"{name} must be a string of 1-{longest} characters")
+    for name in ("encrypt_callbacks", "callbacks_paused"):
+        if body.get(name) is not None and not isinstance(body[name], bool):
+            raise ControlError("invalid_field", f"{name} must be true or false")
+    if "callback_url" in body:
+        out["callback_url"] = _url(body["callback_url"])
+    return out
+
+
 def create_partner(lender: Lender, body: dict) -> dict:
+    body = _checked(body)
     token = body.get("partner_token") or "pt_" + crypto.generate_key().lower()[:12]
     key = body.get("aes_key") or crypto.generate_key()
     iv = body.get("aes_iv") or crypto.generate_iv()
-    for name, value in (("partner_token", token), ("aes_key", key), ("aes_iv", iv)):
-        if not isinstance(value, str) or not 1 <= len(value) <= 64:
-            raise ControlError("invalid_field", f"{name} must be a string of 1-64 characters")
     with lender.store.transaction() as s:
         if s.get(Partner, token) is not None:
             raise ControlError("invalid_field", f"partner_token {token!r} exists", http_status=409)
-        p = lender.new_partner(token, key, iv, name=str(body.get("name") or ""),
-                               callback_url=_url(body.get("callback_url", "")),
-                               clock_mode=body.get("clock_mode"), clock_rate=body.get("clock_rate"),
-                               encrypt_callbacks=body.get("encrypt_callbacks"))
+        try:
+            p = lender.new_partner(token, key, iv, name=body.get("name") or "",
+                                   callback_url=body.get("callback_url", ""),
+                                   clock_mode=body.get("clock_mode"),
+                                   clock_rate=body.get("clock_rate"),
+                                   encrypt_callbacks=body.get("encrypt_callbacks"))
+        except clockmod.ClockError as e:
+            raise ControlError("invalid_field", str(e)) from None
         s.add(p)
         s.flush()
         return partner_view(lender, p, secrets=True)
@@ -113,16 +131,13 @@ def update_partner(lender: Lender, token: str, body: dict) -> dict:
     if unknown:
         raise ControlError("invalid_field", f"cannot change {', '.join(sorted(unknown))}; "
                                             f"changeable: {', '.join(sorted(PATCHABLE))}")
+    body = _checked(body)
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)
-        if "callback_url" in body:
-            p.callback_url = _url(body["callback_url"])
-        for key in ("name", "aes_key", "aes_iv"):
-            if key in body:
-                setattr(p, key, str(body[key]))
-        for key in ("encrypt_callbacks", "callbacks_paused"):
-            if key in body:
-                setattr(p, key, bool(body[key]))
+        for key in ("callback_url", "name", "aes_key", "aes_iv", "encrypt_callbacks",
+                    "callbacks_paused"):
+            if body.get(key) is not None:
+                setattr(p, key, body[key])
         if "chaos" in body:
             p.chaos = callbacks.validate_chaos(body["chaos"])
         if "clock_mode" in body or "clock_rate" in body:
@@ -273,12 +288,32 @@ def _code_state(c: RepayCode, now: float) -> str:
     return "expired" if c.state == "open" and c.expires_at <= now else c.state
 
 
+def _whole(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**53:
+        raise ControlError("invalid_field", f"{name} must be a whole number >= {low}")
+    return value
+
+
+def _trigger_params(body: dict) -> dict:
+    """The optional parameters of a forced trigger: amount (approve), reason (reject,
+    fail_payout), delay_term (extend)."""
+    kw: dict[str, Any] = {}
+    for name in ("amount", "delay_term"):
+        if body.get(name) is not None:
+            kw[name] = _whole(name, body[name])
+    if body.get("reason") is not None:
+        if not isinstance(body["reason"], str) or not 1 <= len(body["reason"]) <= 500:
+            raise ControlError("invalid_field", "reason must be a string of 1-500 characters")
+        kw["reason"] = body["reason"]
+    return kw
+
+
 def transition(lender: Lender, token: str, order_no: str, trigger: str, body: dict) -> dict:
     """Force any legal trigger (approve, reject, disburse, fail_payout, cancel, overdue, ...)."""
     if trigger not in TRIGGERS or trigger == "bind_card":
         raise ControlError("illegal_trigger", f"unknown trigger {trigger!r}; triggers: "
                                               f"{', '.join(t for t in TRIGGERS if t != 'bind_card')}")
-    kw = {k: body[k] for k in ("amount", "reason", "delay_term") if body.get(k) is not None}
+    kw = _trigger_params(body)
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)
         now = lender.now(p)
@@ -299,6 +334,10 @@ def transition(lender: Lender, token: str, order_no: str, trigger: str, body: di
 
 def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str = "api") -> dict:
     """The borrower pays a code from 15: full repayment -> 200; extension fee -> extended."""
+    if not isinstance(repay_code, str):
+        raise ControlError("invalid_field", "repay_code must be a string")
+    if amount is not None:
+        amount = _whole("amount", amount)
     with lender.store.transaction() as s:
         code = s.scalars(select(RepayCode).where(RepayCode.code == repay_code)).first()
         if code is None:
@@ -336,7 +375,7 @@ def _check_payable(code: RepayCode, order: Order, amount: int | None, now: float
     if order.status not in (Status.REPAYING, Status.OVERDUE):
         raise ControlError("payment_rejected", f"order {order.order_no} is in status "
                                                f"{order.status}: nothing to pay", 409)
-    if amount is not None and int(amount) != code.amount:
+    if amount is not None and amount != code.amount:
         raise ControlError("payment_rejected", f"amount {amount} differs from the code's "
                                                f"{code.amount} (closed-amount code: pay it exactly)")
 

@@ -806,7 +806,7 @@ async def _processed(lender: Lender, request: Request, path: str, body: bytes, p
 def _rule_id(value: str | None) -> int | None:
     if value in (None, ""):
         return None
-    if not value.isdigit():
+    if not value.isdigit() or int(value) >= 2**63:
         raise ControlError("invalid_field", "id must be a rule id (an integer)")
     return int(value)
 

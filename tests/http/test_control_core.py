@@ -279,3 +279,43 @@ def test_reset_everything(sandbox: Sandbox, loan) -> None:
     assert sandbox.control("GET", "/sandbox/orders") == []
     # the demo partner is back from the fixtures and works
     assert sandbox.ok("/get-bank-list", {"action_type": 1, "product_id": "1001"})["banklist"]
+
+
+# ---- hostile control-API input: a 400 naming the field, never a 500 or a broken partner ----
+
+@pytest.mark.parametrize("method,path,body,fragment", [
+    ("POST", "/sandbox/partners/demo/clock/advance", {"seconds": 1e308}, "year 9000"),
+    ("POST", "/sandbox/partners/demo/clock/advance", {"by": "99999999d"}, "year 9000"),
+    ("POST", "/sandbox/partners/demo/clock/set", {"to": "9999-12-31T00:00:00Z"}, "year 9000"),
+    ("POST", "/sandbox/partners", {"clock_mode": "weird"}, "clock mode"),
+    ("POST", "/sandbox/partners", {"clock_mode": "scaled", "clock_rate": "fast"}, "clock rate"),
+    ("POST", "/sandbox/partners", {"encrypt_callbacks": "no"}, "encrypt_callbacks"),
+    ("POST", "/sandbox/partners", {"name": ["x"]}, "name"),
+    ("PATCH", "/sandbox/partners/demo", {"clock_mode": "scaled", "clock_rate": 1e300}, "clock rate"),
+    ("PATCH", "/sandbox/partners/demo", {"callbacks_paused": "yes"}, "callbacks_paused"),
+    ("PATCH", "/sandbox/partners/demo", {"aes_key": ""}, "aes_key"),
+    ("POST", "/sandbox/payments", {"repay_code": "X", "amount": "abc"}, "amount"),
+    ("GET", "/sandbox/orders?status=99999999999999999999999", None, "status"),
+    ("GET", "/sandbox/callbacks?limit=99999999999999999999999", None, "limit"),
+    ("DELETE", "/sandbox/faults?id=99999999999999999999999", None, "id"),
+])
+def test_hostile_control_input_is_a_400(sandbox: Sandbox, method: str, path: str,
+                                        body: dict | None, fragment: str) -> None:
+    before = sandbox.control("GET", "/sandbox/partners/demo/clock")
+    answer = sandbox.control(method, path, body, status=400)
+    assert answer["error"] == "invalid_field" and fragment in answer["message"]
+    after = sandbox.control("GET", "/sandbox/partners/demo/clock")  # the partner still works
+    assert after["now"] == before["now"] and after["mode"] == before["mode"]
+
+
+def test_forced_trigger_parameters_are_checked(sandbox: Sandbox, loan) -> None:
+    o = loan("params", SUFFIX["review_stuck"]).create().submit()
+    path = f"/sandbox/orders/{o.order_no}/transition"
+    for body, fragment in (({"amount": "x"}, "amount"), ({"amount": 0}, "amount"),
+                           ({"reason": 5}, "reason"), ({"delay_term": True}, "delay_term")):
+        answer = sandbox.control("POST", path, {"partner_token": TOKEN, "trigger": "approve",
+                                                **body}, status=400)
+        assert fragment in answer["message"]
+    assert o.status == 90
+    sandbox.control("POST", path, {"partner_token": TOKEN, "trigger": "approve", "amount": 700_000})
+    assert o.get("/get-approval-result")["approval_amount"] == 700_000
