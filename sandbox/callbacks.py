@@ -388,13 +388,6 @@ async def send(lender: Lender, sender: Sender, job: Job) -> Outcome:
     return job, results
 
 
-async def deliver(lender: Lender, sender: Sender, job: Job) -> bool:
-    """Send one claimed job and record it; True if the receiver acknowledged it."""
-    outcome = await send(lender, sender, job)
-    await asyncio.to_thread(record, lender, [outcome])
-    return outcome[1][0].ok
-
-
 def record(lender: Lender, outcomes: Sequence[Outcome]) -> None:
     """Log the attempts and move each row on — delivered, retry later, or dead — in ONE
     transaction for the lot (a commit per callback would cap throughput on SQLite)."""

@@ -255,6 +255,8 @@ def order_detail(lender: Lender, token: str, order_no: str) -> dict:
         out = order_summary(lender, o)
         out.update({
             "allowed_triggers": allowed_triggers(o.status),
+            # the last payout failure's reason code (Xendit-style), shown nowhere in the protocol
+            "payout_error": o.payout_error or None,
             "scenario": o.scenario,
             "approval": views.approval(lender, o),
             "repay_plan": views.repay_plan(lender, s, o, now) if o.loan_time else None,

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import clock as clockmod
@@ -92,9 +91,6 @@ class Lender:
         if p is None:
             raise SandboxError("unknown_partner", f"partner_token {token!r}")
         return p
-
-    def partner_tokens(self, s: Session) -> list[str]:
-        return list(s.scalars(select(Partner.partner_token)))
 
     # ---- time ----
 

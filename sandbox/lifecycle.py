@@ -107,6 +107,3 @@ def allowed_triggers(status: Status | int) -> list[str]:
     status = Status(status)
     return [t for t, sources, _ in TRANSITIONS if status in sources]
 
-
-def can(status: Status | int, trigger: str) -> bool:
-    return trigger in allowed_triggers(status)

@@ -357,10 +357,21 @@ def _issue_code(call: Call, order: Order, r: v.RepayDetailReq, method, amount: i
                      method_code=method.method_code,
                      merchant_name=method.bank_code if store else "",
                      created_at=call.now, expires_at=call.now + ttl, state="open")
+    _void_beyond_limit(call, order, call.lender.settings.lifecycle.max_repay_codes - 1)
     call.s.add(code)
     call.s.add(DueEvent(partner_token=order.partner_token, order_id=order.id, kind="code_expiry",
                         due_at=call.now + ttl, state="pending", data={"code": value}))
     return code
+
+
+def _void_beyond_limit(call: Call, order: Order, keep: int) -> None:
+    """config.toml max_repay_codes: an order keeps that many open codes; older ones are voided
+    (a client asking for a new code on every screen would otherwise pile them up)."""
+    open_codes = call.s.scalars(select(RepayCode).where(
+        RepayCode.order_id == order.id, RepayCode.state == "open", RepayCode.expires_at > call.now)
+        .order_by(RepayCode.id.desc()))
+    for old in list(open_codes)[max(keep, 0):]:
+        old.state = "void"
 
 
 def _new_code_value(call: Call, rng, method, mobile: str) -> str:

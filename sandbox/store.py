@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint, create_engine, event, select)
+                        UniqueConstraint, create_engine, event)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool

@@ -319,3 +319,13 @@ def test_forced_trigger_parameters_are_checked(sandbox: Sandbox, loan) -> None:
     assert o.status == 90
     sandbox.control("POST", path, {"partner_token": TOKEN, "trigger": "approve", "amount": 700_000})
     assert o.get("/get-approval-result")["approval_amount"] == 700_000
+
+
+def test_order_detail_names_the_payout_failure(sandbox: Sandbox, loan) -> None:
+    o = loan("pfail", SUFFIX["payout_fail_once"]).disbursed()
+    assert o.status == 169
+    detail = sandbox.control("GET", f"/sandbox/orders/{o.order_no}?partner_token={TOKEN}")
+    assert detail["payout_error"] and detail["payout_error"].isupper()   # e.g. REJECTED_BY_BANK
+    o.bind().confirm().payout()
+    assert o.status == 170
+    assert sandbox.control("GET", f"/sandbox/orders/{o.order_no}?partner_token={TOKEN}")["payout_error"] is None

@@ -551,3 +551,18 @@ def test_small_extension_fee_is_raised_to_the_minimum_payment(sandbox: Sandbox, 
     assert code["repay_amount"] == 10000
     sandbox.pay(code["repay_code"])
     assert o.get("/get-delay-list")["delay_times"] == 2
+
+
+def test_open_codes_per_order_are_capped(sandbox_with) -> None:
+    # lifecycle.max_repay_codes: a new code beyond the cap voids the oldest open one
+    sb = sandbox_with(lifecycle={"max_repay_codes": 2})
+    o = Loan(sb, person("capped", SUFFIX["approve"]), "ORD-CAPPED-0001").disbursed()
+    first, second, third = (o.code(method_code=m)["repay_code"] for m in ("1001", "1002", "1003"))
+    assert len({first, second, third}) == 3
+    states = {c["repay_code"]: c["state"] for c in
+              sb.control("GET", f"/sandbox/orders/{o.order_no}?partner_token=demo")["repay_codes"]}
+    assert states == {first: "void", second: "open", third: "open"}
+    answer = sb.control("POST", "/sandbox/payments", {"repay_code": first}, status=409)
+    assert "replaced or cancelled" in answer["message"]
+    sb.pay(third)
+    assert o.status == 200
