@@ -15,7 +15,6 @@ import pytest
 
 from sandbox import callbacks, control
 from sandbox.app import create_app
-from sandbox.testing import Sandbox, Template
 from sandbox.waiting import MAX_TIMEOUT, _timeout
 
 WAIT = "/sandbox/orders/{}/wait"

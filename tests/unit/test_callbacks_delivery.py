@@ -25,12 +25,10 @@ from sandbox.crypto import Codec, php_json_encode
 from sandbox.errors import SandboxError
 from sandbox.lender import Lender
 from sandbox.sink import ACK, MemorySink
+from callback_rows import IV, KEY, STATUS, T0, enqueue
 from sandbox.store import Callback, CallbackAttempt, Partner, Store
 
-T0 = 1_800_000_000.0
-KEY, IV = "K" * 16, "I" * 16
 URL = "http://receiver.test/hooks"
-STATUS = "/callback-order-status"
 POLICY = {"first_delay": 1, "factor": 2, "max_delay": 10, "jitter": 0, "max_attempts": 4,
           "timeout": 5}
 
@@ -78,19 +76,6 @@ def add_partner(lender: Lender, token: str = "p1", **fields: object) -> None:
         for name, value in fields.items():
             setattr(p, name, value)
         s.add(p)
-
-
-def enqueue(lender: Lender, order_no: str = "ORD0000001", status: int = 90,
-            token: str = "p1", path: str = STATUS) -> int:
-    """One outbox row, as orders.Ctx.callback writes it."""
-    with lender.store.transaction() as s:
-        row = Callback(partner_token=token, order_id=None, order_no=order_no, path=path,
-                       body={"order_no": order_no, "order_status": status, "update_time": 1},
-                       created_at=T0, state="pending", attempts=0,
-                       next_attempt_at=lender.wall(), lease_until=0.0, last_error="")
-        s.add(row)
-        s.flush()
-        return row.id
 
 
 def row(lender: Lender, callback_id: int) -> Callback:

@@ -14,10 +14,9 @@ from sandbox.app import create_app, create_lender
 from sandbox.config import load_settings
 from sandbox.lender import Lender
 from sandbox.sink import CallbackSink, MemorySink
-from sandbox.store import Callback, Store
+from callback_rows import IV, KEY, T0, enqueue
+from sandbox.store import Store
 
-KEY, IV = "K" * 16, "I" * 16
-T0 = 1_800_000_000.0
 
 
 def settings(**callbacks_policy: object):
@@ -26,18 +25,6 @@ def settings(**callbacks_policy: object):
         "callbacks": {"first_delay": 0.05, "factor": 2, "max_delay": 0.2, "jitter": 0,
                       "max_attempts": 3, "timeout": 2, **callbacks_policy},
         "scheduler": {"tick": 0.05}}, env={})
-
-
-def enqueue(lender: Lender, order_no: str = "ORD0000001", status: int = 90) -> int:
-    with lender.store.transaction() as s:
-        row = Callback(partner_token="p1", order_id=None, order_no=order_no,
-                       path="/callback-order-status",
-                       body={"order_no": order_no, "order_status": status, "update_time": 1},
-                       created_at=T0, state="pending", attempts=0,
-                       next_attempt_at=lender.wall(), lease_until=0.0, last_error="")
-        s.add(row)
-        s.flush()
-        return row.id
 
 
 def add_partner(lender: Lender, url: str) -> None:

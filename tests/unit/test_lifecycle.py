@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from sandbox.lifecycle import (DISBURSED, FINAL, TRIGGERS, IllegalTransition, Status, Transition,
-                               allowed_triggers, can, fire)
+                               allowed_triggers, fire)
 
 S = Status
 # (status, trigger) -> destination, per docs/protocol.md "Order lifecycle". Anything not
@@ -57,12 +57,12 @@ def test_every_trigger_from_every_status(status: Status, trigger: str) -> None:
             fire(status, trigger)
         assert info.value.status == status and info.value.trigger == trigger
         assert f"'{trigger}' is not allowed in status {int(status)}" in str(info.value)
-        assert not can(status, trigger)
+        assert trigger not in allowed_triggers(status)
     else:
         t = fire(int(status), trigger)             # an int status is fine too
         assert t == Transition(status, expected, trigger)
         assert isinstance(t.dest, Status)
-        assert can(status, trigger)
+        assert trigger in allowed_triggers(status)
 
 
 @pytest.mark.parametrize("status", list(Status))
