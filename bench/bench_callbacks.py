@@ -28,10 +28,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from sandbox import callbacks
-from sandbox.app import create_lender
-from sandbox.config import load_settings
-from sandbox.lender import Lender
-from sandbox.sink import CallbackSink
+from sandbox.harness.sink import CallbackSink
+from sandbox.services.config import load_settings
+from sandbox.services.lender import Lender, create_lender
 from sandbox.store import Callback, CallbackAttempt, Store
 
 KEY, IV = "BenchKey12345678", "BenchIv123456789"

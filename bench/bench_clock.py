@@ -32,12 +32,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from sandbox import control, pricing, scenarios
-from sandbox.app import create_lender
-from sandbox.config import load_settings
-from sandbox.lender import Lender
-from sandbox.lifecycle import Status
-from sandbox.orders import Ctx, apply
-from sandbox.people import make_nik, make_mobile, REGIONS
+from sandbox.core.lifecycle import Status
+from sandbox.people import REGIONS, make_mobile, make_nik
+from sandbox.services.config import load_settings
+from sandbox.services.engine import Ctx, apply
+from sandbox.services.lender import Lender, create_lender
 from sandbox.store import Order, TimelineRow
 
 T0 = 1_772_420_400.0           # 2026-03-02 10:00 WIB: the wall time, fixed
@@ -45,7 +44,7 @@ DAY = 86400
 TOKEN = "demo"
 
 
-def settings_for(url: str):  # noqa: ANN201 - Settings
+def settings_for(url: str):
     return load_settings(overrides={"database": {"url": url}, "clock": {"mode": "manual"}}, env={})
 
 

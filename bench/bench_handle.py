@@ -20,7 +20,7 @@ import time
 from sqlalchemy import event
 
 from sandbox import api, faults
-from sandbox.crypto import Codec
+from sandbox.core.crypto import Codec
 from sandbox.testing import Sandbox, Template
 
 

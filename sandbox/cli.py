@@ -7,13 +7,16 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import quote
 
 import click
 
-from sandbox.config import ConfigError, load_settings, resolve_config_path
-from sandbox.crypto import Codec, NotJsonError, decrypt, loads_json
+if TYPE_CHECKING:
+    from .harness.client import SandboxControl
+
+from .core.crypto import Codec, NotJsonError, decrypt, loads_json
+from .services.config import ConfigError, load_settings, resolve_config_path
 
 SPEC_KEY = "Loan@apis#123456@"  # the partner spec's example pair, which is also the demo partner's
 SPEC_IV = "loan#654321@apis"
@@ -137,7 +140,7 @@ def _fail(code: int, message: str) -> NoReturn:
 @click.option("--port", type=int, default=None, help="Port (default: [server] port in the config).")
 def serve(config, host, port):
     """Run the sandbox server."""
-    from sandbox.app import run_server  # imported here so encrypt/decrypt stay light
+    from .web.server import run_server  # imported here so encrypt/decrypt stay light
 
     run_server(_config_path(config), host=host, port=port)
 
@@ -170,7 +173,7 @@ def clock_show(url, partner, admin_token):
 @_server_options
 def clock_advance(by, url, partner, admin_token):
     """Move the clock forward BY: 8d, 2h, 90m, 30s, 1h30m or plain seconds."""
-    from sandbox.clock import ClockError, parse_duration
+    from .core.clock import ClockError, parse_duration
 
     try:
         parse_duration(by)  # checked here too so a typo fails before any request
@@ -184,7 +187,7 @@ def clock_advance(by, url, partner, admin_token):
 @_server_options
 def clock_set(iso, url, partner, admin_token):
     """Set the clock to ISO (e.g. 2026-12-01T09:00:00+07:00; no zone = WIB). It only moves forward."""
-    from sandbox.clock import ClockError, parse_instant
+    from .core.clock import ClockError, parse_instant
 
     try:
         parse_instant(iso)
@@ -193,24 +196,28 @@ def clock_set(iso, url, partner, admin_token):
     _clock_call(url, partner, admin_token, "POST", "/set", {"to": iso})
 
 
+def control_client(url: str, admin_token: str = "") -> SandboxControl:
+    """The control-API client every command that talks to a running sandbox uses."""
+    from .harness.client import SandboxControl
+    return SandboxControl(url, admin_token=admin_token, timeout=10)
+
+
 def _clock_call(base: str, partner: str, token: str | None, method: str, suffix: str,
                 body: dict | None = None) -> None:
-    import httpx  # only the clock commands need it
+    import httpx  # only the commands that talk to a server need it
 
-    base = base.rstrip("/")
-    url = f"{base}/sandbox/partners/{quote(partner, safe='')}/clock{suffix}"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        resp = httpx.request(method, url, json=body, headers=headers, timeout=10)
-    except httpx.TransportError:
-        _fail(1, f"no sandbox answers at {base}: start one with `lender-sandbox serve`")
-    try:
-        shown = json.dumps(resp.json(), indent=2, ensure_ascii=False)
-    except ValueError:
-        shown = resp.text
-    if not resp.is_success:
-        _fail(1, f"HTTP {resp.status_code} from {url}\n{shown}")
-    click.echo(shown)
+    from .harness.client import ControlAPIError
+
+    path = f"/sandbox/partners/{quote(partner, safe='')}/clock{suffix}"
+    with control_client(base, token or "") as api:
+        try:
+            answer = api.request(method, path, json_body=body)
+        except httpx.TransportError:
+            _fail(1, f"no sandbox answers at {api.base_url}: start one with `lender-sandbox serve`")
+        except ControlAPIError as e:
+            shown = json.dumps(e.body, indent=2, ensure_ascii=False)
+            _fail(1, f"HTTP {e.http_status} from {api.base_url}{path}\n{shown}")
+    click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
 # --- demo -------------------------------------------------------------------------------
@@ -231,7 +238,7 @@ def demo(url, partner, key, iv, admin_token, pretty, seed):
     Also a rejected borrower (mobile ...003) who gets 11007 when trying again. Exits 1 at
     the first unexpected answer.
     """
-    from sandbox.demo import run
+    from .harness.demo import run
 
     sys.exit(run(url=url, partner=partner, key=key, iv=iv, admin_token=admin_token,
                  pretty=pretty, seed=seed))

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox import crypto
-from sandbox.clock import WIB, parse_instant
-from sandbox.crypto import Codec, php_json_encode
-from sandbox.liveserver import LiveServer
+from sandbox.core import crypto
+from sandbox.core.clock import WIB, parse_instant
+from sandbox.core.crypto import Codec, php_json_encode
+from sandbox.harness.liveserver import LiveServer
+from sandbox.harness.sink import CallbackSink
 from sandbox.testing import SampleOrder, sample_order
-from sandbox.sink import CallbackSink
 
 # Fast retries so a receiver's failures play out in well under a second.
 CALLBACKS = {"first_delay": 0.05, "factor": 2.0, "max_delay": 0.5, "jitter": 0.1,
@@ -100,7 +100,7 @@ class Aggregator:
 
     # ---- an order through the API ----
 
-    def new_order(self, suffix: str = "001") -> "Loan":
+    def new_order(self, suffix: str = "001") -> Loan:
         n = next(_serial)
         order = sample_order(f"e2e-{self.token}-{n}", suffix=suffix, today=TODAY,
                              order_no=f"E2E{self.token[-6:]}{n:06d}".replace("_", "X"))
@@ -119,15 +119,15 @@ class Loan:
     def q(self, **extra: Any) -> dict:
         return self.o.order(**extra)
 
-    def submit(self) -> "Loan":
+    def submit(self) -> Loan:
         self.agg.call("/push-supplement-info", self.o.supplement_info())
         return self
 
-    def bind(self) -> "Loan":
+    def bind(self) -> Loan:
         self.agg.call("/push-bind-bank", self.o.bind_bank())
         return self
 
-    def confirm(self, amount: int) -> "Loan":
+    def confirm(self, amount: int) -> Loan:
         self.agg.call("/push-order-confirm", self.o.confirm(amount))
         return self
 

@@ -21,14 +21,15 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from sandbox.app import create_app, create_lender
-from sandbox.clock import WIB
-from sandbox.config import Settings, load_settings
-from sandbox.crypto import Codec, php_json_encode
-from sandbox.lender import Lender
-from sandbox.people import Person, make_person
+from sandbox.core.clock import WIB
+from sandbox.core.crypto import Codec, php_json_encode
+from sandbox.core.people import Person, make_person
+from sandbox.core.settings import Settings
+from sandbox.services.config import load_settings
+from sandbox.services.lender import Lender, create_lender
 from sandbox.store import Store
 from sandbox.testing import SampleOrder
+from sandbox.web.app import create_app
 
 KEY, IV = "Loan@apis#123456@", "loan#654321@apis"   # the spec's pair = the demo partner's
 TOKEN = "demo"
@@ -243,36 +244,36 @@ class Loan:
     def q(self, **extra: Any) -> dict:
         return order_payload(self.order_no, self.product_id, **extra)
 
-    def create(self) -> "Loan":
+    def create(self) -> Loan:
         self.sb.ok("/push-basic-info", basic_payload(self.p, self.order_no, product_id=self.product_id,
                                                      amount=self.amount, term=self.term, unit=self.unit))
         return self
 
-    def submit(self) -> "Loan":
+    def submit(self) -> Loan:
         self.sb.ok("/push-supplement-info", supplement_payload(
             self.p, self.order_no, product_id=self.product_id, amount=self.amount,
             term=self.term, unit=self.unit))
         return self
 
-    def bind(self) -> "Loan":
+    def bind(self) -> Loan:
         self.sb.ok("/push-bind-bank", bind_payload(self.p, self.order_no, product_id=self.product_id))
         return self
 
-    def review(self) -> "Loan":
+    def review(self) -> Loan:
         self.sb.advance(self.sb.lender.settings.lifecycle.review_delay)
         return self
 
-    def confirm(self, amount: int | None = None, term: int | None = None) -> "Loan":
+    def confirm(self, amount: int | None = None, term: int | None = None) -> Loan:
         self.sb.ok("/push-order-confirm", confirm_payload(
             self.order_no, amount or self.amount, term or self.term, product_id=self.product_id,
             unit=self.unit))
         return self
 
-    def payout(self) -> "Loan":
+    def payout(self) -> Loan:
         self.sb.advance(self.sb.lender.settings.lifecycle.payout_delay)
         return self
 
-    def disbursed(self) -> "Loan":
+    def disbursed(self) -> Loan:
         """80 -> 90 -> 100 -> confirmed -> 170 (for an approving scenario)."""
         self.create().submit().bind().review()
         approved = self.get("/get-approval-result")["approval_amount"]

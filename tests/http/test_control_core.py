@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
 from conftest import SUFFIX, T0, TOKEN, Loan, Sandbox, person
-from sandbox.clock import WIB
-from sandbox.crypto import Codec
+
+from sandbox.core.clock import WIB
+from sandbox.core.crypto import Codec
 
 SPEC_01 = {"product_id", "product_name", "product_icon", "product_desc", "amount_min", "amount_max",
            "interest_rate", "gp_link"}

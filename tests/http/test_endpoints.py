@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import SUFFIX, T0, Loan, Sandbox, basic_payload, person, supplement_payload
 from sqlalchemy import select
 
-from conftest import SUFFIX, T0, Loan, Sandbox, basic_payload, person, supplement_payload
-from sandbox.crypto import php_json_encode
+from sandbox.core.crypto import php_json_encode
 from sandbox.store import Order
 
 WIB_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")

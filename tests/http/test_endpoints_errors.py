@@ -11,10 +11,20 @@ import copy
 import json
 
 import pytest
+from conftest import (
+    CODEC,
+    SUFFIX,
+    Loan,
+    Sandbox,
+    basic_payload,
+    bind_payload,
+    confirm_payload,
+    person,
+    repay_payload,
+    supplement_payload,
+)
 
-from conftest import (CODEC, SUFFIX, Loan, Sandbox, basic_payload, bind_payload, confirm_payload,
-                      person, repay_payload, supplement_payload)
-from sandbox.crypto import Codec
+from sandbox.core.crypto import Codec
 
 BANKS = {"action_type": 1, "product_id": "1001"}
 

@@ -16,10 +16,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import (
+    SUFFIX,
+    Loan,
+    Sandbox,
+    basic_payload,
+    bind_payload,
+    confirm_payload,
+    person,
+    repay_payload,
+    supplement_payload,
+)
 
-from conftest import (SUFFIX, Loan, Sandbox, basic_payload, bind_payload, confirm_payload, person,
-                      repay_payload, supplement_payload)
-from sandbox.errors import BY_CODE
+from sandbox.core.errors import BY_CODE
 
 HOSTILE: list[Any] = [None, "", [{"a": [1]}], {"$gt": ""}, True, -1.5, 10**20,
                       "８１２３４５６７８９' OR 1=1 --\u0000\u202e" + "x" * 300]
@@ -62,7 +71,7 @@ def leaf_name(path: tuple) -> str:
 
 def surely_invalid(path: tuple, value: Any, endpoint: str) -> bool:
     name = leaf_name(path)
-    if name in ANY_JSON or isinstance(path[-1], int) and name == "face_photo_image":
+    if name in ANY_JSON or (isinstance(path[-1], int) and name == "face_photo_image"):
         return False
     if endpoint == "/push-supplement-info" and path[0] == "order_info" and name != "order_no":
         return isinstance(value, (dict, list))

@@ -16,14 +16,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+from conftest import CODEC, IV, KEY, TOKEN, Sandbox, basic_payload, confirm_payload, settings_for
 
-from sandbox import api
-from sandbox.app import create_app, create_lender
-from sandbox.faults import FAULT_KINDS, KIND_NAMES, ConnectionDropped, quiet_drops
-from sandbox.sink import CallbackSink
-
-from conftest import (CODEC, IV, KEY, TOKEN, Sandbox, basic_payload, confirm_payload,
-                       settings_for)
+from sandbox.core.faultrules import FAULT_KINDS, KIND_NAMES
+from sandbox.harness.sink import CallbackSink
+from sandbox.services import pipeline as api
+from sandbox.services.lender import create_lender
+from sandbox.web.app import create_app
+from sandbox.web.lender import ConnectionDropped, quiet_drops
 
 BANKS = {"product_id": "1001", "action_type": 1}
 

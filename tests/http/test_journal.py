@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import CODEC, T0, TOKEN, Sandbox
 
-from sandbox.clock import iso
-from sandbox.crypto import Codec
+from sandbox.core.clock import iso
+from sandbox.core.crypto import Codec
 
 BANKS = {"product_id": "1001", "action_type": 1}
 STATUS = {"product_id": "1001", "order_no": "ORDER-NOT-THERE-1"}
@@ -76,8 +76,8 @@ def test_delete_clears_one_partner_or_everything(sandbox):
 
 
 @pytest.mark.parametrize("method, query, status, fragment", [
-    ("GET", "?limit=0", 400, "limit must be 1-1000"),
-    ("GET", "?limit=5000", 400, "limit must be 1-1000"),
+    ("GET", "?limit=0", 400, "limit must be an integer 1-1000"),
+    ("GET", "?limit=5000", 400, "limit must be an integer 1-1000"),
     ("GET", "?limit=ten", 400, "limit must be an integer"),
     ("GET", "?partner_token=ghost", 404, "partner_token 'ghost'"),
     ("DELETE", "?partner_token=ghost", 404, "partner_token 'ghost'"),

@@ -14,9 +14,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
-
-from conftest import (ROOT, SUFFIX, T0, Loan, Sandbox, basic_payload, bind_payload, confirm_payload,
-                      make_sandbox, person, repay_payload, settings_for, supplement_payload)
+from conftest import (
+    ROOT,
+    SUFFIX,
+    T0,
+    Loan,
+    Sandbox,
+    basic_payload,
+    bind_payload,
+    confirm_payload,
+    make_sandbox,
+    person,
+    repay_payload,
+    settings_for,
+    supplement_payload,
+)
 
 JKT = timezone(timedelta(hours=7))   # WIB, written out again: the test must not borrow it
 PRODUCTS = {str(p["product_id"]): p for p in
@@ -647,7 +659,7 @@ def test_same_inputs_and_seed_give_the_same_answers(first_run: dict) -> None:
 def test_another_seed_changes_default_outcomes(first_run: dict) -> None:
     settings = settings_for()
     other = settings_for(scenarios={"seed": "another-seed"})
-    from sandbox.scenarios import decide
+    from sandbox.core.scenarios import decide
     outcomes = [decide(s.data.rules, s.data.default, seed=s.scenarios.seed, partner="demo",
                        order_no=f"ORD-DETERMINISM-{i:03d}", mobile="81234567551")
                 for s in (settings, other) for i in range(N_DET)]

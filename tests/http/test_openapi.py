@@ -6,11 +6,13 @@ import re
 
 import pytest
 from conftest import settings_for
+from starlette.routing import Mount
 
-from sandbox import api, openapi
-from sandbox.app import create_app
-from sandbox.errors import CATALOG
-from sandbox.faults import KIND_NAMES
+from sandbox.core.errors import CATALOG
+from sandbox.core.faultrules import KIND_NAMES
+from sandbox.core.protocol import SPECS
+from sandbox.web import openapi
+from sandbox.web.app import create_app
 
 
 def _shape(path: str) -> str:
@@ -28,18 +30,27 @@ def doc(app):
     return openapi.build(app.state.lender)
 
 
+def _served(app):
+    """(path, method) of every route the app serves, mounted ones with their prefix."""
+    out = []
+    for r in app.routes:
+        if isinstance(r, Mount):
+            out += [(r.path + sub.path, m) for sub in r.routes for m in sorted(sub.methods or ())]
+        elif hasattr(r, "methods"):
+            out += [(r.path, m) for m in sorted(r.methods or ())]
+    return [(p, m) for p, m in out if m != "HEAD"]
+
+
 def test_every_sandbox_route_of_the_app_is_documented(app, doc):
     documented = {(_shape(p), m.upper()) for p, item in doc["paths"].items() for m in item}
-    routes = [(r.path, m) for r in app.routes if getattr(r, "path", "").startswith("/sandbox")
-              for m in sorted(getattr(r, "methods", None) or {"GET"}) if m != "HEAD"]
+    routes = [(p, m) for p, m in _served(app) if p.startswith("/sandbox")]
     assert len(routes) >= 25
     missing = [f"{m} {p}" for p, m in routes if (_shape(p), m) not in documented]
     assert not missing, f"add these routes to openapi.CONTROL: {missing}"
 
 
 def test_every_documented_sandbox_route_exists(app, doc):
-    served = {(_shape(r.path), m) for r in app.routes if hasattr(r, "methods")
-              for m in (r.methods or ())}
+    served = {(_shape(p), m) for p, m in _served(app)}
     stale = [f"{m.upper()} {p}" for p, item in doc["paths"].items() if p.startswith("/sandbox")
              for m in item if (_shape(p), m.upper()) not in served]
     assert not stale
@@ -47,7 +58,7 @@ def test_every_documented_sandbox_route_exists(app, doc):
 
 def test_the_lender_endpoints_carry_their_decrypted_payload_and_answer(doc):
     schemas = doc["components"]["schemas"]
-    for e in api.ENDPOINTS:
+    for e in SPECS:
         op = doc["paths"][e.path]["post"]
         assert op["summary"].startswith(e.number)
         payload = op["x-payload"]["$ref"].rsplit("/", 1)[-1]
@@ -95,4 +106,4 @@ def test_docs_show_field_rules_and_examples(sandbox):
     html = sandbox.client.get("/docs").text
     assert "order_info.user_mobile" in html and "must start with 8" in html
     assert "Decrypted payload" in html and "Example payload" in html
-    assert html.count('class="op"') >= len(api.ENDPOINTS) + 25
+    assert html.count('class="op"') >= len(SPECS) + 25

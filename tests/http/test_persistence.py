@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import SUFFIX, T0, Loan, Sandbox, make_sandbox, person, settings_for
 from sqlalchemy import func, select
 
-from conftest import SUFFIX, T0, Loan, Sandbox, make_sandbox, person, settings_for
-from sandbox.app import create_lender
-from sandbox.orders import process_due
+from sandbox.services.engine import process_due
+from sandbox.services.lender import create_lender
 from sandbox.store import DueEvent, TimelineRow
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import CODEC, IV, KEY, TOKEN
 
-from sandbox.crypto import Codec, php_json_encode
+from sandbox.core.crypto import Codec, php_json_encode
 
 PAYLOAD = {"product_id": "1001", "user_name": "Budi Santoso", "url": "https://x.id/a"}
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from sandbox.app import create_app
 from sandbox.client import (
     BadResponse,
     ControlAPIError,
@@ -23,6 +22,7 @@ from sandbox.client import (
     endpoint_path,
 )
 from sandbox.testing import Sandbox, Template
+from sandbox.web.app import create_app
 
 BASE = "http://testserver"
 

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from sandbox.client import LenderError
-from sandbox.clock import WIB
-from sandbox.control import ControlError
+from sandbox.core.clock import WIB
+from sandbox.core.errors import ControlError
 from sandbox.testing import Sandbox, Template, WaitError, sample_order
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=WIB)  # a Monday morning in Jakarta

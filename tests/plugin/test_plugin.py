@@ -13,7 +13,7 @@ import pytest
 
 # Inline pytester runs forget the modules an inner run imported; importing the harness here
 # keeps one copy (re-importing the cryptography bindings in one process fails).
-import sandbox.liveserver  # noqa: F401
+import sandbox.harness.liveserver
 import sandbox.testing  # noqa: F401
 
 pytest_plugins = ["pytester"]

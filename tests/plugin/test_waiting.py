@@ -13,9 +13,10 @@ import time
 import httpx
 import pytest
 
-from sandbox import callbacks, control
-from sandbox.app import create_app
-from sandbox.waiting import MAX_TIMEOUT, _timeout
+from sandbox.services import control, outbox
+from sandbox.services.waiting import MAX_TIMEOUT
+from sandbox.web.app import create_app
+from sandbox.web.control import _timeout
 
 WAIT = "/sandbox/orders/{}/wait"
 
@@ -81,7 +82,7 @@ def test_waits_for_callbacks_to_be_acknowledged(sb):
     async def resume_and_deliver():
         await asyncio.sleep(0.2)  # let the wait start polling first
         control.update_partner(sb.lender, "demo", {"callbacks_paused": False})
-        await callbacks.flush_until_idle(sb.lender, sb.callbacks)
+        await outbox.flush_until_idle(sb.lender, sb.callbacks)
 
     async def main():
         transport = httpx.ASGITransport(app=create_app(lender=sb.lender, background=False))

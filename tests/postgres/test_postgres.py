@@ -21,8 +21,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from sandbox import orders
-from sandbox.app import create_lender
+from sandbox.services import engine as orders
+from sandbox.services.lender import create_lender
 from sandbox.store import DueEvent, Order, TimelineRow
 
 pytestmark = pytest.mark.postgres
@@ -47,7 +47,7 @@ def _reachable() -> tuple[str | None, str]:
             with engine.connect() as conn:
                 conn.execute(text("select 1"))
             return url, ""
-        except Exception as e:  # noqa: BLE001 - any failure means "skip", with the reason
+        except Exception as e:
             errors.append(f"{url}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         finally:
             engine.dispose()
@@ -77,7 +77,7 @@ def pg_url() -> Iterator[str]:
 def pg(pg_url: str) -> Iterator[str]:
     """The URL, with the sandbox's tables emptied before each test."""
     lender = create_lender(h.settings_for(pg_url), wall=lambda: h.T0)
-    from sandbox.control import reset
+    from sandbox.services.control import reset
     reset(lender)
     lender.store.dispose()
     yield pg_url
@@ -152,7 +152,7 @@ def test_two_processes_fire_each_event_exactly_once(pg: str, monkeypatch: pytest
         try:
             start.wait()
             fired.append(orders.process_due(lender, "demo", until))   # type: ignore[arg-type]
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(lenders[k % 2],)) for k in range(4)]
@@ -204,7 +204,7 @@ def test_an_event_claimed_elsewhere_does_not_block_a_transition(pg: str) -> None
     def settle_in_a() -> None:
         try:
             orders.process_due(a, "demo", until)
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
         finally:
             done.set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.lender import Lender
+from sandbox.services.lender import Lender
 from sandbox.store import Callback
 
 T0 = 1_800_000_000.0

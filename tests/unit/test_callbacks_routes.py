@@ -7,16 +7,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from callback_rows import IV, KEY, T0, enqueue
 from starlette.testclient import TestClient
 
-from sandbox import callbacks
-from sandbox.app import create_app, create_lender
-from sandbox.config import load_settings
-from sandbox.lender import Lender
-from sandbox.sink import CallbackSink, MemorySink
-from callback_rows import IV, KEY, T0, enqueue
+from sandbox.harness.sink import CallbackSink, MemorySink
+from sandbox.services import deliveries, outbox
+from sandbox.services.config import load_settings
+from sandbox.services.lender import Lender, create_lender
 from sandbox.store import Store
-
+from sandbox.web.app import create_app
 
 
 def settings(**callbacks_policy: object):
@@ -51,7 +50,7 @@ def test_list_filters_and_shows_bodies_and_attempts(lender, client):
     enqueue(lender, "ORDER-B-0001")
     sink = MemorySink(KEY, IV)
     sink.fail_next(1)
-    callbacks.deliver_now(lender, sink)
+    outbox.deliver_now(lender, sink)
     everything = client.get("/sandbox/callbacks").json()
     assert [d["order_no"] for d in everything] == ["ORDER-A-0001", "ORDER-B-0001"]
     (d,) = client.get("/sandbox/callbacks?partner_token=p1&order_no=ORDER-A-0001").json()
@@ -85,7 +84,7 @@ def test_bad_queries_are_json_4xx(client, path, status, fragment):
 
 def test_redeliver_route(lender, client):
     cid = enqueue(lender)
-    callbacks.deliver_now(lender, MemorySink(KEY, IV))
+    outbox.deliver_now(lender, MemorySink(KEY, IV))
     d = client.post(f"/sandbox/callbacks/{cid}/redeliver").json()
     assert (d["state"], d["attempts"], len(d["attempt_log"])) == ("pending", 0, 1)
     assert client.post("/sandbox/callbacks/999/redeliver").status_code == 404
@@ -94,10 +93,10 @@ def test_redeliver_route(lender, client):
 def test_pause_and_resume_routes(lender, client):
     cid = enqueue(lender)
     assert client.post("/sandbox/partners/p1/callbacks/pause").json()["callbacks_paused"] is True
-    assert callbacks.deliver_now(lender, MemorySink(KEY, IV)) == 0
+    assert outbox.deliver_now(lender, MemorySink(KEY, IV)) == 0
     assert client.get(f"/sandbox/callbacks/{cid}").json()["waiting"].startswith("callbacks paused")
     assert client.post("/sandbox/partners/p1/callbacks/resume").json()["callbacks_paused"] is False
-    assert callbacks.deliver_now(lender, MemorySink(KEY, IV)) == 1
+    assert outbox.deliver_now(lender, MemorySink(KEY, IV)) == 1
     assert client.post("/sandbox/partners/nobody/callbacks/pause").status_code == 404
 
 
@@ -112,11 +111,11 @@ def test_the_running_server_delivers_and_retries_by_itself():
             lender.on_outbox()
             assert [b["order_status"] for b in sink.wait_for(2, timeout=10)] == [90, 100]
             deadline = time.monotonic() + 5
-            while {callbacks.get_delivery(lender, i)["state"] for i in ids} != {"delivered"}:
+            while {deliveries.get_delivery(lender, i)["state"] for i in ids} != {"delivered"}:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
         assert [r.outcome for r in sink.records()] == ["failed", "ok", "ok"]
-        assert callbacks.get_delivery(lender, ids[0])["attempts"] == 2
+        assert deliveries.get_delivery(lender, ids[0])["attempts"] == 2
         lender.store.dispose()
 
 
@@ -131,6 +130,6 @@ def test_shutdown_while_a_receiver_hangs_is_prompt_and_hands_the_row_back():
             sink.wait_for_requests(1)
             started = time.monotonic()
         assert time.monotonic() - started < 4  # the grace (2 s at most), not the 30 s timeout
-        d = callbacks.get_delivery(lender, cid)
+        d = deliveries.get_delivery(lender, cid)
         assert (d["state"], d["attempts"], d["waiting"]) == ("pending", 0, "due now")
         lender.store.dispose()

@@ -12,10 +12,10 @@ import tomllib
 import httpx
 import pytest
 
-from sandbox.callbacks import HttpxSender
-from sandbox.crypto import Codec, php_json_encode
-from sandbox.liveserver import REPO_ROOT, LiveServer, LiveServerError, to_toml
-from sandbox.sink import CallbackSink, MemorySink, SinkTimeout
+from sandbox.core.crypto import Codec, php_json_encode
+from sandbox.harness.liveserver import REPO_ROOT, LiveServer, LiveServerError, to_toml
+from sandbox.harness.sink import CallbackSink, MemorySink, SinkTimeout
+from sandbox.services.senders import HttpxSender
 
 KEY, IV = "K" * 16, "I" * 16
 BODY = {"order_no": "ORD0000001", "order_status": 90, "update_time": 1764300000}

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from sandbox import cli, crypto
+from sandbox import cli
+from sandbox.core import crypto
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "php_openssl_aes.json").read_text("utf-8"))
 SPEC_KEY, SPEC_IV = VECTORS["spec_key"], VECTORS["spec_iv"]
@@ -157,9 +158,9 @@ def test_partner_comes_from_the_given_config(tmp_path):
 
 def test_serve_hands_options_to_run_server(tmp_path, monkeypatch):
     calls = []
-    fake = types.ModuleType("sandbox.app")
+    fake = types.ModuleType("sandbox.web.server")
     fake.run_server = lambda path, host=None, port=None: calls.append((Path(path), host, port))
-    monkeypatch.setitem(sys.modules, "sandbox.app", fake)
+    monkeypatch.setitem(sys.modules, "sandbox.web.server", fake)
     config = tmp_path / "my.toml"
     result = run("serve", "--config", str(config), "--port", "9001")
     assert result.exit_code == 0, result.output
@@ -188,38 +189,52 @@ def test_clock_bad_argument_fails_before_any_request(args, closed_url):
 
 
 class FakeHttp:
+    """A sandbox that answers every control call with `status` and `payload`, recording
+    (method, URL, JSON body, Authorization header) of each; the CLI's control client is
+    handed a transport to it (`cli.control_client`)."""
+
     def __init__(self, status, payload):
         self.status, self.payload, self.calls = status, payload, []
 
-    def __call__(self, method, url, json=None, headers=None, timeout=None):
-        self.calls.append((method, url, json, headers))
-        return httpx.Response(self.status, json=self.payload, request=httpx.Request(method, url))
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.calls.append((request.method, str(request.url), body,
+                           request.headers.get("authorization")))
+        return httpx.Response(self.status, json=self.payload)
+
+    def install(self, monkeypatch):
+        real = cli.control_client
+
+        def client(url, admin_token=""):
+            c = real(url, admin_token)
+            c._http = httpx.Client(transport=httpx.MockTransport(self.handle))
+            return c
+        monkeypatch.setattr(cli, "control_client", client)
+        return self
 
 
 def test_clock_advance_request_shape(monkeypatch):
-    fake = FakeHttp(200, {"mode": "manual", "now": "2026-12-09T09:00:00+07:00"})
-    monkeypatch.setattr(httpx, "request", fake)
+    fake = FakeHttp(200, {"mode": "manual", "now": "2026-12-09T09:00:00+07:00"}).install(monkeypatch)
     result = run("clock", "advance", "8d", "--url", "http://sb.test/", "--partner", "p 1", "--admin-token", "s3")
     assert result.exit_code == 0 and json.loads(result.stdout)["mode"] == "manual"
     assert fake.calls == [("POST", "http://sb.test/sandbox/partners/p%201/clock/advance", {"by": "8d"},
-                           {"Authorization": "Bearer s3"})]
+                           "Bearer s3")]
 
 
 def test_clock_set_and_show_request_shape(monkeypatch):
-    fake = FakeHttp(200, {"now": "x"})
-    monkeypatch.setattr(httpx, "request", fake)
+    fake = FakeHttp(200, {"now": "x"}).install(monkeypatch)
     monkeypatch.delenv("LENDER_SANDBOX_ADMIN_TOKEN", raising=False)
     monkeypatch.delenv("LENDER_SANDBOX_URL", raising=False)
     assert run("clock", "set", "2026-12-01T09:00:00").exit_code == 0
     assert run("clock", "show").exit_code == 0
     assert fake.calls == [
-        ("POST", f"{cli.DEFAULT_URL}/sandbox/partners/demo/clock/set", {"to": "2026-12-01T09:00:00"}, {}),
-        ("GET", f"{cli.DEFAULT_URL}/sandbox/partners/demo/clock", None, {}),
+        ("POST", f"{cli.DEFAULT_URL}/sandbox/partners/demo/clock/set", {"to": "2026-12-01T09:00:00"}, None),
+        ("GET", f"{cli.DEFAULT_URL}/sandbox/partners/demo/clock", None, None),
     ]
 
 
 def test_clock_server_error_is_shown_and_exits_1(monkeypatch):
-    monkeypatch.setattr(httpx, "request", FakeHttp(409, {"code": 10020, "message": "a clock only moves forward"}))
+    FakeHttp(409, {"code": 10020, "message": "a clock only moves forward"}).install(monkeypatch)
     result = run("clock", "set", "2020-01-01T00:00:00Z")
     assert result.exit_code == 1 and result.stdout == ""
     assert "HTTP 409" in result.stderr and "a clock only moves forward" in result.stderr

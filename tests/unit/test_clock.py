@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sandbox import clock
-from sandbox.clock import ClockError, ClockState
+from sandbox.core import clock
+from sandbox.core.clock import ClockError, ClockState
 
 W = 1_772_420_400.0          # a wall time (2026-03-02 10:00 WIB)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import crypto
-from sandbox.crypto import Codec, DecryptError, NotJsonError
+from sandbox.core import crypto
+from sandbox.core.crypto import Codec, DecryptError, NotJsonError
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "php_openssl_aes.json").read_text("utf-8"))
 SPEC_KEY, SPEC_IV = VECTORS["spec_key"], VECTORS["spec_iv"]

@@ -8,9 +8,10 @@ import socket
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from sandbox import cli, demo
-from sandbox.app import create_app
-from sandbox.config import load_settings
+from sandbox import cli
+from sandbox.harness import demo
+from sandbox.services.config import load_settings
+from sandbox.web.app import create_app
 
 
 def run(*args: str):

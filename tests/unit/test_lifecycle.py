@@ -6,8 +6,16 @@ import threading
 
 import pytest
 
-from sandbox.lifecycle import (DISBURSED, FINAL, TRIGGERS, IllegalTransition, Status, Transition,
-                               allowed_triggers, fire)
+from sandbox.core.lifecycle import (
+    DISBURSED,
+    FINAL,
+    TRIGGERS,
+    IllegalTransition,
+    Status,
+    Transition,
+    allowed_triggers,
+    fire,
+)
 
 S = Status
 # (status, trigger) -> destination, per docs/protocol.md "Order lifecycle". Anything not
@@ -113,7 +121,7 @@ def test_fire_is_thread_safe() -> None:
                 assert fire(status, trigger).dest == dest
                 with pytest.raises(IllegalTransition):
                     fire(S.SETTLED, trigger)
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]

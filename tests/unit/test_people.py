@@ -1,4 +1,5 @@
-"""sandbox.people: seeded generators and validators of Indonesian people, phones, banks, codes."""
+"""core.people and core.banks: seeded generators and validators of Indonesian people, phones,
+banks and payment codes."""
 
 from __future__ import annotations
 
@@ -10,13 +11,35 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import people
-from sandbox.people import (
-    BANKS, OPERATOR_PREFIXES, PAYOUT_FAILURES, PROVINCES, REGIONS, REJECT_REASONS,
-    RETAIL_LIMITS, VA_LIMITS, VA_PREFIXES, account_problem, bank_by_code, clean_name,
-    is_valid_nik, make_bank_account, make_mobile, make_nik, make_payout_failure, make_person,
-    make_reject_reason, make_retail_code, make_va_number, mobile_operator, normalize_mobile,
-    parse_nik, region_by_code,
+from sandbox.core import banks, people
+from sandbox.core.banks import (
+    BANKS,
+    PAYOUT_FAILURES,
+    REJECT_REASONS,
+    RETAIL_LIMITS,
+    VA_LIMITS,
+    VA_PREFIXES,
+    account_problem,
+    bank_by_code,
+    make_bank_account,
+    make_payout_failure,
+    make_reject_reason,
+    make_retail_code,
+    make_va_number,
+)
+from sandbox.core.people import (
+    OPERATOR_PREFIXES,
+    PROVINCES,
+    REGIONS,
+    clean_name,
+    is_valid_nik,
+    make_mobile,
+    make_nik,
+    make_person,
+    mobile_operator,
+    normalize_mobile,
+    parse_nik,
+    region_by_code,
 )
 
 TODAY = date(2025, 6, 15)
@@ -407,7 +430,8 @@ def test_clean_name(raw, clean):
     assert clean_name(raw) == clean
 
 
-def test_no_wall_clock_or_io_in_module():
-    source = Path(people.__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", [people, banks])
+def test_no_wall_clock_or_io_in_module(module):
+    source = Path(module.__file__).read_text(encoding="utf-8")
     for banned in ("datetime.now", "date.today", "time.time", "open(", "import os"):
         assert banned not in source

@@ -4,14 +4,14 @@ and the OJK compliance warnings (docs/protocol.md "Times and money")."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from sandbox import pricing
-from sandbox.config import load_settings
-from sandbox.pricing import Extension, Product
+from sandbox.core import pricing
+from sandbox.core.pricing import Extension, Product
+from sandbox.services.config import load_settings
 
 JKT = timezone(timedelta(hours=7))
 D = Decimal
@@ -79,7 +79,7 @@ def test_add_months(start: date, months: int, expected: date) -> None:
 def test_due_at_is_the_end_of_the_wib_due_day() -> None:
     assert pricing.due_at(DAYS, at(2026, 3, 2, 10, 3), 14) == at(2026, 3, 16, 23, 59, 59)
     # 01:00 WIB on 3 March is still 2 March in UTC: the WIB calendar day counts
-    start = datetime(2026, 3, 2, 18, 0, tzinfo=timezone.utc).timestamp()
+    start = datetime(2026, 3, 2, 18, 0, tzinfo=UTC).timestamp()
     assert pricing.due_at(DAYS, start, 7) == at(2026, 3, 10, 23, 59, 59)
     assert pricing.due_at(DAYS, at(2026, 3, 2, 23, 59, 59), 7) == at(2026, 3, 9, 23, 59, 59)
     assert pricing.due_at(MONTHS, at(2026, 1, 31, 9), 1) == at(2026, 2, 28, 23, 59, 59)

@@ -9,9 +9,18 @@ from collections import Counter
 
 import pytest
 
-from sandbox import scenarios
-from sandbox.config import ScenarioDefault, ScenarioRule, load_settings
-from sandbox.scenarios import Outcome, decide, is_magic_reloan, match, precheck_rejects, rng_for
+from sandbox.core import scenarios
+from sandbox.core.scenarios import (
+    Outcome,
+    ScenarioDefault,
+    ScenarioRule,
+    decide,
+    is_magic_reloan,
+    match,
+    precheck_rejects,
+    rng_for,
+)
+from sandbox.services.config import load_settings
 
 SETTINGS = load_settings(env={})
 RULES, DEFAULT = SETTINGS.data.rules, SETTINGS.data.default
@@ -129,7 +138,7 @@ def test_deterministic() -> None:
 
 def test_rng_is_stable_across_processes() -> None:
     here = [rng_for("seed", "demo", "ORD-1", 3).random() for _ in range(1)]
-    code = ("from sandbox.scenarios import rng_for; "
+    code = ("from sandbox.core.scenarios import rng_for; "
             "print(repr(rng_for('seed', 'demo', 'ORD-1', 3).random()))")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "123"})
@@ -146,4 +155,4 @@ def test_outcome_round_trip() -> None:
 
 def test_module_is_pure() -> None:
     assert not hasattr(scenarios, "random_state")
-    assert decide.__module__ == "sandbox.scenarios"
+    assert decide.__module__ == "sandbox.core.scenarios"

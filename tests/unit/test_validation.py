@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import validation as v
-from sandbox.errors import SandboxError
+from sandbox.core import validation as v
+from sandbox.core.errors import SandboxError
 
 BASIC: dict[str, Any] = {
     "product_id": "1001", "device_ip": "10.0.0.1", "is_reloan": 0,

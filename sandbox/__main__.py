@@ -1,0 +1,5 @@
+"""`python -m sandbox`: the `lender-sandbox` command."""
+
+from .cli import main
+
+main()

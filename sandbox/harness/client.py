@@ -1,0 +1,312 @@
+"""Python clients: `LenderClient` for the partner API of any lender, `SandboxControl` for /sandbox.
+
+`LenderClient` speaks the envelope of protocol.md §1-2 — it encrypts the business payload
+with the partner's key/IV, posts it and hands back the response with `data` decrypted when
+a lender encrypts it. It needs no sandbox: point it at a real lender's base URL. The
+network is injected (an `httpx.Client`, or a plain `send(path, body)` function for the
+in-process harness in `sandbox.testing`), never patched.
+
+`SandboxControl` is a thin JSON client of the sandbox-only control API (design.md
+"Control API"): clocks, forced transitions, payments, orders, callbacks, journal, faults,
+reset, partners and the long-poll wait.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ..core.crypto import Codec
+from ..core.envelope import decode_response
+
+__all__ = ["BadResponse", "ControlAPIError", "LenderClient", "LenderError", "SandboxControl",
+           "Send", "endpoint_path", "message_of"]
+
+# path, request body -> (HTTP status, response body). HTTP in LenderClient; a function call
+# in the in-process harness (sandbox.testing), so both paths parse the same bytes.
+Send = Callable[[str, bytes], tuple[int, bytes]]
+
+JSON_TYPE = "application/json;charset=utf-8"
+
+
+class LenderError(Exception):
+    """The lender answered a non-zero `code` (protocol.md §1): a business or protocol refusal."""
+
+    def __init__(self, code: int, message: str, *, path: str = "", http_status: int = 200,
+                 response: dict[str, Any] | None = None):
+        self.code, self.message, self.path = code, message, path
+        self.http_status = http_status
+        self.response = response or {}
+        super().__init__(f"{path}: code {code}: {message}" if path else f"code {code}: {message}")
+
+
+class BadResponse(Exception):
+    """The answer is not a response envelope at all (a proxy error page, a dropped body...)."""
+
+    def __init__(self, path: str, http_status: int, text: str):
+        self.path, self.http_status, self.text = path, http_status, text
+        super().__init__(f"{path}: HTTP {http_status}, not a response envelope: {text[:200]!r}")
+
+
+def endpoint_path(name: str) -> str:
+    """'get-loan-precheck' or '/get-loan-precheck' -> '/get-loan-precheck'."""
+    name = name.strip()
+    if not name or name.startswith(("http://", "https://")):
+        raise ValueError(f"an endpoint name such as 'get-loan-precheck', not {name!r}")
+    return "/" + name.lstrip("/")
+
+
+def message_of(doc: dict[str, Any]) -> str:
+    """The text of a response: protocol.md §1 ruling, some endpoints say `msg`."""
+    return str(doc.get("message", doc.get("msg", "")))
+
+
+class LenderClient:
+    """The partner API seen by an aggregator: `.call(name, payload)` and `.data(name, payload)`.
+
+    Over HTTP by default (`http`: your own `httpx.Client`, e.g. with a `MockTransport`);
+    with `send=` the envelope goes to a function instead (the in-process sandbox).
+    """
+
+    def __init__(self, base_url: str, partner_token: str, aes_key: str, aes_iv: str, *,
+                 http: httpx.Client | None = None, send: Send | None = None,
+                 timeout: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.partner_token = partner_token
+        self.codec = Codec(aes_key, aes_iv)
+        self._http, self._own_http = http, False
+        self._send = send or self._post
+        self._timeout = timeout
+
+    # ---- the envelope ----
+
+    def encrypt(self, payload: Any) -> str:
+        """`encode_data` for `payload` (PHP-compatible JSON, AES-128-CBC, base64)."""
+        return self.codec.encrypt_json(payload)
+
+    def decrypt(self, text: str) -> Any:
+        """The JSON inside an `encode_data` (or an encrypted `data`)."""
+        return self.codec.decrypt_json(text)
+
+    def envelope(self, payload: Any) -> dict[str, str]:
+        return {"partner_token": self.partner_token, "encode_data": self.encrypt(payload)}
+
+    # ---- calls ----
+
+    def call(self, name: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST `payload` to endpoint `name`; the response with `data` decrypted if it was.
+
+        Business errors come back as a response with a non-zero `code` (see `data`)."""
+        return self._exchange(name, payload)[1]
+
+    def data(self, name: str, payload: dict[str, Any] | None = None) -> Any:
+        """Like `call`, but returns `data` and raises `LenderError` when `code` is not 0."""
+        status, doc = self._exchange(name, payload)
+        if doc.get("code") != 0:
+            raise LenderError(int(doc.get("code", -1)), message_of(doc), path=endpoint_path(name),
+                              http_status=status, response=doc)
+        return doc["data"]
+
+    def _exchange(self, name: str, payload: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        path = endpoint_path(name)
+        status, raw = self._send(path, json.dumps(self.envelope(payload or {})).encode())
+        doc = _parse(path, status, raw)
+        doc["data"] = decode_response(doc, self.codec)
+        return status, doc
+
+    def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self._http is None:
+            self._http, self._own_http = httpx.Client(timeout=self._timeout), True
+        r = self._http.post(self.base_url + path, content=body,
+                            headers={"content-type": JSON_TYPE})
+        return r.status_code, r.content
+
+    # ---- lifetime ----
+
+    def close(self) -> None:
+        """Close the HTTP client this object made (one handed in stays the caller's)."""
+        if self._own_http and self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> LenderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LenderClient({self.base_url or 'in-process'!r}, partner={self.partner_token!r})"
+
+
+def _parse(path: str, status: int, raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise BadResponse(path, status, raw.decode("utf-8", "replace")) from None
+    if not isinstance(doc, dict) or "code" not in doc:
+        raise BadResponse(path, status, raw.decode("utf-8", "replace"))
+    return doc  # 404/405/413 still answer the envelope (protocol.md §1): the code says why
+
+
+# ---------------------------------------------------------------------------- control API
+
+
+class ControlAPIError(Exception):
+    """A /sandbox call answered HTTP 4xx/5xx: `{"code", "error", "message"}`."""
+
+    def __init__(self, status: int, body: Any, what: str):
+        self.http_status = status
+        self.body = body if isinstance(body, dict) else {"message": str(body)}
+        self.code = self.body.get("code")
+        self.error = self.body.get("error", "")
+        self.message = str(self.body.get("message", ""))
+        super().__init__(f"{what}: HTTP {status} {self.error}: {self.message}")
+
+
+class SandboxControl:
+    """The sandbox's control API over HTTP (plain JSON under /sandbox).
+
+    `admin_token` is needed only when the sandbox binds a non-loopback address.
+    """
+
+    def __init__(self, base_url: str, *, admin_token: str = "", http: httpx.Client | None = None,
+                 timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self._own_http = http is None
+        self._http = http or httpx.Client(timeout=timeout)
+        self._headers = headers
+
+    def request(self, method: str, path: str, *, json_body: Any = None,
+                params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        """One control call; the decoded JSON, or ControlAPIError on HTTP >= 400."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        r = self._http.request(method, self.base_url + path, json=json_body, params=query,
+                               headers=self._headers, **extra)
+        body = _json_or_text(r)
+        if r.status_code >= 400:
+            raise ControlAPIError(r.status_code, body, f"{method} {path}")
+        return body
+
+    # ---- server and partners ----
+
+    def health(self) -> dict:
+        return self.request("GET", "/sandbox/health")
+
+    def partners(self) -> list[dict]:
+        return self.request("GET", "/sandbox/partners")
+
+    def create_partner(self, **fields: Any) -> dict:
+        """POST /sandbox/partners: credentials (token, aes_key, aes_iv) and the product list."""
+        return self.request("POST", "/sandbox/partners", json_body=fields)
+
+    def partner(self, token: str = "demo", *, secrets: bool = False) -> dict:
+        return self.request("GET", f"/sandbox/partners/{token}",
+                            params={"secrets": "1" if secrets else None})
+
+    def update_partner(self, token: str = "demo", **fields: Any) -> dict:
+        """PATCH a partner: callback_url, callbacks_paused, chaos, clock_mode, ..."""
+        return self.request("PATCH", f"/sandbox/partners/{token}", json_body=fields)
+
+    # ---- clocks ----
+
+    def clock(self, partner: str = "demo") -> dict:
+        return self.request("GET", f"/sandbox/partners/{partner}/clock")
+
+    def advance_clock(self, seconds: float, partner: str = "demo") -> dict:
+        """Move the clock forward; every due event on the way has fired when this returns."""
+        return self.request("POST", f"/sandbox/partners/{partner}/clock/advance",
+                            json_body={"seconds": seconds})
+
+    def set_clock(self, to: str, partner: str = "demo") -> dict:
+        return self.request("POST", f"/sandbox/partners/{partner}/clock/set", json_body={"to": to})
+
+    # ---- orders and payments ----
+
+    def orders(self, partner: str | None = None, status: int | None = None,
+               limit: int | None = None) -> list[dict]:
+        return self.request("GET", "/sandbox/orders",
+                            params={"partner_token": partner, "status": status, "limit": limit})
+
+    def order(self, order_no: str, partner: str = "demo") -> dict:
+        """Order, timeline, callbacks, payments, pending events."""
+        return self.request("GET", f"/sandbox/orders/{order_no}", params={"partner_token": partner})
+
+    def transition(self, order_no: str, trigger: str, partner: str = "demo",
+                   **params: Any) -> dict:
+        """Force a legal trigger (approve, reject, disburse, fail_payout, cancel, ...)."""
+        return self.request("POST", f"/sandbox/orders/{order_no}/transition",
+                            json_body={"partner_token": partner, "trigger": trigger, **params})
+
+    def pay(self, repay_code: str, amount: int | None = None) -> dict:
+        body: dict[str, Any] = {"repay_code": repay_code}
+        if amount is not None:
+            body["amount"] = amount
+        return self.request("POST", "/sandbox/payments", json_body=body)
+
+    def wait(self, order_no: str, *, partner: str = "demo", status: int | None = None,
+             callback: str | None = None, timeout: float = 10.0) -> dict:
+        """Long-poll until the order reaches `status` (and/or its callbacks are acknowledged)."""
+        return self.request("GET", f"/sandbox/orders/{order_no}/wait", timeout=timeout + 10,
+                            params={"partner_token": partner, "status": status,
+                                    "callback": callback, "timeout": timeout})
+
+    # ---- callbacks, journal, faults ----
+
+    def callbacks(self, partner: str | None = None, order_no: str | None = None,
+                  state: str | None = None) -> Any:
+        """Deliveries with their decrypted bodies and every attempt."""
+        return self.request("GET", "/sandbox/callbacks",
+                            params={"partner_token": partner, "order_no": order_no,
+                                    "state": state})
+
+    def redeliver(self, callback_id: int) -> Any:
+        return self.request("POST", f"/sandbox/callbacks/{callback_id}/redeliver")
+
+    def journal(self, partner: str | None = None, path: str | None = None,
+                limit: int | None = None) -> Any:
+        """Requests the sandbox received, decrypted, newest first."""
+        return self.request("GET", "/sandbox/journal",
+                            params={"partner_token": partner, "limit": limit,
+                                    "path": endpoint_path(path) if path else None})
+
+    def clear_journal(self, partner: str | None = None) -> Any:
+        return self.request("DELETE", "/sandbox/journal", params={"partner_token": partner})
+
+    def set_faults(self, rules: Any) -> Any:
+        return self.request("PUT", "/sandbox/faults", json_body=rules)
+
+    def faults(self) -> Any:
+        return self.request("GET", "/sandbox/faults")
+
+    def clear_faults(self) -> Any:
+        return self.request("DELETE", "/sandbox/faults")
+
+    # ---- reset ----
+
+    def reset(self, partner: str | None = None) -> dict:
+        """Wipe orders and history (of one partner, or all) and reload the fixtures."""
+        return self.request("POST", "/sandbox/reset",
+                            json_body={"partner_token": partner} if partner else {})
+
+    def close(self) -> None:
+        if self._own_http:
+            self._http.close()
+
+    def __enter__(self) -> SandboxControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _json_or_text(r: httpx.Response) -> Any:
+    try:
+        return r.json()
+    except ValueError:
+        return r.text

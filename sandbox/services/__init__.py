@@ -1,0 +1,1 @@
+"""The lender at work: request pipeline, lifecycle engine, control operations, callback outbox."""

@@ -1,0 +1,370 @@
+"""Sandbox-only operations behind /sandbox (design.md "Control API"): partners, clocks, orders,
+forced transitions, payments, reset.
+
+Each operation is a plain function over a `Lender` taking and returning JSON-able values, so
+the web layer, the CLI and the in-process pytest harness share them. Errors are SandboxError
+(answered as HTTP 4xx JSON by the web layer, never a 500).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from ..core import clock as clockmod
+from ..core import crypto
+from ..core.chaos import validate_chaos
+from ..core.errors import ControlError
+from ..core.lifecycle import TRIGGERS, Status, allowed_triggers
+from ..store import (
+    BankCard,
+    Callback,
+    CallbackAttempt,
+    DueEvent,
+    ExtensionRow,
+    FaultRule,
+    JournalEntry,
+    Order,
+    Partner,
+    Payment,
+    RepayCode,
+    TimelineRow,
+)
+from . import bodies
+from .engine import Ctx, apply, next_due, process_due
+from .lender import Lender
+
+
+def _not_found(what: str) -> ControlError:
+    return ControlError("order_not_found" if what.startswith("order") else "unknown_partner",
+                        what, http_status=404)
+
+
+def _partner(lender: Lender, s: Any, token: str) -> Partner:
+    p = s.get(Partner, token)
+    if p is None:
+        raise _not_found(f"partner_token {token!r}")
+    return p
+
+
+# ---- partners ----
+
+def product_list(lender: Lender) -> list[dict]:
+    """Spec §01 "合作者提供" shape, plus each product's terms and unit."""
+    base = lender.settings.public_url()
+    return [{
+        "product_id": p.product_id, "product_name": p.product_name,
+        "product_icon": p.product_icon or f"{base}/assets/product/{p.product_id}.svg",
+        "product_desc": p.product_desc, "amount_min": p.amount_min, "amount_max": p.amount_max,
+        "interest_rate": bodies.rate_text(p.interest_rate), "gp_link": p.gp_link,
+        "term_unit": p.term_unit, "terms": list(p.terms),
+    } for p in lender.products.values()]
+
+
+def partner_view(lender: Lender, p: Partner, *, secrets: bool = False) -> dict:
+    out: dict[str, Any] = {
+        "partner_token": p.partner_token, "name": p.name, "callback_url": p.callback_url,
+        "encrypt_callbacks": p.encrypt_callbacks, "callbacks_paused": p.callbacks_paused,
+        "chaos": p.chaos or {}, "clock": clockmod.describe(lender.clock_of(p), lender.wall()),
+        "products": product_list(lender),
+    }
+    if secrets:
+        out["aes_key"], out["aes_iv"] = p.aes_key, p.aes_iv
+    return out
+
+
+def get_partner(lender: Lender, token: str, secrets: bool = False) -> dict:
+    with lender.store.transaction() as s:
+        return partner_view(lender, _partner(lender, s, token), secrets=secrets)
+
+
+def list_partners(lender: Lender) -> list[dict]:
+    with lender.store.transaction() as s:
+        return [partner_view(lender, p) for p in s.scalars(select(Partner).order_by(Partner.created_at))]
+
+
+def _checked(body: dict) -> dict:
+    """The partner fields of a POST/PATCH body, each checked for its type (400 otherwise)."""
+    out = dict(body)
+    for name, longest in (("partner_token", 64), ("aes_key", 64), ("aes_iv", 64), ("name", 200)):
+        value = body.get(name)
+        if name in body and value is not None and (not isinstance(value, str)
+                                                   or not 1 <= len(value) <= longest):
+            raise ControlError("invalid_field", f"{name} must be a string of 1-{longest} characters")
+    for name in ("encrypt_callbacks", "callbacks_paused"):
+        if body.get(name) is not None and not isinstance(body[name], bool):
+            raise ControlError("invalid_field", f"{name} must be true or false")
+    if "callback_url" in body:
+        out["callback_url"] = _url(body["callback_url"])
+    return out
+
+
+def create_partner(lender: Lender, body: dict) -> dict:
+    body = _checked(body)
+    token = body.get("partner_token") or "pt_" + crypto.generate_key().lower()[:12]
+    key = body.get("aes_key") or crypto.generate_key()
+    iv = body.get("aes_iv") or crypto.generate_iv()
+    with lender.store.transaction() as s:
+        if s.get(Partner, token) is not None:
+            raise ControlError("invalid_field", f"partner_token {token!r} exists", http_status=409)
+        try:
+            p = lender.new_partner(token, key, iv, name=body.get("name") or "",
+                                   callback_url=body.get("callback_url", ""),
+                                   clock_mode=body.get("clock_mode"),
+                                   clock_rate=body.get("clock_rate"),
+                                   encrypt_callbacks=body.get("encrypt_callbacks"))
+        except clockmod.ClockError as e:
+            raise ControlError("invalid_field", str(e)) from None
+        s.add(p)
+        s.flush()
+        return partner_view(lender, p, secrets=True)
+
+
+def _url(value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ControlError("invalid_field", "callback_url must be an http(s) URL or empty")
+    return value.rstrip("/")
+
+
+PATCHABLE = {"name", "callback_url", "encrypt_callbacks", "callbacks_paused", "chaos",
+             "clock_mode", "clock_rate", "aes_key", "aes_iv"}
+
+
+def update_partner(lender: Lender, token: str, body: dict) -> dict:
+    unknown = set(body) - PATCHABLE
+    if unknown:
+        raise ControlError("invalid_field", f"cannot change {', '.join(sorted(unknown))}; "
+                                            f"changeable: {', '.join(sorted(PATCHABLE))}")
+    body = _checked(body)
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        for key in ("callback_url", "name", "aes_key", "aes_iv", "encrypt_callbacks",
+                    "callbacks_paused"):
+            if body.get(key) is not None:
+                setattr(p, key, body[key])
+        if "chaos" in body:
+            p.chaos = validate_chaos(body["chaos"])
+        if "clock_mode" in body or "clock_rate" in body:
+            _save_clock(p, _clock_call(lambda: clockmod.change_mode(
+                lender.clock_of(p), lender.wall(), body.get("clock_mode", p.clock_mode),
+                body.get("clock_rate"))))
+        view = partner_view(lender, p)
+    lender.on_outbox()  # a new callback URL or an unpaused partner may have deliveries waiting
+    return view
+
+
+# ---- clocks ----
+
+def _clock_call(fn: Any) -> clockmod.ClockState:
+    try:
+        return fn()
+    except clockmod.ClockError as e:
+        raise ControlError("invalid_field", str(e)) from None
+
+
+def _save_clock(p: Partner, c: clockmod.ClockState) -> None:
+    p.clock_mode, p.clock_rate = c.mode, c.rate
+    p.clock_anchor_wall, p.clock_anchor_virtual = c.anchor_wall, c.anchor_virtual
+
+
+def get_clock(lender: Lender, token: str) -> dict:
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        out = clockmod.describe(lender.clock_of(p), lender.wall())
+        nxt = next_due(s, token)
+    out["next_event"] = clockmod.iso(nxt) if nxt is not None else None
+    return out
+
+
+def advance_clock(lender: Lender, token: str, seconds: float) -> dict:
+    """Move the clock forward and fire every due event on the way; returns when consistent."""
+    return _move_clock(lender, token, lambda c, wall: clockmod.advance(c, wall, seconds))
+
+
+def set_clock(lender: Lender, token: str, to: float) -> dict:
+    return _move_clock(lender, token, lambda c, wall: clockmod.set_to(c, wall, to))
+
+
+def _move_clock(lender: Lender, token: str, move: Any) -> dict:
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        wall = lender.wall()
+        new = _clock_call(lambda: move(lender.clock_of(p), wall))
+    fired = process_due(lender, token, clockmod.virtual_now(new, wall))
+    with lender.store.transaction() as s:
+        _save_clock(_partner(lender, s, token), new)
+    out = get_clock(lender, token)
+    out["events_fired"] = fired
+    return out
+
+
+def clock_seconds(body: dict) -> float:
+    """{"seconds": N} or {"by": "8d"} -> seconds."""
+    try:
+        if "seconds" in body:
+            return clockmod.parse_duration(body["seconds"])
+        if "by" in body:
+            return clockmod.parse_duration(body["by"])
+    except clockmod.ClockError as e:
+        raise ControlError("invalid_field", str(e)) from None
+    raise ControlError("missing_field", 'send {"seconds": N} or {"by": "8d"}')
+
+
+def clock_target(body: dict) -> float:
+    if "to" not in body:
+        raise ControlError("missing_field", 'send {"to": "<ISO 8601>"}')
+    try:
+        return clockmod.parse_instant(body["to"])
+    except clockmod.ClockError as e:
+        raise ControlError("invalid_field", str(e)) from None
+
+
+# ---- orders ----
+
+def _order(s: Any, token: str, order_no: str, store: Any = None) -> Order:
+    """The order; with `store`, locked for update (another process may be changing it)."""
+    q = select(Order).where(Order.partner_token == token, Order.order_no == order_no)
+    o = s.scalars(store.lock_row(q) if store is not None else q).first()
+    if o is None:
+        raise _not_found(f"order_no {order_no!r} of partner {token!r}")
+    return o
+
+
+def order_summary(lender: Lender, o: Order) -> dict:
+    return {"order_no": o.order_no, "partner_token": o.partner_token, "product_id": o.product_id,
+            "status": o.status, "status_name": Status(o.status).name.lower(),
+            "user_name": o.user_name, "user_mobile": o.user_mobile,
+            "application_amount": o.application_amount, "application_term": o.application_term,
+            "term_unit": o.term_unit, "approved_amount": o.approved_amount,
+            "scenario": o.scenario.get("rule"), "created_at": lender.fmt(o.created_at),
+            "updated_at": lender.fmt(o.updated_at), "due_at": lender.fmt(o.due_at)}
+
+
+def list_orders(lender: Lender, token: str | None = None, status: int | None = None,
+                limit: int = 200) -> list[dict]:
+    with lender.store.transaction() as s:
+        q = select(Order).order_by(Order.id.desc()).limit(limit)
+        if token:
+            q = q.where(Order.partner_token == token)
+        if status is not None:
+            q = q.where(Order.status == status)
+        return [order_summary(lender, o) for o in s.scalars(q)]
+
+
+def order_detail(lender: Lender, token: str, order_no: str) -> dict:
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        now = lender.now(p)
+        o = _order(s, token, order_no)
+        out = order_summary(lender, o)
+        out.update({
+            "allowed_triggers": allowed_triggers(o.status),
+            # the last payout failure's reason code (Xendit-style), shown nowhere in the protocol
+            "payout_error": o.payout_error or None,
+            "scenario": o.scenario,
+            "approval": bodies.approval(lender, o),
+            "repay_plan": bodies.repay_plan(lender, s, o, now) if o.loan_time else None,
+            "timeline": [{"from": t.from_status, "to": t.to_status, "trigger": t.trigger,
+                          "at": lender.fmt(t.at), "cause": t.cause}
+                         for t in s.scalars(select(TimelineRow).where(TimelineRow.order_id == o.id)
+                                            .order_by(TimelineRow.id))],
+            "bank_cards": [{"bank_code": c.bank_code, "bank_card": c.bank_card, "active": c.active}
+                           for c in s.scalars(select(BankCard).where(BankCard.order_id == o.id))],
+            "repay_codes": [{"repay_code": c.code, "repay_type": c.repay_type, "amount": c.amount,
+                             "method_code": c.method_code, "state": _code_state(c, now),
+                             "expire_time": lender.fmt(c.expires_at), "delay_term": c.delay_term}
+                            for c in s.scalars(select(RepayCode).where(RepayCode.order_id == o.id))],
+            "payments": [{"repay_code": pm.repay_code, "repay_type": pm.repay_type,
+                          "amount": pm.amount, "at": lender.fmt(pm.at), "source": pm.source}
+                         for pm in s.scalars(select(Payment).where(Payment.order_id == o.id))],
+            "extensions": bodies.delay_list(lender, s, o)["delay_list"],
+            "pending_events": [{"kind": e.kind, "due_at": lender.fmt(e.due_at)}
+                               for e in s.scalars(select(DueEvent).where(
+                                   DueEvent.order_id == o.id, DueEvent.state == "pending")
+                                   .order_by(DueEvent.due_at))],
+            "callbacks": [{"id": c.id, "path": c.path, "state": c.state, "attempts": c.attempts,
+                           "body": c.body}
+                          for c in s.scalars(select(Callback).where(Callback.order_id == o.id)
+                                             .order_by(Callback.id))],
+        })
+        return out
+
+
+def _code_state(c: RepayCode, now: float) -> str:
+    return "expired" if c.state == "open" and c.expires_at <= now else c.state
+
+
+def _whole(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**53:
+        raise ControlError("invalid_field", f"{name} must be a whole number >= {low}")
+    return value
+
+
+def _trigger_params(body: dict) -> dict:
+    """The optional parameters of a forced trigger: amount (approve), reason (reject,
+    fail_payout), delay_term (extend)."""
+    kw: dict[str, Any] = {}
+    for name in ("amount", "delay_term"):
+        if body.get(name) is not None:
+            kw[name] = _whole(name, body[name])
+    if body.get("reason") is not None:
+        if not isinstance(body["reason"], str) or not 1 <= len(body["reason"]) <= 500:
+            raise ControlError("invalid_field", "reason must be a string of 1-500 characters")
+        kw["reason"] = body["reason"]
+    return kw
+
+
+def transition(lender: Lender, token: str, order_no: str, trigger: str, body: dict) -> dict:
+    """Force any legal trigger (approve, reject, disburse, fail_payout, cancel, overdue, ...)."""
+    if trigger not in TRIGGERS or trigger == "bind_card":
+        raise ControlError("illegal_trigger", f"unknown trigger {trigger!r}; triggers: "
+                                              f"{', '.join(t for t in TRIGGERS if t != 'bind_card')}")
+    kw = _trigger_params(body)
+    with lender.store.transaction() as s:
+        p = _partner(lender, s, token)
+        now = lender.now(p)
+    process_due(lender, token, now)
+    with lender.store.transaction() as s:
+        o = _order(s, token, order_no, lender.store)
+        if trigger not in allowed_triggers(o.status):
+            raise ControlError("illegal_trigger", f"order {order_no} is {o.status} "
+                               f"({Status(o.status).name.lower()}); allowed: "
+                               f"{', '.join(allowed_triggers(o.status)) or 'none (final)'}",
+                               http_status=409)
+        apply(Ctx(lender, s, now, f"forced via control API: {trigger}"), o, trigger, **kw)
+    lender.on_outbox()
+    return order_detail(lender, token, order_no)
+
+
+# ---- reset ----
+
+def reset(lender: Lender, token: str | None = None) -> dict:
+    """Wipe one partner's orders and history (or everything), then reload the fixtures."""
+    with lender.store.transaction() as s:
+        if token:
+            _partner(lender, s, token)
+        order_ids = select(Order.id)
+        if token:
+            order_ids = order_ids.where(Order.partner_token == token)
+        ids = list(s.scalars(order_ids))
+        callback_ids = select(Callback.id).where(Callback.order_id.in_(ids)) if token else select(Callback.id)
+        s.execute(delete(CallbackAttempt).where(CallbackAttempt.callback_id.in_(callback_ids)))
+        for table in (Callback,):
+            q = delete(table)
+            s.execute(q.where(table.partner_token == token) if token else q)
+        for table in (TimelineRow, BankCard, DueEvent, RepayCode, ExtensionRow, Payment):
+            s.execute(delete(table).where(table.order_id.in_(ids)))
+        s.execute(delete(Order).where(Order.id.in_(ids)))
+        for table in (JournalEntry, FaultRule):
+            q = delete(table)
+            s.execute(q.where(table.partner_token == token) if token else q)
+        if token:
+            p = _partner(lender, s, token)
+            _save_clock(p, clockmod.start(p.clock_mode, lender.wall(), rate=p.clock_rate))
+        else:
+            s.execute(delete(Partner))
+    lender.seed()
+    return {"reset": token or "all", "orders_deleted": len(ids)}

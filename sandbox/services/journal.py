@@ -1,0 +1,78 @@
+"""The request journal (GET/DELETE /sandbox/journal): read and clear what was received.
+
+Every request a lender endpoint receives is kept with its decrypted payload and the answer;
+`pipeline` is the only writer. This module reads and clears the rows: plain functions over a
+`Lender` returning JSON-able values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from ..core import clock as clockmod
+from ..core.errors import ControlError
+from ..store import JournalEntry, Partner
+from .lender import Lender
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def entry_view(e: JournalEntry) -> dict[str, Any]:
+    """One entry as the control API shows it; times are ISO 8601 in WIB (protocol.md §6)."""
+    return {
+        "id": e.id,
+        "time": clockmod.iso(e.at),
+        "virtual_time": clockmod.iso(e.virtual_at) if e.virtual_at is not None else None,
+        "partner_token": e.partner_token,
+        "path": e.path,
+        "request": e.request,
+        "request_raw": e.request_raw,
+        "response": e.response,
+        "http_status": e.http_status,
+        "code": e.code,
+        "fault": e.fault,
+    }
+
+
+def _check_partner(lender: Lender, partner: str | None) -> None:
+    if not partner:
+        return
+    with lender.store.transaction() as s:
+        if s.get(Partner, partner) is None:
+            raise ControlError("unknown_partner", f"partner_token {partner!r}", http_status=404)
+
+
+def normalize_path(path: str | None) -> str | None:
+    """'get-order-status' and '/get-order-status' name the same endpoint."""
+    if not path:
+        return None
+    return path if path.startswith("/") else "/" + path
+
+
+def list_entries(lender: Lender, partner: str | None = None, path: str | None = None,
+                 limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+    """The newest `limit` entries first, optionally of one partner and/or one path."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ControlError("invalid_field", f"limit must be 1-{MAX_LIMIT}")
+    _check_partner(lender, partner)
+    q = select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)
+    if partner:
+        q = q.where(JournalEntry.partner_token == partner)
+    if path := normalize_path(path):
+        q = q.where(JournalEntry.path == path)
+    with lender.store.transaction() as s:
+        return [entry_view(e) for e in s.scalars(q)]
+
+
+def clear(lender: Lender, partner: str | None = None) -> dict[str, Any]:
+    """Delete every entry, or one partner's; answers how many went."""
+    _check_partner(lender, partner)
+    q = delete(JournalEntry)
+    if partner:
+        q = q.where(JournalEntry.partner_token == partner)
+    with lender.store.transaction() as s:
+        deleted = s.execute(q).rowcount
+    return {"deleted": deleted, "partner_token": partner or None}

@@ -1,0 +1,131 @@
+"""The lender the sandbox plays: settings, store, products and the injected wall clock.
+
+Everything that handles a request or a due event gets a `Lender` and a `now`; nothing reads
+settings at import or keeps state in module globals, so a fresh sandbox is one constructor
+call (docs/architecture.md "No global state").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy.orm import Session
+
+from ..core import clock as clockmod
+from ..core.errors import SandboxError
+from ..core.pricing import Product, compliance_warnings
+from ..core.settings import Settings
+from ..store import Partner, ProductRow, Store
+
+
+@dataclass
+class Lender:
+    settings: Settings
+    store: Store
+    wall: Callable[[], float] = time.time
+    products: dict[str, Product] = field(default_factory=dict)
+    # Called after a transaction that enqueued callbacks commits: wakes the delivery worker.
+    on_outbox: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        if not self.products:
+            self.products = self.settings.products()
+        self.banks = {b.bank_code.upper(): b for b in self.settings.data.banks}
+        self.methods = {m.method_code: m for m in self.settings.data.repay_methods}
+        self.tz = timezone(timedelta(hours=self.settings.responses.utc_offset_hours))
+
+    # ---- setup ----
+
+    def warnings(self) -> list[str]:
+        return [w for p in self.products.values() for w in compliance_warnings(p)]
+
+    def seed(self) -> None:
+        """Load fixtures into the store: products replaced, partners added if missing."""
+        self.store.create_schema()
+        wall = self.wall()
+        with self.store.transaction() as s:
+            for fx in self.settings.data.products:
+                row = s.get(ProductRow, fx.product_id)
+                data = fx.model_dump(mode="json")
+                if row is None:
+                    s.add(ProductRow(product_id=fx.product_id, data=data))
+                else:
+                    row.data = data
+            for p in self.settings.partners:
+                if s.get(Partner, p.partner_token) is None:
+                    s.add(self.new_partner(p.partner_token, p.aes_key, p.aes_iv, name=p.name,
+                                           callback_url=p.callback_url, clock_mode=p.clock_mode,
+                                           clock_rate=p.clock_rate,
+                                           encrypt_callbacks=p.encrypt_callbacks, wall=wall))
+
+    def new_partner(self, token: str, key: str, iv: str, *, name: str = "", callback_url: str = "",
+                    clock_mode: str | None = None, clock_rate: float | None = None,
+                    encrypt_callbacks: bool | None = None, wall: float | None = None) -> Partner:
+        wall = self.wall() if wall is None else wall
+        c = clockmod.start(clock_mode or self.settings.clock.mode, wall,
+                           rate=clock_rate or self.settings.clock.rate)
+        return Partner(partner_token=token, name=name or token, aes_key=key, aes_iv=iv,
+                       callback_url=callback_url,
+                       encrypt_callbacks=self.settings.callbacks.encrypt
+                       if encrypt_callbacks is None else encrypt_callbacks,
+                       callbacks_paused=False, chaos={}, clock_mode=c.mode, clock_rate=c.rate,
+                       clock_anchor_wall=c.anchor_wall, clock_anchor_virtual=c.anchor_virtual,
+                       created_at=wall)
+
+    # ---- lookups ----
+
+    def product(self, product_id: str) -> Product:
+        p = self.products.get(str(product_id))
+        if p is None:
+            known = ", ".join(sorted(self.products))
+            raise SandboxError("unknown_product", f"product_id {product_id!r} (known: {known})")
+        return p
+
+    def partner(self, s: Session, token: str) -> Partner:
+        p = s.get(Partner, token)
+        if p is None:
+            raise SandboxError("unknown_partner", f"partner_token {token!r}")
+        return p
+
+    # ---- time ----
+
+    def clock_of(self, partner: Partner) -> clockmod.ClockState:
+        return clockmod.ClockState(partner.clock_mode, partner.clock_rate,
+                                   partner.clock_anchor_wall, partner.clock_anchor_virtual)
+
+    def now(self, partner: Partner) -> float:
+        return clockmod.virtual_now(self.clock_of(partner), self.wall())
+
+    def fmt(self, ts: float | None) -> str:
+        """protocol.md §6: 'YYYY-MM-DD HH:MM:SS' in the configured offset (WIB by default)."""
+        if ts is None:
+            return ""
+        return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    # ---- links ----
+
+    def sign(self, partner: Partner, *parts: str) -> str:
+        msg = "\x1f".join(parts).encode()
+        return hmac.new(partner.aes_key.encode(), msg, hashlib.sha256).hexdigest()[:24]
+
+    def contract_url(self, partner: Partner, order_no: str) -> str:
+        sig = self.sign(partner, "contract", order_no)
+        return f"{self.settings.public_url()}/contract/{partner.partner_token}/{order_no}?sig={sig}"
+
+    def repay_url(self, partner: Partner, order_no: str) -> str:
+        sig = self.sign(partner, "repay", order_no)
+        return f"{self.settings.public_url()}/repay/{partner.partner_token}/{order_no}?sig={sig}"
+
+
+def create_lender(settings: Settings, *, store: Store | None = None,
+                  wall: Callable[[], float] | None = None) -> Lender:
+    """A lender on `settings` (its own store unless one is given), fixtures loaded."""
+    kwargs: dict = {} if wall is None else {"wall": wall}
+    lender = Lender(settings, store or Store(settings.database.url), **kwargs)
+    lender.seed()
+    return lender

@@ -1,0 +1,71 @@
+"""The metronome: APScheduler ticks, the database holds the business events.
+
+APScheduler only fires periodic jobs; business events live in the database. Job "due":
+process due events of every partner whose clock moves by itself (real/scaled). Manual clocks
+move only when advanced, and advancing processes their events itself. Job "outbox": wake the
+callback worker (worker.Worker, an asyncio task in the server's loop, also woken at once
+by `lender.on_outbox` when a transaction enqueues callbacks), so retries fall due on time.
+Several processes may run this at once: due events and outbox rows are claimed atomically
+(store.claim).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
+
+from ..store import Partner
+from .engine import process_due
+from .lender import Lender
+from .senders import HttpxSender
+from .worker import Worker
+
+log = logging.getLogger("sandbox.scheduler")
+
+
+def process_moving_clocks(lender: Lender) -> int:
+    """One pass of the "due" job: every partner with a real or scaled clock, up to its now."""
+    with lender.store.transaction() as s:
+        partners = list(s.scalars(select(Partner).where(Partner.clock_mode != "manual")))
+        targets = [(p.partner_token, lender.now(p)) for p in partners]
+    fired = 0
+    for token, now in targets:
+        try:
+            fired += process_due(lender, token, now)
+        except Exception:  # one partner's trouble must not stop the others' clocks
+            log.exception("processing due events of %s failed", token)
+    return fired
+
+
+@dataclass
+class Runner:
+    scheduler: BackgroundScheduler
+    worker: Worker
+    sender: HttpxSender
+
+    async def stop(self) -> None:
+        """Stop ticking, let in-flight callbacks finish briefly (the rest are handed back to
+        the outbox), then close the HTTP client."""
+        await asyncio.to_thread(self.scheduler.shutdown, True)
+        try:
+            await self.worker.stop()
+        finally:
+            await self.sender.aclose()
+
+
+def start(lender: Lender) -> Runner:
+    """Start the metronome and the callback worker; call from inside the server's event loop."""
+    tick = lender.settings.scheduler.tick
+    sender = HttpxSender()
+    worker = Worker(lender, sender)
+    sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
+                                              "misfire_grace_time": None})
+    sched.add_job(process_moving_clocks, "interval", args=[lender], seconds=tick, id="due")
+    sched.add_job(worker.wake, "interval", seconds=tick, id="outbox")
+    worker.start()
+    sched.start()
+    return Runner(sched, worker, sender)

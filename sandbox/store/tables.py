@@ -1,0 +1,238 @@
+"""The tables: everything the sandbox knows, as SQLAlchemy 2 declarative classes.
+
+Partners, products, orders, timelines, due events, payment codes, the callback outbox and its
+attempts, the request journal, fault rules — so nothing is lost on a crash or restart and
+several processes can share one PostgreSQL database. Times are epoch seconds: "virtual" ones
+on the partner's clock, "wall" ones on the host's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SchemaMeta(Base):
+    __tablename__ = "schema_meta"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+    partner_token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    aes_key: Mapped[str] = mapped_column(String(200))
+    aes_iv: Mapped[str] = mapped_column(String(200))
+    callback_url: Mapped[str] = mapped_column(String(500), default="")
+    encrypt_callbacks: Mapped[bool] = mapped_column(Boolean, default=True)
+    callbacks_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    chaos: Mapped[dict[str, Any]] = mapped_column(default=dict)        # callback chaos settings
+    clock_mode: Mapped[str] = mapped_column(String(10))
+    clock_rate: Mapped[float] = mapped_column(Float, default=1.0)
+    clock_anchor_wall: Mapped[float] = mapped_column(Float)
+    clock_anchor_virtual: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)                   # wall
+
+
+class ProductRow(Base):
+    __tablename__ = "products"
+    product_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]]                                       # the fixture, as JSON
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("partner_token", "order_no"),
+                      Index("ix_orders_person", "partner_token", "user_idcard"),
+                      Index("ix_orders_mobile", "partner_token", "user_mobile"))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    partner_token: Mapped[str] = mapped_column(String(64), ForeignKey("partners.partner_token"))
+    order_no: Mapped[str] = mapped_column(String(32))
+    product_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer, index=True)
+    user_mobile: Mapped[str] = mapped_column(String(20))
+    user_idcard: Mapped[str] = mapped_column(String(20))
+    user_name: Mapped[str] = mapped_column(String(100))
+    is_reloan: Mapped[int] = mapped_column(Integer, default=0)
+    application_amount: Mapped[int]
+    application_term: Mapped[int]
+    term_unit: Mapped[int]
+    payload_hash: Mapped[str] = mapped_column(String(64))             # 05 idempotency
+    basic_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    supplement_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    device_ip: Mapped[str] = mapped_column(String(64), default="")
+    scenario: Mapped[dict[str, Any]] = mapped_column(default=dict)    # the decided outcome
+    # figures fixed at approval
+    approved_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    approved_term: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    interest_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    admin_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remark: Mapped[str] = mapped_column(Text, default="")
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    payout_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    payout_error: Mapped[str] = mapped_column(String(200), default="")
+    # loan (virtual epoch seconds)
+    approval_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    loan_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    due_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    interest_due: Mapped[int] = mapped_column(Integer, default=0)      # interest of the current period
+    extensions: Mapped[int] = mapped_column(Integer, default=0)
+    settled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    paid_amount: Mapped[int] = mapped_column(Integer, default=0)
+    extension_paid: Mapped[int] = mapped_column(Integer, default=0)    # counts to the 100 % cap
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class BankCard(Base):
+    __tablename__ = "bank_cards"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    bank_code: Mapped[str] = mapped_column(String(32))
+    bank_card: Mapped[str] = mapped_column(String(32))
+    user_name: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class TimelineRow(Base):
+    __tablename__ = "timeline"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    from_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_status: Mapped[int]
+    trigger: Mapped[str] = mapped_column(String(32))
+    at: Mapped[float] = mapped_column(Float)                           # virtual
+    cause: Mapped[str] = mapped_column(String(200))
+
+
+class DueEvent(Base):
+    __tablename__ = "due_events"
+    __table_args__ = (Index("ix_due_pending", "partner_token", "state", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    partner_token: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[float] = mapped_column(Float)                       # virtual
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | void
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RepayCode(Base):
+    __tablename__ = "repay_codes"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    partner_token: Mapped[str] = mapped_column(String(64))
+    repay_type: Mapped[int]                                            # 1 repay, 2 extension
+    delay_term: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    amount: Mapped[int]
+    repay_method: Mapped[int]
+    bank_code: Mapped[str] = mapped_column(String(32))
+    method_code: Mapped[str] = mapped_column(String(16))
+    merchant_name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(10), default="open")     # open | paid | void
+    paid_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ExtensionRow(Base):
+    __tablename__ = "extensions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    loan_amount: Mapped[int]
+    delay_amount: Mapped[int]
+    delay_term: Mapped[int]
+    term_unit: Mapped[int]
+    delay_time: Mapped[float] = mapped_column(Float)                   # paid at (virtual)
+    start_time: Mapped[float] = mapped_column(Float)                   # old due
+    expiry_time: Mapped[float] = mapped_column(Float)                  # new due
+    repay_code: Mapped[str] = mapped_column(String(40))
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    repay_code: Mapped[str] = mapped_column(String(40))
+    repay_type: Mapped[int]
+    amount: Mapped[int]
+    at: Mapped[float] = mapped_column(Float)                           # virtual
+    source: Mapped[str] = mapped_column(String(32))                    # api | page | scenario
+
+
+class Callback(Base):
+    """The outbox: one row per callback to deliver (protocol.md §5)."""
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_due", "state", "next_attempt_at"),
+                      Index("ix_callbacks_order", "partner_token", "order_no"))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    partner_token: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    order_no: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]]
+    created_at: Mapped[float] = mapped_column(Float)                   # virtual
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0) # wall
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)     # wall: claimed by a worker
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CallbackAttempt(Base):
+    __tablename__ = "callback_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)                           # wall
+    url: Mapped[str] = mapped_column(String(500))
+    request_body: Mapped[str] = mapped_column(Text)                    # as sent
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str] = mapped_column(Text, default="")
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class JournalEntry(Base):
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_partner", "partner_token", "path"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    partner_token: Mapped[str] = mapped_column(String(64), default="")
+    path: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)                           # wall
+    virtual_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    request_raw: Mapped[str] = mapped_column(Text)
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # decrypted
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    http_status: Mapped[int] = mapped_column(Integer, default=200)
+    code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fault: Mapped[str] = mapped_column(String(200), default="")
+
+
+class FaultRule(Base):
+    __tablename__ = "faults"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    partner_token: Mapped[str] = mapped_column(String(64), default="")  # "" = every partner
+    path: Mapped[str] = mapped_column(String(64), default="")           # "" = every path
+    rule: Mapped[dict[str, Any]]
+    remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,1 @@
+"""The web layer: the only place that imports Starlette and Jinja2."""

@@ -1,0 +1,126 @@
+"""The app factory: `create_app(settings)` builds a Starlette app with its own lender and store.
+
+Lender endpoints answer the protocol envelope (HTTP 200 with a code, 405/404/413 for
+transport problems); /sandbox/* (the table in `web.control`) answers plain JSON behind the
+admin guard. No module-level state: each app is independent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..core.envelope import render
+from ..core.errors import BY_NAME
+from ..core.settings import Settings
+from ..services import scheduler
+from ..services.config import load_settings
+from ..services.lender import Lender, create_lender
+from . import control, dashboard, openapi, pages
+from .lender import lender_routes, protocol_json
+
+log = logging.getLogger("sandbox")
+
+
+def get_routes(lender: Lender) -> list[BaseRoute]:
+    return [*lender_routes(lender),
+            Mount("/sandbox", routes=control.routes(lender)),
+            *pages.routes(lender),
+            *dashboard.routes(lender),
+            *openapi.routes(lender)]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if path.startswith("/sandbox"):
+        return JSONResponse({"code": exc.status_code, "error": "http", "message": exc.detail},
+                            status_code=exc.status_code)
+    # docs/protocol.md §1 ruling: transport problems use HTTP status codes, still in the envelope
+    text = {404: f"unknown path {path}", 405: "every lender endpoint is POST"}.get(
+        exc.status_code, str(exc.detail))
+    body = render(path, BY_NAME["bad_envelope"].code, text, {})
+    return protocol_json(body, exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A sandbox bug: logged with its traceback, answered without one (never a bare 500 page)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    internal = BY_NAME["internal"]
+    if request.url.path.startswith(("/sandbox", "/dashboard")):
+        return JSONResponse({"code": internal.code, "error": internal.name,
+                             "message": internal.meaning}, status_code=500)
+    return protocol_json(render(request.url.path, internal.code, internal.message, {}))
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AdminGuard:
+    """On a non-loopback bind (or with an admin token set), /sandbox/* and the dashboard need
+    `Authorization: Bearer <admin token>`; /sandbox/health stays open. Plain ASGI: the lender
+    endpoints pass through at the cost of one string check."""
+
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app = app
+        self.token = settings.server.admin_token
+        self.protect = bool(self.token) or not is_loopback(settings.server.host)
+        self.expected = f"Bearer {self.token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.protect and scope["type"] == "http" and self._guarded(scope["path"]):
+            if not self.token or dict(scope["headers"]).get(b"authorization") != self.expected:
+                body = json.dumps({"code": 401, "error": "unauthorized",
+                                   "message": "send Authorization: Bearer <admin token>"})
+                await JSONResponse(json.loads(body), status_code=401)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _guarded(path: str) -> bool:
+        return path.startswith(("/sandbox", "/dashboard")) and path != "/sandbox/health"
+
+
+def create_app(settings: Settings | None = None, *, lender: Lender | None = None,
+               background: bool = True, on_ready: Callable[[], None] | None = None) -> Starlette:
+    """The whole sandbox as an ASGI app. `background` runs the scheduler (due events, outbox);
+    `on_ready` is called once start-up is done (serve prints its banner then)."""
+    settings = settings or (lender.settings if lender else load_settings())
+    the_lender = lender or create_lender(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runner = scheduler.start(the_lender) if background else None
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await runner.stop()
+
+    from starlette.middleware import Middleware
+    app = Starlette(routes=get_routes(the_lender), lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+                    middleware=[Middleware(AdminGuard, settings=settings)])
+    app.state.lender = the_lender
+    return app
+
+
+__all__ = ["AdminGuard", "Route", "create_app", "create_lender", "get_routes", "is_loopback"]

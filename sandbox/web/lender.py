@@ -1,0 +1,167 @@
+"""The lender endpoints over HTTP: body limits, then the request pipeline with its HTTP faults.
+
+HTTP faults (latency, http_error, drop, timeout, malformed) exist only here: a rule chosen by
+`services.faults.plan_http` delays the answer, replaces it with a proxy's error page, cuts
+the connection, or garbles it. Everything else (and every journal entry) is the pipeline's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from ..core.envelope import render
+from ..core.errors import SandboxError
+from ..core.faultrules import PHP_NOTICE, Fired, HttpPlan, answer_status, gateway_page, join
+from ..core.protocol import SPECS
+from ..services import faults, pipeline
+from ..services.lender import Lender
+
+
+class ConnectionDropped(BaseException):
+    """Raised on purpose by a `drop` fault so that the server closes the connection.
+
+    A BaseException: Starlette's middleware and error handlers catch Exception and would
+    complete the answer or turn it into a 500; this one reaches the server (uvicorn), which
+    closes the connection and logs it (`quiet_drops` filters that log line)."""
+
+
+def quiet_drops(record: logging.LogRecord) -> bool:
+    """A logging filter for the server's error log: drops on purpose are not errors."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, ConnectionDropped)
+
+
+def _in_test_client(scope: Scope) -> bool:
+    # Starlette's TestClient (the only ASGI client offering this extension) runs the app in
+    # a portal that a BaseException would kill: there the client's own error is raised.
+    return "http.response.debug" in scope.get("extensions", {})
+
+
+class DroppedResponse(Response):
+    """Starts an answer, then fails: the server closes the connection mid-answer.
+
+    uvicorn answers 500 when an app fails before starting its response, so the status line
+    and headers go out (chunked, no body) and the client sees a broken answer — httpx
+    RemoteProtocolError, curl error 18 — like a PHP worker that crashed."""
+
+    def __init__(self, rule_id: int):
+        super().__init__(status_code=200)
+        self.rule_id = rule_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        why = (f"fault rule {self.rule_id} (kind drop): the sandbox closed the connection "
+               f"on purpose (PUT /sandbox/faults)")
+        if _in_test_client(scope):
+            raise httpx.RemoteProtocolError(why)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json;charset=utf-8")]})
+        raise ConnectionDropped(why)
+
+
+async def _hold(request: Request, seconds: float) -> None:
+    """Wait `seconds`, or less when the client hangs up first (its http.disconnect)."""
+    with anyio.move_on_after(seconds):
+        while (await request.receive())["type"] != "http.disconnect":
+            await asyncio.sleep(0.05)  # the body was read: nothing else should come
+
+
+async def _fault_answer(request: Request, f: Fired) -> Response:
+    if f.kind == "drop":
+        return DroppedResponse(f.rule_id)
+    if f.kind == "timeout":
+        await _hold(request, (f.ms or 0) / 1000)
+    status = answer_status(f)
+    return HTMLResponse(gateway_page(status), status_code=status)
+
+
+def _malformed(reply: Any, f: Fired) -> Response:
+    text = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":"))
+    text = PHP_NOTICE + text if f.spec.get("style") == "php_notice" else text[: len(text) // 2]
+    return Response(text, status_code=200, media_type="application/json;charset=utf-8")
+
+
+def _envelope(reply: Any, respond: Callable[[dict, int], Response]) -> Response:
+    if reply.extra.get("gateway"):
+        return HTMLResponse(gateway_page(reply.extra["gateway"]), status_code=reply.http_status)
+    return respond(reply.body, reply.http_status)
+
+
+async def serve(lender: Lender, request: Request, path: str, body: bytes,
+                respond: Callable[[dict, int], Response]) -> Response:
+    """A lender endpoint with its HTTP faults: delay, then the answer or a fault's answer.
+
+    `respond(body, status)` renders a protocol envelope (app.protocol_json)."""
+    plan = await run_in_threadpool(faults.plan_http, lender, path, body)
+    if plan.delay is not None:
+        await asyncio.sleep((plan.delay.ms or 0) / 1000)
+    answer = plan.answer
+    if answer is not None and not plan.runs_handler:
+        await run_in_threadpool(pipeline.record_unprocessed, lender, path, body, plan,
+                                answer_status(answer))
+        return await _fault_answer(request, answer)
+    return await _processed(lender, request, path, body, plan, respond)
+
+
+async def _processed(lender: Lender, request: Request, path: str, body: bytes, plan: HttpPlan,
+                     respond: Callable[[dict, int], Response]) -> Response:
+    """The lender handles the request; then its answer, or the fault's in its place."""
+    reply = await run_in_threadpool(pipeline.handle, lender, path, body, journal=False)
+    if reply.extra.get("callback_first"):
+        await faults.deliver_first(lender, reply.partner_token)
+    reply.fault = join(plan.describe(), reply.fault)
+    answer = plan.answer
+    if answer is not None and answer.kind != "malformed":
+        reply.http_status = answer_status(answer)
+    await run_in_threadpool(pipeline.record, lender, path, body, reply)
+    if answer is None:
+        return _envelope(reply, respond)
+    if answer.kind == "malformed":
+        return _malformed(reply, answer)
+    return await _fault_answer(request, answer)
+
+
+# ---- the routes ----
+
+def protocol_json(body: dict, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type="application/json;charset=utf-8")
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it exceeds `limit` (checked while streaming, not after)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def lender_routes(lender: Lender) -> list[BaseRoute]:
+    limit = lender.settings.server.max_body_bytes
+
+    async def endpoint(request: Request) -> Response:
+        path = request.url.path
+        body = await read_body(request, limit)
+        if body is None:
+            e = SandboxError("body_too_large", f"limit {limit} bytes", http_status=413)
+            return protocol_json(render(path, e.code, e.message, {}), 413)
+        return await serve(lender, request, path, body, protocol_json)
+
+    return [Route(e.path, endpoint, methods=["POST"], name=e.path.strip("/"))
+            for e in SPECS]
