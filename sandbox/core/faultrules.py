@@ -215,6 +215,27 @@ class RuleSet(BaseModel):
     rules: list[Rule] = Field(max_length=MAX_RULES, description="The rules, at most 100.")
 
 
+# One rule or a set of rules: the body of PUT and POST /sandbox/faults (`parse_body` reads it).
+RuleBody = TypeAdapter(Union[Rule, RuleSet])  # noqa: UP007
+
+
+class StoredRule(BaseModel):
+    """A stored rule as GET shows it: the rule's own fields (see FaultRule) plus its counters."""
+    model_config = ConfigDict(extra="allow")
+    id: int
+    remaining: int | None = Field(description="applications left (null: no count)")
+    matched: int = Field(description="requests that matched")
+    applied: int = Field(description="times it fired")
+    spent: bool
+    created_at: str = Field(description="ISO 8601")
+
+
+class FaultRules(BaseModel):
+    """The answer of /sandbox/faults: the rules (of one partner, or all), oldest first."""
+    model_config = ConfigDict(extra="forbid")
+    rules: list[StoredRule]
+
+
 # ---- parsing a PUT/POST body ----
 
 def _first_error(e: ValidationError) -> str:

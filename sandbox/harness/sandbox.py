@@ -338,7 +338,8 @@ class Sandbox(_Partners):
     def transition(self, order_no: str, trigger: str, partner: str = "demo",
                    **params: Any) -> dict:
         """Force a legal trigger (approve, reject, disburse, fail_payout, cancel, overdue...)."""
-        return self._settled(control.transition(self.lender, partner, order_no, trigger, params))
+        return self._settled(control.transition(
+            self.lender, order_no, {"partner_token": partner, "trigger": trigger, **params}))
 
     def pay(self, repay_code: str, amount: int | None = None) -> dict:
         """The borrower pays a code from 15 get-repay-detail."""

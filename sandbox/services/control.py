@@ -1,22 +1,23 @@
-"""Sandbox-only operations behind /sandbox (design.md "Control API"): partners, clocks, orders,
-forced transitions, payments, reset.
+"""Sandbox-only operations behind /sandbox: partners, clocks, orders, forced transitions, reset.
 
-Each operation is a plain function over a `Lender` taking and returning JSON-able values, so
-the web layer, the CLI and the in-process pytest harness share them. Errors are SandboxError
+Each operation is a plain function over a `Lender` taking a request model (or a mapping it
+parses into one, `control_models.ensure`) and returning JSON-able values, so the web layer
+and the in-process test harness share them, validation included. Errors are ControlError
 (answered as HTTP 4xx JSON by the web layer, never a 500).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
 
 from ..core import clock as clockmod
 from ..core import crypto
-from ..core.chaos import validate_chaos
+from ..core.control_models import FORCEABLE, PartnerCreate, PartnerPatch, Transition, ensure
 from ..core.errors import ControlError
-from ..core.lifecycle import TRIGGERS, Status, allowed_triggers
+from ..core.lifecycle import Status, allowed_triggers
 from ..store import (
     BankCard,
     Callback,
@@ -84,73 +85,37 @@ def list_partners(lender: Lender) -> list[dict]:
         return [partner_view(lender, p) for p in s.scalars(select(Partner).order_by(Partner.created_at))]
 
 
-def _checked(body: dict) -> dict:
-    """The partner fields of a POST/PATCH body, each checked for its type (400 otherwise)."""
-    out = dict(body)
-    for name, longest in (("partner_token", 64), ("aes_key", 64), ("aes_iv", 64), ("name", 200)):
-        value = body.get(name)
-        if name in body and value is not None and (not isinstance(value, str)
-                                                   or not 1 <= len(value) <= longest):
-            raise ControlError("invalid_field", f"{name} must be a string of 1-{longest} characters")
-    for name in ("encrypt_callbacks", "callbacks_paused"):
-        if body.get(name) is not None and not isinstance(body[name], bool):
-            raise ControlError("invalid_field", f"{name} must be true or false")
-    if "callback_url" in body:
-        out["callback_url"] = _url(body["callback_url"])
-    return out
-
-
-def create_partner(lender: Lender, body: dict) -> dict:
-    body = _checked(body)
-    token = body.get("partner_token") or "pt_" + crypto.generate_key().lower()[:12]
-    key = body.get("aes_key") or crypto.generate_key()
-    iv = body.get("aes_iv") or crypto.generate_iv()
+def create_partner(lender: Lender, body: PartnerCreate | Mapping[str, Any]) -> dict:
+    """POST /sandbox/partners: a new partner, generating token, key and IV when not given."""
+    req = ensure(PartnerCreate, body)
+    token = req.partner_token or "pt_" + crypto.generate_key().lower()[:12]
+    key = req.aes_key or crypto.generate_key()
+    iv = req.aes_iv or crypto.generate_iv()
     with lender.store.transaction() as s:
         if s.get(Partner, token) is not None:
             raise ControlError("invalid_field", f"partner_token {token!r} exists", http_status=409)
-        try:
-            p = lender.new_partner(token, key, iv, name=body.get("name") or "",
-                                   callback_url=body.get("callback_url", ""),
-                                   clock_mode=body.get("clock_mode"),
-                                   clock_rate=body.get("clock_rate"),
-                                   encrypt_callbacks=body.get("encrypt_callbacks"))
-        except clockmod.ClockError as e:
-            raise ControlError("invalid_field", str(e)) from None
+        p = lender.new_partner(token, key, iv, name=req.name or "", callback_url=req.callback_url,
+                               clock_mode=req.clock_mode, clock_rate=req.clock_rate,
+                               encrypt_callbacks=req.encrypt_callbacks)
         s.add(p)
         s.flush()
         return partner_view(lender, p, secrets=True)
 
 
-def _url(value: Any) -> str:
-    if value in (None, ""):
-        return ""
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ControlError("invalid_field", "callback_url must be an http(s) URL or empty")
-    return value.rstrip("/")
-
-
-PATCHABLE = {"name", "callback_url", "encrypt_callbacks", "callbacks_paused", "chaos",
-             "clock_mode", "clock_rate", "aes_key", "aes_iv"}
-
-
-def update_partner(lender: Lender, token: str, body: dict) -> dict:
-    unknown = set(body) - PATCHABLE
-    if unknown:
-        raise ControlError("invalid_field", f"cannot change {', '.join(sorted(unknown))}; "
-                                            f"changeable: {', '.join(sorted(PATCHABLE))}")
-    body = _checked(body)
+def update_partner(lender: Lender, token: str, body: PartnerPatch | Mapping[str, Any]) -> dict:
+    """PATCH /sandbox/partners/{token}: the fields given change, the others stay."""
+    patch = ensure(PartnerPatch, body)
+    given = patch.model_dump(exclude_unset=True)
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)
         for key in ("callback_url", "name", "aes_key", "aes_iv", "encrypt_callbacks",
-                    "callbacks_paused"):
-            if body.get(key) is not None:
-                setattr(p, key, body[key])
-        if "chaos" in body:
-            p.chaos = validate_chaos(body["chaos"])
-        if "clock_mode" in body or "clock_rate" in body:
+                    "callbacks_paused", "chaos"):
+            if given.get(key) is not None:
+                setattr(p, key, given[key])
+        if "clock_mode" in given or "clock_rate" in given:
             _save_clock(p, _clock_call(lambda: clockmod.change_mode(
-                lender.clock_of(p), lender.wall(), body.get("clock_mode", p.clock_mode),
-                body.get("clock_rate"))))
+                lender.clock_of(p), lender.wall(), patch.clock_mode or p.clock_mode,
+                patch.clock_rate)))
         view = partner_view(lender, p)
     lender.on_outbox()  # a new callback URL or an unpaused partner may have deliveries waiting
     return view
@@ -199,27 +164,6 @@ def _move_clock(lender: Lender, token: str, move: Any) -> dict:
     out = get_clock(lender, token)
     out["events_fired"] = fired
     return out
-
-
-def clock_seconds(body: dict) -> float:
-    """{"seconds": N} or {"by": "8d"} -> seconds."""
-    try:
-        if "seconds" in body:
-            return clockmod.parse_duration(body["seconds"])
-        if "by" in body:
-            return clockmod.parse_duration(body["by"])
-    except clockmod.ClockError as e:
-        raise ControlError("invalid_field", str(e)) from None
-    raise ControlError("missing_field", 'send {"seconds": N} or {"by": "8d"}')
-
-
-def clock_target(body: dict) -> float:
-    if "to" not in body:
-        raise ControlError("missing_field", 'send {"to": "<ISO 8601>"}')
-    try:
-        return clockmod.parse_instant(body["to"])
-    except clockmod.ClockError as e:
-        raise ControlError("invalid_field", str(e)) from None
 
 
 # ---- orders ----
@@ -297,32 +241,13 @@ def _code_state(c: RepayCode, now: float) -> str:
     return "expired" if c.state == "open" and c.expires_at <= now else c.state
 
 
-def _whole(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**53:
-        raise ControlError("invalid_field", f"{name} must be a whole number >= {low}")
-    return value
-
-
-def _trigger_params(body: dict) -> dict:
-    """The optional parameters of a forced trigger: amount (approve), reason (reject,
-    fail_payout), delay_term (extend)."""
-    kw: dict[str, Any] = {}
-    for name in ("amount", "delay_term"):
-        if body.get(name) is not None:
-            kw[name] = _whole(name, body[name])
-    if body.get("reason") is not None:
-        if not isinstance(body["reason"], str) or not 1 <= len(body["reason"]) <= 500:
-            raise ControlError("invalid_field", "reason must be a string of 1-500 characters")
-        kw["reason"] = body["reason"]
-    return kw
-
-
-def transition(lender: Lender, token: str, order_no: str, trigger: str, body: dict) -> dict:
+def transition(lender: Lender, order_no: str, body: Transition | Mapping[str, Any]) -> dict:
     """Force any legal trigger (approve, reject, disburse, fail_payout, cancel, overdue, ...)."""
-    if trigger not in TRIGGERS or trigger == "bind_card":
+    req = ensure(Transition, body)
+    token, trigger, kw = req.partner_token, req.trigger, req.params
+    if trigger not in FORCEABLE:
         raise ControlError("illegal_trigger", f"unknown trigger {trigger!r}; triggers: "
-                                              f"{', '.join(t for t in TRIGGERS if t != 'bind_card')}")
-    kw = _trigger_params(body)
+                                              f"{', '.join(FORCEABLE)}")
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)
         now = lender.now(p)

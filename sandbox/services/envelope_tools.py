@@ -7,43 +7,33 @@ ciphertext does not decrypt — a wrong key or IV is the most common integration
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from ..core.control_models import CodecChoice, Decrypt, Encrypt, ensure
 from ..core.crypto import Codec, DecryptError, NotJsonError, loads_json, php_json_encode
 from ..core.errors import ControlError
 from ..store import Partner
 from .lender import Lender
 
 
-def _text(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ControlError("invalid_field", f"{name} must be a non-empty string")
-    return value
-
-
-def codec_for(lender: Lender, body: dict[str, Any]) -> tuple[Codec, str]:
+def codec_for(lender: Lender, req: CodecChoice) -> tuple[Codec, str]:
     """(codec, partner_token): an explicit aes_key + aes_iv win over the partner's pair."""
-    key, iv, token = _text(body, "aes_key"), _text(body, "aes_iv"), _text(body, "partner_token")
-    if key is not None or iv is not None:
-        if key is None or iv is None:
+    if req.aes_key is not None or req.aes_iv is not None:
+        if req.aes_key is None or req.aes_iv is None:
             raise ControlError("missing_field", "give both aes_key and aes_iv")
-        return Codec(key, iv), token or ""
-    if token is None:
+        return Codec(req.aes_key, req.aes_iv), req.partner_token or ""
+    if req.partner_token is None:
         raise ControlError("missing_field", "give partner_token, or aes_key and aes_iv")
     with lender.store.transaction() as s:
-        p = s.get(Partner, token)
+        p = s.get(Partner, req.partner_token)
         if p is None:
-            raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
-        return Codec(p.aes_key, p.aes_iv), token
+            raise ControlError("unknown_partner", f"partner_token {req.partner_token!r}",
+                               http_status=404)
+        return Codec(p.aes_key, p.aes_iv), req.partner_token
 
 
-def _plaintext(data: Any, escape: Any) -> str:
-    if not isinstance(escape, bool):
-        raise ControlError("invalid_field", "escape must be true (PHP's default json_encode "
-                                            "flags) or false (unescaped slashes and unicode)")
+def _plaintext(data: Any, escape: bool) -> str:
     if isinstance(data, str):
         return data  # already the JSON text (or any text) to encrypt as is
     try:
@@ -52,27 +42,23 @@ def _plaintext(data: Any, escape: Any) -> str:
         raise ControlError("invalid_field", f"data cannot be JSON-encoded like PHP: {e}") from None
 
 
-def encrypt(lender: Lender, body: dict[str, Any]) -> dict[str, Any]:
+def encrypt(lender: Lender, body: Encrypt | Mapping[str, Any]) -> dict[str, Any]:
     """{"data": object or text, partner_token | aes_key + aes_iv, "escape"?: true}."""
-    if "data" not in body:
-        raise ControlError("missing_field", 'data is required: the payload to encrypt (a JSON '
-                                            'object, or a string encrypted as is)')
-    plaintext = _plaintext(body["data"], body.get("escape", True))
-    codec, token = codec_for(lender, body)
+    req = ensure(Encrypt, body)
+    plaintext = _plaintext(req.data, req.escape)
+    codec, token = codec_for(lender, req)
     encode_data = codec.encrypt_text(plaintext)
     return {"encode_data": encode_data, "plaintext": plaintext,
             "envelope": {"partner_token": token or "<your partner_token>",
                          "encode_data": encode_data}}
 
 
-def decrypt(lender: Lender, body: dict[str, Any]) -> dict[str, Any]:
+def decrypt(lender: Lender, body: Decrypt | Mapping[str, Any]) -> dict[str, Any]:
     """{"encode_data": ..., partner_token | aes_key + aes_iv} (a whole envelope works too)."""
-    encode_data = _text(body, "encode_data")
-    if encode_data is None:
-        raise ControlError("missing_field", "encode_data is required")
-    codec, _ = codec_for(lender, body)
+    req = ensure(Decrypt, body)
+    codec, _ = codec_for(lender, req)
     try:
-        raw = codec.decrypt_bytes(encode_data)
+        raw = codec.decrypt_bytes(req.encode_data)
         data = loads_json(raw)
     except NotJsonError as e:  # its message says the key or IV is probably wrong, with a preview
         raise ControlError("not_json", str(e)) from None

@@ -1,10 +1,10 @@
-"""The long-poll route: GET /sandbox/orders/{order_no}/wait (wait instead of sleep).
+"""The long poll behind GET /sandbox/orders/{order_no}/wait (wait instead of sleep).
 
 A test or script waits for an order to reach a status — moved by a real/scaled clock, the
 scheduler or another client — or for its callbacks to be acknowledged, instead of sleeping
 and polling itself. The wait is a loop of short reads (one small transaction each, in the
 loop's thread) with `asyncio.sleep` between them, so it holds no worker thread and leaves
-the event loop free while it waits. The timeout is bounded: default 10 s, at most 60 s.
+the event loop free while it waits (the route bounds the timeout: control_models.WaitQuery).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from .control import order_summary
 from .lender import Lender
 
 POLL = 0.05           # seconds between reads
-DEFAULT_TIMEOUT = 10.0
-MAX_TIMEOUT = 60.0
 
 
 async def wait_for_order(lender: Lender, token: str, order_no: str, *, status: int | None,

@@ -34,7 +34,7 @@ log = logging.getLogger("sandbox")
 
 def get_routes(lender: Lender) -> list[BaseRoute]:
     return [*lender_routes(lender),
-            Mount("/sandbox", routes=control.routes(lender)),
+            Mount("/sandbox", routes=control.routes()),
             *pages.routes(lender),
             *dashboard.routes(lender),
             *openapi.routes(lender)]

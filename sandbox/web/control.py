@@ -1,176 +1,176 @@
 """The control API (/sandbox/*) as one route table: plain JSON in and out, errors as 4xx JSON.
 
-Every route is a row of `ROUTES`: method, path, and the function that answers it from the
-request's body, query and path parameters through the services. The app mounts the table
-under /sandbox behind its guard; the OpenAPI document is generated from the same rows.
+Every route is a row of `ROUTES`: method, path, what it is for, the models of its body, query
+string and answer (`core.control_models`), and the function that answers it through the
+services. The app mounts the table under /sandbox behind its guard; the OpenAPI document is
+generated from the same rows, so the two cannot drift.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..core import control_answers as a
+from ..core import control_models as m
 from ..core.errors import ControlError, SandboxError
-from ..core.lifecycle import Status
+from ..core.faultrules import FaultRules, RuleBody
 from ..services import control, deliveries, envelope_tools, faults, journal, payments, waiting
 from ..services.lender import Lender
 
 
 @dataclass(frozen=True)
 class Call:
-    """One control request, parsed: the JSON body, the query string and the path parameters."""
+    """One control request, parsed: path parameters, body and query as their models."""
     lender: Lender
-    body: dict[str, Any]
-    query: dict[str, str]
     path: dict[str, Any]
-
-    def need(self, name: str) -> str:
-        value = self.query.get(name) or self.body.get(name)
-        if not value:
-            raise ControlError("missing_field", f"{name} is required")
-        return str(value)
-
-
-Handler = Callable[[Call], Any]
+    body: Any = None
+    query: Any = None
 
 
 @dataclass(frozen=True)
 class ControlRoute:
     method: str
-    path: str            # under /sandbox
-    handler: Handler
-    blocking: bool = True   # runs in the thread pool (it reads or writes the store)
+    path: str                      # under /sandbox
+    tag: str
+    summary: str
+    handler: Callable[[Call], Any]
+    answer: Any                    # a model or list[model]: what the route answers (200)
+    body: type[BaseModel] | Any | None = None   # the body's model (RuleBody: fault rules)
+    query: type[m.Query] | None = None
+    description: str = ""
+    blocking: bool = True          # runs in the thread pool (it reads or writes the store)
+    statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx it may answer
 
-
-def _int_param(q: dict[str, str], name: str) -> int | None:
-    value = q.get(name)
-    if value in (None, ""):
-        return None
-    if not value.lstrip("-").isdigit() or not -2**63 < int(value) < 2**63:
-        raise ControlError("invalid_field", f"{name} must be an integer")
-    return int(value)
-
-
-def _limit(q: dict[str, str], default: int, low_is_error: bool = True) -> int:
-    value = q.get("limit")
-    if value in (None, ""):
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
-        raise ControlError("invalid_field", "limit must be an integer 1-1000")
-    return int(value)
-
-
-def _rule_id(value: str | None) -> int | None:
-    if value in (None, ""):
-        return None
-    if not value.isdigit() or int(value) >= 2**63:
-        raise ControlError("invalid_field", "id must be a rule id (an integer)")
-    return int(value)
-
-
-def _wait_status(value: str | None) -> int | None:
-    codes = [str(int(s)) for s in Status]
-    if value in (None, ""):
-        return None
-    if value not in codes:
-        raise ControlError("invalid_field", f"status {value!r} is not an order status "
-                                            f"({', '.join(codes)})")
-    return int(value)
-
-
-def _acknowledged(value: str | None) -> bool:
-    if value not in (None, "", "acknowledged"):
-        raise ControlError("invalid_field", f"callback {value!r}: the only value is "
-                                            "'acknowledged'")
-    return value == "acknowledged"
-
-
-def _timeout(value: str | None) -> float:
-    """Seconds, default 10, capped at 60: a long poll must not hold a connection forever."""
-    if value in (None, ""):
-        return waiting.DEFAULT_TIMEOUT
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise ControlError("invalid_field", f"timeout {value!r} must be seconds >= 0")
-    return min(seconds, waiting.MAX_TIMEOUT)
+    @property
+    def full_path(self) -> str:
+        return "/sandbox" + self.path
 
 
 async def _wait(c: Call) -> dict[str, Any]:
-    if not c.query.get("partner_token"):
-        raise ControlError("missing_field", "partner_token is required")
-    status, acknowledged = _wait_status(c.query.get("status")), _acknowledged(c.query.get("callback"))
-    if status is None and not acknowledged:
-        raise ControlError("missing_field", "send status=<code>, callback=acknowledged or both")
-    return await waiting.wait_for_order(c.lender, c.query["partner_token"], c.path["order_no"],
-                                        status=status, acknowledged=acknowledged,
-                                        timeout=_timeout(c.query.get("timeout")))
+    q: m.WaitQuery = c.query
+    return await waiting.wait_for_order(
+        c.lender, q.partner_token, c.path["order_no"], status=q.status,
+        acknowledged=q.callback == "acknowledged", timeout=q.timeout)
 
 
 def _health(c: Call) -> dict[str, Any]:
-    L = c.lender
-    return {"status": "ok", "database": L.store.engine.dialect.name,
-            "partners": len(control.list_partners(L))}
+    return {"status": "ok", "database": c.lender.store.engine.dialect.name,
+            "partners": len(control.list_partners(c.lender))}
 
+
+PARTNERS, CLOCKS, ORDERS = "Control: partners", "Control: clocks", "Control: orders"
+CALLBACKS, JOURNAL, FAULTS = "Control: callbacks", "Control: journal", "Control: faults"
+SERVER, TOOLS, PAYMENTS = "Control: server", "Control: tools", "Control: payments"
+R = ControlRoute
 
 ROUTES: tuple[ControlRoute, ...] = (
-    ControlRoute("GET", "/health", _health),
-    ControlRoute("GET", "/partners", lambda c: control.list_partners(c.lender)),
-    ControlRoute("POST", "/partners", lambda c: control.create_partner(c.lender, c.body)),
-    ControlRoute("GET", "/partners/{token}", lambda c: control.get_partner(
-        c.lender, c.path["token"], secrets=c.query.get("secrets") in ("1", "true"))),
-    ControlRoute("PATCH", "/partners/{token}", lambda c: control.update_partner(
-        c.lender, c.path["token"], c.body)),
-    ControlRoute("GET", "/partners/{token}/clock", lambda c: control.get_clock(
-        c.lender, c.path["token"])),
-    ControlRoute("POST", "/partners/{token}/clock/advance", lambda c: control.advance_clock(
-        c.lender, c.path["token"], control.clock_seconds(c.body))),
-    ControlRoute("POST", "/partners/{token}/clock/set", lambda c: control.set_clock(
-        c.lender, c.path["token"], control.clock_target(c.body))),
-    ControlRoute("POST", "/partners/{token}/callbacks/pause", lambda c: control.update_partner(
-        c.lender, c.path["token"], {"callbacks_paused": True})),
-    ControlRoute("POST", "/partners/{token}/callbacks/resume", lambda c: control.update_partner(
-        c.lender, c.path["token"], {"callbacks_paused": False})),
-    ControlRoute("GET", "/orders", lambda c: control.list_orders(
-        c.lender, c.query.get("partner_token"), _int_param(c.query, "status"),
-        min(max(_int_param(c.query, "limit") or 200, 1), 1000))),
-    ControlRoute("GET", "/orders/{order_no}", lambda c: control.order_detail(
-        c.lender, c.need("partner_token"), c.path["order_no"])),
-    ControlRoute("POST", "/orders/{order_no}/transition", lambda c: control.transition(
-        c.lender, c.need("partner_token"), c.path["order_no"], c.need("trigger"), c.body)),
-    ControlRoute("GET", "/orders/{order_no}/wait", _wait, blocking=False),
-    ControlRoute("POST", "/payments", lambda c: payments.pay(
-        c.lender, c.need("repay_code"), c.body.get("amount"))),
-    ControlRoute("GET", "/callbacks", lambda c: deliveries.list_deliveries(
-        c.lender, c.query.get("partner_token"), c.query.get("order_no"), c.query.get("state"),
-        _limit(c.query, 200))),
-    ControlRoute("GET", "/callbacks/{id:int}", lambda c: deliveries.get_delivery(
-        c.lender, c.path["id"])),
-    ControlRoute("POST", "/callbacks/{id:int}/redeliver", lambda c: deliveries.redeliver(
-        c.lender, c.path["id"])),
-    ControlRoute("GET", "/journal", lambda c: journal.list_entries(
-        c.lender, c.query.get("partner_token"), c.query.get("path"),
-        _limit(c.query, journal.DEFAULT_LIMIT))),
-    ControlRoute("DELETE", "/journal", lambda c: journal.clear(
-        c.lender, c.query.get("partner_token"))),
-    ControlRoute("GET", "/faults", lambda c: faults.list_rules(
-        c.lender, c.query.get("partner_token"))),
-    ControlRoute("PUT", "/faults", lambda c: faults.put_rules(c.lender, c.body)),
-    ControlRoute("POST", "/faults", lambda c: faults.add_rules(c.lender, c.body)),
-    ControlRoute("DELETE", "/faults", lambda c: faults.clear_rules(
-        c.lender, _rule_id(c.query.get("id")), c.query.get("partner_token"))),
-    ControlRoute("POST", "/reset", lambda c: control.reset(c.lender, c.body.get("partner_token"))),
-    ControlRoute("POST", "/tools/encrypt", lambda c: envelope_tools.encrypt(c.lender, c.body)),
-    ControlRoute("POST", "/tools/decrypt", lambda c: envelope_tools.decrypt(c.lender, c.body)),
+    R("GET", "/health", SERVER, "Liveness, database and partner count", _health, a.Health,
+      description="Open even when an admin token protects the rest of /sandbox."),
+    R("GET", "/partners", PARTNERS, "Every partner (without secrets)",
+      lambda c: control.list_partners(c.lender), list[a.PartnerView]),
+    R("POST", "/partners", PARTNERS, "Onboard a partner (spec §01)",
+      lambda c: control.create_partner(c.lender, c.body), a.PartnerView, body=m.PartnerCreate,
+      description="Creates a partner, generating what is not given; answers its credentials "
+                  "and the lender's product list.", statuses=(400, 409)),
+    R("GET", "/partners/{token}", PARTNERS, "One partner",
+      lambda c: control.get_partner(c.lender, c.path["token"], secrets=c.query.secrets),
+      a.PartnerView, query=m.SecretsQuery),
+    R("PATCH", "/partners/{token}", PARTNERS,
+      "Change a partner's callback URL, chaos, clock or keys",
+      lambda c: control.update_partner(c.lender, c.path["token"], c.body), a.PartnerView,
+      body=m.PartnerPatch),
+    R("GET", "/partners/{token}/clock", CLOCKS, "A partner's clock",
+      lambda c: control.get_clock(c.lender, c.path["token"]), a.ClockView),
+    R("POST", "/partners/{token}/clock/advance", CLOCKS,
+      "Move the clock forward and fire every due event on the way",
+      lambda c: control.advance_clock(c.lender, c.path["token"], c.body.total), a.ClockView,
+      body=m.ClockAdvance,
+      description="Returns when the state is consistent: every event up to the new time has "
+                  "fired, in due-time order, each at its own virtual time."),
+    R("POST", "/partners/{token}/clock/set", CLOCKS, "Move the clock to an instant (forward only)",
+      lambda c: control.set_clock(c.lender, c.path["token"], c.body.instant), a.ClockView,
+      body=m.ClockSet),
+    R("POST", "/partners/{token}/callbacks/pause", CALLBACKS, "Hold a partner's callbacks",
+      lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": True}),
+      a.PartnerView, description="Deliveries stay pending without using attempts."),
+    R("POST", "/partners/{token}/callbacks/resume", CALLBACKS, "Deliver what was held, in order",
+      lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": False}),
+      a.PartnerView),
+    R("GET", "/orders", ORDERS, "Orders, newest first",
+      lambda c: control.list_orders(c.lender, c.query.partner_token, c.query.status,
+                                    c.query.limit),
+      list[a.OrderSummary], query=m.OrdersQuery),
+    R("GET", "/orders/{order_no}", ORDERS,
+      "An order with timeline, bank cards, codes, payments, extensions, events and callbacks",
+      lambda c: control.order_detail(c.lender, c.query.partner_token, c.path["order_no"]),
+      a.OrderDetail, query=m.PartnerQuery),
+    R("POST", "/orders/{order_no}/transition", ORDERS, "Force a legal transition",
+      lambda c: control.transition(c.lender, c.path["order_no"], c.body), a.OrderDetail,
+      body=m.Transition, statuses=(400, 404, 409),
+      description="Any trigger the state machine allows from the order's status; an illegal "
+                  "one is a 409 naming the allowed triggers."),
+    R("GET", "/orders/{order_no}/wait", ORDERS,
+      "Long-poll until an order reaches a status and/or its callbacks are acknowledged",
+      _wait, a.WaitResult, query=m.WaitQuery, blocking=False),
+    R("POST", "/payments", PAYMENTS, "A borrower pays a code from 15",
+      lambda c: payments.pay(c.lender, c.body.repay_code, c.body.amount), a.PaymentResult,
+      body=m.Payment, statuses=(400, 404, 409),
+      description="A full repayment settles the order (200); an extension fee extends it "
+                  "(back to 170)."),
+    R("GET", "/callbacks", CALLBACKS, "Callback deliveries and attempts",
+      lambda c: deliveries.list_deliveries(c.lender, c.query.partner_token, c.query.order_no,
+                                           c.query.state, c.query.limit),
+      list[a.Delivery], query=m.CallbacksQuery,
+      description="Newest `limit` (default 200), oldest first; each with its decrypted body, "
+                  "the body as sent, why it still waits, and every attempt."),
+    R("GET", "/callbacks/{id:int}", CALLBACKS, "One delivery",
+      lambda c: deliveries.get_delivery(c.lender, c.path["id"]), a.Delivery),
+    R("POST", "/callbacks/{id:int}/redeliver", CALLBACKS, "Send again",
+      lambda c: deliveries.redeliver(c.lender, c.path["id"]), a.Delivery,
+      description="A new attempt cycle (pending, due now); the attempt log keeps the earlier "
+                  "attempts."),
+    R("GET", "/journal", JOURNAL, "Requests received, decrypted",
+      lambda c: journal.list_entries(c.lender, c.query.partner_token, c.query.path,
+                                     c.query.limit),
+      list[a.JournalEntry], query=m.JournalQuery,
+      description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault)."),
+    R("DELETE", "/journal", JOURNAL, "Clear the journal (or a partner's)",
+      lambda c: journal.clear(c.lender, c.query.partner_token), a.Deleted, query=m.ScopeQuery),
+    R("GET", "/faults", FAULTS, "Fault rules, with remaining counts",
+      lambda c: faults.list_rules(c.lender, c.query.partner_token), FaultRules,
+      query=m.ScopeQuery),
+    R("PUT", "/faults", FAULTS, "Replace the fault rules",
+      lambda c: faults.put_rules(c.lender, c.body), FaultRules, body=RuleBody,
+      description="One rule or {\"rules\": [...]}. Replaces every rule, or only one partner's "
+                  "when a partner_token is given at the top level (a single rule's own "
+                  "partner_token counts). A rule as GET shows it can be PUT back. See the "
+                  "fault kinds table."),
+    R("POST", "/faults", FAULTS, "Add fault rules",
+      lambda c: faults.add_rules(c.lender, c.body), FaultRules, body=RuleBody,
+      description="Same body as PUT; the other rules stay."),
+    R("DELETE", "/faults", FAULTS, "Delete fault rules",
+      lambda c: faults.clear_rules(c.lender, c.query.id, c.query.partner_token), a.Deleted,
+      query=m.FaultsDeleteQuery, description="All, one (`id`) or one partner's."),
+    R("POST", "/reset", SERVER, "Wipe orders and history, reload fixtures",
+      lambda c: control.reset(c.lender, c.body.partner_token), a.ResetResult, body=m.Reset,
+      description="Of one partner (its clock restarts) or everything."),
+    R("POST", "/tools/encrypt", TOOLS, "Encrypt a payload like PHP",
+      lambda c: envelope_tools.encrypt(c.lender, c.body), a.Encrypted, body=m.Encrypt,
+      description="`data` as an object is JSON-encoded like PHP json_encode (escaped slashes "
+                  "and unicode unless `escape` is false); a string is encrypted as is."),
+    R("POST", "/tools/decrypt", TOOLS, "Decrypt an encode_data",
+      lambda c: envelope_tools.decrypt(c.lender, c.body), a.Decrypted, body=m.Decrypt,
+      description="A whole envelope works as the body. A wrong key or IV is a 400 that says "
+                  "so (10003 undecryptable, 10004 not_json with a hex preview)."),
 )
 
 
@@ -179,7 +179,7 @@ def json_error(e: SandboxError) -> JSONResponse:
     return JSONResponse({"code": e.code, "error": e.name, "message": e.message}, status_code=status)
 
 
-def _parse_json(raw: bytes) -> dict:
+def _json_body(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
@@ -191,22 +191,34 @@ def _parse_json(raw: bytes) -> dict:
     return doc
 
 
-def endpoint(lender: Lender, route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
+def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
+    body = None
+    if route.body is RuleBody:
+        body = _json_body(raw)  # fault rules: `faults.parse_body` reads one rule or a set
+    elif route.body is not None:
+        body = m.parse(route.body, _json_body(raw))
+    query = m.parse(route.query, dict(request.query_params)) if route.query else None
+    return Call(lender=request.app.state.lender, path=dict(request.path_params), body=body,
+                query=query)
+
+
+def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
     """The ASGI endpoint of a route: parse, run (off the loop when it blocks), answer JSON."""
     async def answer(request: Request) -> Response:
         try:
-            raw = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
-            call = Call(lender, _parse_json(raw), dict(request.query_params),
-                        dict(request.path_params))
+            raw = await request.body() if route.body is not None else b""
+            call = _parse(route, request, raw)
             if route.blocking:
                 result = await run_in_threadpool(route.handler, call)
             else:
                 result = await route.handler(call)
         except SandboxError as e:
             return json_error(e)
-        return result if isinstance(result, Response) else JSONResponse(result)
+        return JSONResponse(result)
+    answer.__name__ = answer.__qualname__ = (route.method.lower() + route.path.replace("/", "_")
+                                             .replace("{", "").replace("}", "").replace(":", "_"))
     return answer
 
 
-def routes(lender: Lender) -> list[BaseRoute]:
-    return [Route(r.path, endpoint(lender, r), methods=[r.method]) for r in ROUTES]
+def routes() -> list[BaseRoute]:
+    return [Route(r.path, endpoint(r), methods=[r.method]) for r in ROUTES]

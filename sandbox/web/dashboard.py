@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..core.control_models import ClockAdvance, parse
 from ..core.errors import SandboxError
 from ..core.lifecycle import Status
 from ..services import control, overview
@@ -59,7 +60,7 @@ def routes(lender: Lender) -> list[Route]:
         form = await _form(request)
         token = str(form.get("partner", ""))
         try:
-            seconds = control.clock_seconds({"by": str(form.get("by", ""))})
+            seconds = parse(ClockAdvance, {"by": str(form.get("by", ""))}).total
             out = await run_in_threadpool(control.advance_clock, lender, token, seconds)
             msg = f"clock advanced to {out['now']}; {out['events_fired']} events fired"
         except SandboxError as e:
@@ -71,7 +72,8 @@ def routes(lender: Lender) -> list[Route]:
         token, order_no = str(form.get("partner", "")), request.path_params["order_no"]
         trigger = str(form.get("trigger", ""))
         try:
-            await run_in_threadpool(control.transition, lender, token, order_no, trigger, {})
+            await run_in_threadpool(control.transition, lender, order_no,
+                                    {"partner_token": token, "trigger": trigger})
             msg = f"{trigger}: done"
         except SandboxError as e:
             msg = e.message

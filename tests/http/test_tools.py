@@ -66,11 +66,11 @@ def test_decrypt_with_the_wrong_key_or_garbage_is_undecryptable(sandbox):
     ("encrypt", {}, 400, "data is required"),
     ("encrypt", {"data": {"a": 1}}, 400, "give partner_token, or aes_key and aes_iv"),
     ("encrypt", {"data": {"a": 1}, "aes_key": KEY}, 400, "give both aes_key and aes_iv"),
-    ("encrypt", {"data": {"a": 1}, "aes_key": KEY, "aes_iv": 7}, 400, "aes_iv must be a non-empty string"),
+    ("encrypt", {"data": {"a": 1}, "aes_key": KEY, "aes_iv": 7}, 400, "aes_iv must be a string of 1-200 characters"),
     ("encrypt", {"data": 1, "partner_token": TOKEN, "escape": "no"}, 400, "escape must be true"),
     ("encrypt", {"data": {"a": 1}, "partner_token": "ghost"}, 404, "partner_token 'ghost'"),
     ("decrypt", {"partner_token": TOKEN}, 400, "encode_data is required"),
-    ("decrypt", {"encode_data": "", "partner_token": TOKEN}, 400, "encode_data must be a non-empty string"),
+    ("decrypt", {"encode_data": "", "partner_token": TOKEN}, 400, "encode_data must be a string of 1-2000000 characters"),
     ("decrypt", {"encode_data": "abc"}, 400, "give partner_token, or aes_key and aes_iv"),
 ])
 def test_bad_input_is_a_clear_4xx(sandbox, name, body, status, fragment):

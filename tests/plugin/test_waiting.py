@@ -13,10 +13,9 @@ import time
 import httpx
 import pytest
 
+from sandbox.core.control_models import MAX_WAIT, WaitQuery, parse
 from sandbox.services import control, outbox
-from sandbox.services.waiting import MAX_TIMEOUT
 from sandbox.web.app import create_app
-from sandbox.web.control import _timeout
 
 WAIT = "/sandbox/orders/{}/wait"
 
@@ -123,4 +122,6 @@ def test_refusals_are_json(sb, params, status, error):
 
 
 def test_timeout_is_bounded():
-    assert _timeout(None) == 10 and _timeout("2.5") == 2.5 and _timeout("3600") == MAX_TIMEOUT
+    def timeout(value):
+        return parse(WaitQuery, {"partner_token": "demo", "status": "170", "timeout": value}).timeout
+    assert timeout(None) == 10 and timeout("2.5") == 2.5 and timeout("3600") == MAX_WAIT

@@ -72,7 +72,7 @@ def test_a_delivery_not_yet_sent_shows_the_body_it_will_send(lender, client):
 
 
 @pytest.mark.parametrize("path,status,fragment", [
-    ("/sandbox/callbacks?state=lost", 400, "state must be one of pending, delivered, dead"),
+    ("/sandbox/callbacks?state=lost", 400, "state must be one of 'pending', 'delivered' or 'dead'"),
     ("/sandbox/callbacks?limit=many", 400, "limit must be an integer 1-1000"),
     ("/sandbox/callbacks/12345", 404, "no callback delivery with id 12345"),
     ("/sandbox/callbacks/99999999999999999999", 404, "no callback delivery with id"),

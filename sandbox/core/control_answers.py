@@ -1,0 +1,240 @@
+"""What the control API's routes answer (/sandbox/*), as models.
+
+They document the answers (the OpenAPI document is generated from them) and a test holds
+every route's real answer to its model: every key a route sends is listed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .lifecycle import Status
+
+
+class Answer(BaseModel):
+    """A documented answer: every key it has is listed (a test holds the routes to it)."""
+    model_config = ConfigDict(extra="forbid")
+
+
+TIME = "YYYY-MM-DD HH:MM:SS in WIB (docs/protocol.md §7)"
+
+
+class Health(Answer):
+    status: Literal["ok"]
+    database: str = Field(description="sqlite or postgresql")
+    partners: int
+
+
+class ClockState(Answer):
+    """A partner's clock: its mode and its virtual time now."""
+    mode: str
+    rate: float = Field(description="virtual seconds per wall second (0 for manual)")
+    now: str = Field(description="ISO 8601, WIB")
+    now_unix: float
+    offset_seconds: float = Field(description="virtual - wall")
+
+
+class ClockView(ClockState):
+    """The clock routes' answer: the clock and what is due next."""
+    next_event: str | None = Field(description="when the next due event fires (ISO 8601)")
+    events_fired: int | None = Field(None, description="advance / set: due events fired")
+
+
+class ProductView(Answer):
+    product_id: str
+    product_name: str
+    product_icon: str = Field(description="URL of the product's icon")
+    product_desc: str
+    amount_min: int
+    amount_max: int
+    interest_rate: str = Field(description="per term unit, e.g. 0.0006")
+    gp_link: str = Field(description="Google Play link")
+    term_unit: int = Field(description="1 days, 2 months")
+    terms: list[int]
+
+
+class PartnerView(Answer):
+    partner_token: str
+    name: str
+    callback_url: str
+    encrypt_callbacks: bool
+    callbacks_paused: bool
+    chaos: dict[str, Any]
+    clock: ClockState
+    products: list[ProductView]
+    aes_key: str | None = Field(None, description="only with ?secrets=1 and on creation")
+    aes_iv: str | None = Field(None, description="only with ?secrets=1 and on creation")
+
+
+class OrderSummary(Answer):
+    order_no: str
+    partner_token: str
+    product_id: str
+    status: int
+    status_name: Literal[tuple(s.name.lower() for s in Status)]  # type: ignore[valid-type]
+    user_name: str
+    user_mobile: str
+    application_amount: int
+    application_term: int
+    term_unit: int
+    approved_amount: int | None
+    scenario: Any = Field(description="the scenario rule's name (the detail: the whole outcome)")
+    created_at: str = Field(description=TIME)
+    updated_at: str = Field(description=TIME)
+    due_at: str = Field(description=f"{TIME}; '' before payout")
+
+
+class WaitResult(OrderSummary):
+    reached: bool = Field(description="false: the timeout came first, or a callback died")
+
+
+class TimelineEntry(Answer):
+    from_: int | None = Field(alias="from")
+    to: int
+    trigger: str
+    at: str = Field(description=TIME)
+    cause: str
+
+
+class CardView(Answer):
+    bank_code: str
+    bank_card: str
+    active: bool
+
+
+class CodeView(Answer):
+    repay_code: str
+    repay_type: int = Field(description="1 full repayment, 2 extension fee")
+    amount: int
+    method_code: str
+    state: Literal["open", "paid", "void", "expired"]
+    expire_time: str
+    delay_term: int | None
+
+
+class PaymentView(Answer):
+    repay_code: str
+    repay_type: int
+    amount: int
+    at: str
+    source: str = Field(description="api | page | scenario | forced")
+
+
+class ExtensionView(Answer):
+    loan_amount: int
+    delay_amount: int
+    delay_term: int
+    term_unit: int
+    delay_time: str
+    expiry_time: str
+
+
+class PendingEvent(Answer):
+    kind: str
+    due_at: str
+
+
+class OrderCallback(Answer):
+    id: int
+    path: str
+    state: str
+    attempts: int
+    body: dict[str, Any]
+
+
+class OrderDetail(OrderSummary):
+    allowed_triggers: list[str]
+    payout_error: str | None = Field(description="the last payout failure's reason code")
+    approval: dict[str, Any] = Field(description="what 13 get-approval-result answers now")
+    repay_plan: dict[str, Any] | None = Field(description="what 14 answers now (after payout)")
+    timeline: list[TimelineEntry]
+    bank_cards: list[CardView]
+    repay_codes: list[CodeView]
+    payments: list[PaymentView]
+    extensions: list[ExtensionView]
+    pending_events: list[PendingEvent]
+    callbacks: list[OrderCallback]
+
+
+class PaymentResult(Answer):
+    repay_code: str
+    amount: int
+    repay_type: int
+    order_no: str
+    partner_token: str
+    order_status: int
+    paid_at: str = Field(description=TIME)
+
+
+class AttemptView(Answer):
+    at: str | None = Field(description="wall time, ISO 8601")
+    url: str
+    request_body: str = Field(description="as sent")
+    status_code: int | None
+    response_body: str
+    latency_ms: float
+    error: str
+
+
+class Delivery(Answer):
+    id: int
+    partner_token: str
+    order_no: str
+    path: str
+    state: Literal["pending", "delivered", "dead"]
+    waiting: str | None = Field(description="why a pending delivery has not gone out")
+    attempts: int
+    max_attempts: int
+    created_at: str = Field(description=f"virtual: the transition's time, {TIME}")
+    next_attempt_at: str | None = Field(description="wall time, ISO 8601")
+    delivered_at: str | None = Field(description="wall time, ISO 8601")
+    last_error: str
+    url: str | None
+    body: dict[str, Any] = Field(description="decrypted")
+    request_body: str | None = Field(description="as sent (or as it will be)")
+    attempt_log: list[AttemptView]
+
+
+class JournalEntry(Answer):
+    id: int
+    time: str = Field(description="wall time, ISO 8601")
+    virtual_time: str | None = Field(description="the partner's clock, ISO 8601")
+    partner_token: str
+    path: str
+    request: dict[str, Any] | None = Field(description="the decrypted payload")
+    request_raw: str = Field(description="the body as received (first 64 KB)")
+    response: dict[str, Any] | None
+    http_status: int = Field(description="0: no answer (the connection was dropped)")
+    code: int | None
+    fault: str = Field(description='e.g. "latency 300ms", "http_error 503", "drop"')
+
+
+class Deleted(Answer):
+    deleted: int
+    partner_token: str | None = None
+
+
+class ResetResult(Answer):
+    reset: str = Field(description="the partner's token, or 'all'")
+    orders_deleted: int
+
+
+class Encrypted(Answer):
+    encode_data: str
+    plaintext: str = Field(description="what was encrypted")
+    envelope: dict[str, str] | None = Field(None, description="ready to POST, with a partner")
+
+
+class Decrypted(Answer):
+    data: Any
+    plaintext: str
+
+
+class ControlErrorBody(Answer):
+    """Every 4xx of /sandbox: never a 500 for bad input."""
+    code: int = Field(description="the catalog code (docs/errors.md)")
+    error: str = Field(description="its name")
+    message: str
+

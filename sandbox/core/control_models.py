@@ -1,0 +1,438 @@
+"""The control API's request and response models (/sandbox/*): what each route takes and answers.
+
+Bodies and query strings are validated by these models, so every route refuses bad input the
+same way: HTTP 400 with `missing_field` or `invalid_field` and a message naming the field and
+its rule (`parse`). The response models document what the routes answer; the OpenAPI
+document is generated from them and a test holds each route's real answer to its model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
+
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+from . import clock as clockmod
+from .chaos import CHAOS_KEYS, validate_chaos
+from .errors import ControlError, SandboxError
+from .lifecycle import TRIGGERS
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_WAIT = 60.0  # seconds a long poll may hold a connection
+BIGINT = 2**63  # SQL's integer range: ids and limits beyond it are refused, not overflowed
+
+
+# ---- parsing: pydantic errors -> one clear 400 ----
+
+def _constraints(model: type[BaseModel], name: str) -> list[Any]:
+    """The constraint objects (Ge, MaxLen, ...) of a field, also inside `Annotated[...] | None`."""
+    field = model.model_fields.get(name)
+    if field is None:
+        return []
+    found: list[Any] = list(field.metadata)
+    todo = [field.annotation]
+    while todo:
+        tp = todo.pop()
+        for arg in get_args(tp):
+            if isinstance(arg, FieldInfo):
+                found += arg.metadata
+            elif not isinstance(arg, (str, int, float)):
+                todo.append(arg)
+        found += getattr(tp, "__metadata__", ())
+    return found
+
+
+def _bounds(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    lo = hi = None
+    for c in _constraints(model, name):
+        lo = c.ge if isinstance(c, Ge) else c.gt if isinstance(c, Gt) else lo
+        hi = c.le if isinstance(c, Le) else c.lt if isinstance(c, Lt) else hi
+    return lo, hi
+
+
+def _lengths(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    lo = hi = None
+    for c in _constraints(model, name):
+        lo = c.min_length if isinstance(c, MinLen) else lo
+        hi = c.max_length if isinstance(c, MaxLen) else hi
+    return lo, hi
+
+
+def _rule(model: type[BaseModel], err: Mapping[str, Any], name: str) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    leaf = str(err["loc"][-1]) if err["loc"] else name
+    if kind in ("int_parsing", "int_type", "int_from_float", "greater_than_equal",
+                "less_than_equal", "greater_than", "less_than"):
+        lo, hi = _bounds(model, leaf)
+        if lo is not None and hi is not None:
+            return f"must be an integer {lo}-{hi}" if "int" in kind or isinstance(lo, int) \
+                else f"must be a number {lo}-{hi}"
+        if lo is not None:
+            return f"must be a whole number >= {lo}"
+        return "must be an integer"
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return "must be a number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "must be true or false"
+    if kind in ("string_type", "string_too_short", "string_too_long"):
+        lo, hi = _lengths(model, leaf)
+        return f"must be a string of {lo or 0}-{hi} characters" if hi else "must be a string"
+    if kind in ("literal_error", "enum"):
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind == "extra_forbidden":
+        known = ", ".join(model.model_fields)
+        return f"is not a field of this request (fields: {known})"
+    if kind in ("dict_type", "model_type"):
+        return "must be a JSON object"
+    if kind == "list_type":
+        return "must be a JSON array"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return str(err["msg"][0].lower() + err["msg"][1:])
+
+
+def translate(model: type[BaseModel], e: ValidationError) -> ControlError:
+    """The first error of `e` as a ControlError naming the field."""
+    errors = sorted(e.errors(include_url=False), key=lambda er: er["type"] != "missing")
+    err = errors[0]
+    name = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "missing" and not err["loc"]:  # a model validator: its own words
+        return ControlError("missing_field", err["msg"])
+    if err["type"] == "missing":
+        return ControlError("missing_field", f"{name} is required")
+    if err["type"] == "value_error" and not err["loc"]:  # a model validator: its own words
+        return ControlError("invalid_field", str((err.get("ctx") or {}).get("error", err["msg"])))
+    if err["type"] == "extra_forbidden":
+        hint = getattr(model, "UNKNOWN_FIELD", "{name} is not a field of this request "
+                                               "(fields: {fields})")
+        return ControlError("invalid_field", hint.format(name=name,
+                                                         fields=", ".join(model.model_fields)))
+    return ControlError("invalid_field", f"{name} {_rule(model, err, name)}")
+
+
+def parse(model: type[M], data: Any) -> M:
+    """`data` (a JSON body, or a query string as a dict) as `model`, or a ControlError (400)."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as e:
+        raise translate(model, e) from None
+
+
+def ensure(model: type[M], data: M | Mapping[str, Any]) -> M:
+    """`data` as `model`: a model passes through, a mapping is parsed (`parse`)."""
+    return data if isinstance(data, model) else parse(model, data)
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused (a typo must not pass silently)."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """A query string: values arrive as text and are converted; unknown names are ignored
+    (a cache-busting parameter must not fail a request)."""
+    model_config = ConfigDict(extra="ignore")
+
+
+def _blank_is_none(v: Any) -> Any:
+    return None if v == "" else v
+
+
+def _query_int(v: Any) -> Any:
+    """A query string's digits as an int (a Literal of ints does not convert text itself)."""
+    if v == "":
+        return None
+    return int(v) if isinstance(v, str) and v.lstrip("-").isdigit() and len(v) < 30 else v
+
+
+Opt = BeforeValidator(_blank_is_none)
+QInt = BeforeValidator(_query_int)
+Token = Annotated[str, Field(min_length=1, max_length=64)]
+QToken = Annotated[str | None, Opt, Field(default=None, min_length=1, max_length=64,
+                                          description="a partner's token")]
+Limit = Annotated[int, Field(ge=1, le=1000)]
+Whole = Annotated[int, Field(ge=1, lt=2**53)]
+ClockMode = Literal["real", "scaled", "manual"]
+StatusCode = Literal[80, 90, 100, 110, 161, 169, 170, 180, 200]
+FORCEABLE = tuple(t for t in TRIGGERS if t != "bind_card")
+
+
+# ---- partners ----
+
+def _callback_url(v: Any) -> Any:
+    if v is None or v == "":
+        return ""
+    if not isinstance(v, str) or not v.startswith(("http://", "https://")):
+        raise ValueError("callback_url must be an http(s) URL or empty")
+    if len(v) > 500:
+        raise ValueError("callback_url must be at most 500 characters")
+    return v.rstrip("/")
+
+
+CallbackUrl = Annotated[str, BeforeValidator(_callback_url),
+                        Field(description="http(s) base URL the callbacks go to (+ /callback-...),"
+                                          " or '' for none")]
+
+
+def _rate(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= clockmod.MAX_RATE:
+        raise ValueError(f"clock rate must be a number > 0 and <= {clockmod.MAX_RATE:g}, "
+                         f"not {v!r}")
+    return float(v)
+
+
+def _mode(v: Any) -> Any:
+    if v not in clockmod.MODES:
+        raise ValueError(f"clock mode must be one of {', '.join(clockmod.MODES)}, not {v!r}")
+    return v
+
+
+ClockRate = Annotated[float, BeforeValidator(_rate), Field(description="scaled: virtual seconds "
+                                                                      "per wall second")]
+Mode = Annotated[str, BeforeValidator(_mode), Field(description="real | scaled | manual")]
+
+
+def _chaos(v: Any) -> Any:
+    try:
+        return validate_chaos(v)
+    except SandboxError as e:
+        raise ValueError(e.detail) from None
+
+
+Chaos = Annotated[dict[str, Any], BeforeValidator(_chaos),
+                  Field(description="callback chaos, {} for none: "
+                                    + "; ".join(f"{k}: {v}" for k, v in CHAOS_KEYS.items()))]
+
+
+class PartnerCreate(Body):
+    """POST /sandbox/partners: onboard a partner (spec §01); what is not given is generated."""
+    partner_token: Token | None = Field(None, description="generated when absent")
+    aes_key: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="generated: 16 letters/digits")
+    aes_iv: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="generated: 16 letters/digits")
+    callback_url: CallbackUrl = ""
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    clock_mode: Mode | None = None
+    clock_rate: ClockRate | None = None
+    encrypt_callbacks: bool | None = Field(None, description="false: plain JSON callbacks")
+
+
+class PartnerPatch(Body):
+    """PATCH /sandbox/partners/{token}: only these fields, each optional."""
+    UNKNOWN_FIELD: ClassVar[str] = "cannot change {name}; changeable: {fields}"
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    callback_url: CallbackUrl | None = None
+    encrypt_callbacks: bool | None = None
+    callbacks_paused: bool | None = None
+    chaos: Chaos | None = None
+    clock_mode: Mode | None = None
+    clock_rate: ClockRate | None = None
+    aes_key: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    aes_iv: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class SecretsQuery(Query):
+    secrets: bool = Field(False, description="1 or true: include aes_key and aes_iv")
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _flag(cls, v: Any) -> Any:
+        return v in ("1", "true", True)
+
+
+# ---- clocks ----
+
+def _duration(v: Any) -> float:
+    if isinstance(v, bool) or v is None or isinstance(v, (list, dict)):
+        raise ValueError(f"cannot read duration {v!r}: use e.g. '8d', '2h30m', '90m', '45s' "
+                         f"or seconds")
+    try:
+        return clockmod.parse_duration(v)
+    except clockmod.ClockError as e:
+        raise ValueError(str(e)) from None
+
+
+class ClockAdvance(Body):
+    """POST .../clock/advance: {"seconds": N} or {"by": "8d"}."""
+    model_config = ConfigDict(extra="forbid")
+    seconds: Any = Field(None, description="seconds (a number, or a duration like the `by`)")
+    by: Any = Field(None, description='a duration: "8d", "2h30m", "90m", "45s", "1w"')
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not ({"seconds", "by"} & set(data)):
+            raise PydanticCustomError("missing", 'send {"seconds": N} or {"by": "8d"}')
+        unknown = set(data) - {"seconds", "by"}
+        if unknown:
+            raise ValueError(f'send {{"seconds": N}} or {{"by": "8d"}}, not '
+                             f'{", ".join(sorted(unknown))}')
+        return data
+
+    @property
+    def total(self) -> float:
+        """The duration in seconds (`seconds` wins when both are given)."""
+        return _duration(self.seconds if self.seconds is not None else self.by)
+
+    @model_validator(mode="after")
+    def _readable(self) -> ClockAdvance:
+        self.total  # noqa: B018 - raises ValueError for an unreadable duration
+        return self
+
+
+class ClockSet(Body):
+    """POST .../clock/set: move to an instant (forward only)."""
+    model_config = ConfigDict(extra="forbid")
+    to: Any = Field(description="ISO 8601; a time without a zone is WIB")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "to" not in data:
+            raise PydanticCustomError("missing", 'send {"to": "<ISO 8601>"}')
+        return data
+
+    @property
+    def instant(self) -> float:
+        return clockmod.parse_instant(self.to)
+
+    @model_validator(mode="after")
+    def _readable(self) -> ClockSet:
+        if not isinstance(self.to, str):
+            raise ValueError(f"cannot read time {self.to!r}: use ISO 8601, e.g. "
+                             f"2026-12-01T09:00:00+07:00")
+        try:
+            self.instant  # noqa: B018
+        except clockmod.ClockError as e:
+            raise ValueError(str(e)) from None
+        return self
+
+
+# ---- orders ----
+
+class OrdersQuery(Query):
+    partner_token: QToken = None
+    status: Annotated[StatusCode | None, QInt] = Field(None, description="an order status")
+    limit: Limit = Field(200, description="newest first, 1-1000")
+
+
+class PartnerQuery(Query):
+    partner_token: Annotated[str, Field(min_length=1, max_length=64,
+                                        description="the order's partner")]
+
+
+class WaitQuery(PartnerQuery):
+    status: Annotated[StatusCode | None, QInt] = Field(None, description="the status to wait for")
+    callback: Annotated[Literal["acknowledged"] | None, Opt] = Field(
+        None, description="'acknowledged': wait until the order's callbacks are delivered")
+    timeout: float = Field(10.0, ge=0, description=f"seconds, default 10, capped at "
+                                                   f"{MAX_WAIT:g}")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _seconds(cls, v: Any) -> Any:
+        if v in (None, ""):
+            return 10.0
+        try:
+            seconds = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"timeout {v!r} must be seconds >= 0") from None
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"timeout {v!r} must be seconds >= 0")
+        return min(seconds, MAX_WAIT)  # a long poll must not hold a connection forever
+
+    @model_validator(mode="after")
+    def _something(self) -> WaitQuery:
+        if self.status is None and self.callback is None:
+            raise PydanticCustomError("missing", "send status=<code>, callback=acknowledged "
+                                                 "or both")
+        return self
+
+
+class Transition(Body):
+    """POST /sandbox/orders/{order_no}/transition: force a legal trigger."""
+    partner_token: Token
+    trigger: str = Field(description="one of " + ", ".join(FORCEABLE),
+                         json_schema_extra={"enum": list(FORCEABLE)})
+    amount: Whole | None = Field(None, description="approve: the approved amount")
+    reason: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="reject / fail_payout: the reason")
+    delay_term: Annotated[int, Field(ge=1, le=365)] | None = Field(
+        None, description="extend: days")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.model_dump(include={"amount", "reason", "delay_term"}, exclude_none=True)
+
+
+# ---- payments, reset, tools ----
+
+class Payment(Body):
+    """POST /sandbox/payments: the borrower pays a code from 15."""
+    repay_code: Annotated[str, Field(min_length=1, max_length=40)]
+    amount: Whole | None = Field(None, description="optional: must equal the code's amount")
+
+
+class Reset(Body):
+    """POST /sandbox/reset."""
+    partner_token: Token | None = Field(None, description="only this partner; absent: all")
+
+
+class CodecChoice(Body):
+    partner_token: Token | None = Field(None, description="use this partner's key and IV")
+    aes_key: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="or an explicit key (a PHP string: cut or NUL-padded to 16 bytes)")
+    aes_iv: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="and IV (both needed)")
+
+
+class Encrypt(CodecChoice):
+    """POST /sandbox/tools/encrypt."""
+    model_config = ConfigDict(extra="forbid")
+    data: Any = Field(description="an object (JSON-encoded like PHP) or a string (as is)")
+    escape: bool = Field(True, description="PHP's default json_encode flags; false: unescaped "
+                                           "slashes and unicode")
+
+
+class Decrypt(CodecChoice):
+    """POST /sandbox/tools/decrypt (a whole envelope works as the body)."""
+    encode_data: Annotated[str, Field(min_length=1, max_length=2_000_000)]
+
+
+# ---- callbacks, journal, faults ----
+
+class CallbacksQuery(Query):
+    partner_token: QToken = None
+    order_no: Annotated[str | None, Opt] = Field(None, max_length=32, description="one order")
+    state: Annotated[Literal["pending", "delivered", "dead"] | None, Opt] = None
+    limit: Limit = Field(200, description="the newest `limit`, oldest first; 1-1000")
+
+
+class JournalQuery(Query):
+    partner_token: QToken = None
+    path: Annotated[str | None, Opt] = Field(None, max_length=64,
+                                             description="a lender path, e.g. /push-order-confirm")
+    limit: Limit = Field(100, description="newest first, 1-1000")
+
+
+class ScopeQuery(Query):
+    partner_token: QToken = None
+
+
+class FaultsDeleteQuery(ScopeQuery):
+    id: Annotated[int | None, Opt] = Field(None, ge=1, lt=BIGINT, description="one rule")
