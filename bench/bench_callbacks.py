@@ -38,8 +38,14 @@ LIMIT_SECONDS = 60.0
 
 
 def make_lender(url: str, sink_url: str, batch: int = 50) -> Lender:
-    settings = load_settings(overrides={"database": {"url": url}, "clock": {"mode": "manual"},
-                                        "callbacks": {"batch_size": batch}}, env={})
+    settings = load_settings(
+        overrides={
+            "database": {"url": url},
+            "clock": {"mode": "manual"},
+            "callbacks": {"batch_size": batch},
+        },
+        env={},
+    )
     store = Store(url)
     store.drop_all()  # a scratch database: every run starts empty
     lender = create_lender(settings, store=store)
@@ -53,13 +59,26 @@ def enqueue(lender: Lender, orders: int) -> int:
     with lender.store.transaction() as s:
         for i in range(orders):
             no = f"BENCH{i:08d}"
-            for path, status in (("/callback-order-status", 90), ("/callback-approval-result", 100),
-                                 ("/callback-order-status", 100)):
-                s.add(Callback(partner_token="bench", order_id=None, order_no=no, path=path,
-                               body={"order_no": no, "order_status": status,
-                                     "update_time": int(now)},
-                               created_at=now, state="pending", attempts=0, next_attempt_at=now,
-                               lease_until=0.0, last_error=""))
+            for path, status in (
+                ("/callback-order-status", 90),
+                ("/callback-approval-result", 100),
+                ("/callback-order-status", 100),
+            ):
+                s.add(
+                    Callback(
+                        partner_token="bench",
+                        order_id=None,
+                        order_no=no,
+                        path=path,
+                        body={"order_no": no, "order_status": status, "update_time": int(now)},
+                        created_at=now,
+                        state="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        lease_until=0.0,
+                        last_error="",
+                    )
+                )
     return orders * 3
 
 
@@ -118,19 +137,28 @@ def run(mode: str, url: str, orders: int, batch: int) -> None:
     parent.send("stop")
     received, in_order = parent.recv()
     proc.join()
-    print(f"{mode:>6}, batch {batch:3d}: {done}/{total} callbacks delivered in {seconds:.2f} s = "
-          f"{done / seconds:,.0f} callbacks/s  (attempts {len(latencies)}, median send "
-          f"{statistics.median(latencies):.1f} ms, receiver got {received}, first-per-order "
-          f"is 19/90: {in_order})")
+    print(
+        f"{mode:>6}, batch {batch:3d}: {done}/{total} callbacks delivered in {seconds:.2f} s = "
+        f"{done / seconds:,.0f} callbacks/s  (attempts {len(latencies)}, median send "
+        f"{statistics.median(latencies):.1f} ms, receiver got {received}, first-per-order "
+        f"is 19/90: {in_order})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("orders", type=int, nargs="?", default=500)
-    parser.add_argument("--batch", type=int, action="append",
-                        help="[callbacks] batch_size: deliveries in flight (repeatable; default 50)")
-    parser.add_argument("--db", default="", help="a SCRATCH database URL, wiped before each run "
-                                                 "(default: a temporary SQLite file)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        action="append",
+        help="[callbacks] batch_size: deliveries in flight (repeatable; default 50)",
+    )
+    parser.add_argument(
+        "--db",
+        default="",
+        help="a SCRATCH database URL, wiped before each run (default: a temporary SQLite file)",
+    )
     args = parser.parse_args()
     orders = max(1, min(args.orders, 5000))
     with tempfile.TemporaryDirectory() as tmp:

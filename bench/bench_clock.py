@@ -39,7 +39,7 @@ from sandbox.services.engine import Ctx, apply
 from sandbox.services.lender import Lender, create_lender
 from sandbox.store import Order, TimelineRow
 
-T0 = 1_772_420_400.0           # 2026-03-02 10:00 WIB: the wall time, fixed
+T0 = 1_772_420_400.0  # 2026-03-02 10:00 WIB: the wall time, fixed
 DAY = 86400
 TOKEN = "demo"
 
@@ -62,21 +62,44 @@ def build(url: str, n: int, chunk: int = 1000) -> float:
             for i in range(first, min(n, first + chunk)):
                 order_no = f"BENCH-{i:08d}"
                 mobile = make_mobile(rng)[:-3] + ("007" if i % 10 == 0 else "006")
-                fate = scenarios.decide(rules, default, seed=settings.scenarios.seed, partner=TOKEN,
-                                        order_no=order_no, mobile=mobile)
+                fate = scenarios.decide(
+                    rules,
+                    default,
+                    seed=settings.scenarios.seed,
+                    partner=TOKEN,
+                    order_no=order_no,
+                    mobile=mobile,
+                )
                 term = (7, 14)[i % 2]
                 amount = 500_000 + 100_000 * (i % 16)
                 q = pricing.quote(product, amount, term)
                 born = T0 - (i % 13) * DAY - 3600
-                o = Order(partner_token=TOKEN, order_no=order_no, product_id="1001",
-                          status=int(Status.APPROVED), user_mobile=mobile,
-                          user_idcard=make_nik(rng, region=REGIONS[i % len(REGIONS)]),
-                          user_name="Budi Santoso", is_reloan=0, application_amount=amount,
-                          application_term=term, term_unit=1, payload_hash="bench",
-                          basic_info={}, supplement_info={}, device_ip="", scenario=fate.as_dict(),
-                          approved_amount=amount, approved_term=term, interest_amount=q.interest,
-                          admin_amount=q.admin, confirmed=True, approval_time=born,
-                          created_at=born, updated_at=born)
+                o = Order(
+                    partner_token=TOKEN,
+                    order_no=order_no,
+                    product_id="1001",
+                    status=int(Status.APPROVED),
+                    user_mobile=mobile,
+                    user_idcard=make_nik(rng, region=REGIONS[i % len(REGIONS)]),
+                    user_name="Budi Santoso",
+                    is_reloan=0,
+                    application_amount=amount,
+                    application_term=term,
+                    term_unit=1,
+                    payload_hash="bench",
+                    basic_info={},
+                    supplement_info={},
+                    device_ip="",
+                    scenario=fate.as_dict(),
+                    approved_amount=amount,
+                    approved_term=term,
+                    interest_amount=q.interest,
+                    admin_amount=q.admin,
+                    confirmed=True,
+                    approval_time=born,
+                    created_at=born,
+                    updated_at=born,
+                )
                 s.add(o)
                 batch.append((o, born + 600))
             s.flush()
@@ -113,9 +136,11 @@ def measure(url: str, days: int, profile: bool = False) -> dict:
 
 def report(label: str, orders: int, days: int, r: dict) -> str:
     per = r["wall"] / r["transitions"] * 1e6 if r["transitions"] else float("nan")
-    return (f"{label}  {orders:>6} orders  +{days:>3}d  {r['wall']:7.2f} s  "
-            f"{r['fired']:>6} events  {r['transitions']:>6} transitions  {per:7.0f} us/transition  "
-            f"statuses {dict(sorted(r['statuses'].items()))}")
+    return (
+        f"{label}  {orders:>6} orders  +{days:>3}d  {r['wall']:7.2f} s  "
+        f"{r['fired']:>6} events  {r['transitions']:>6} transitions  {per:7.0f} us/transition  "
+        f"statuses {dict(sorted(r['statuses'].items()))}"
+    )
 
 
 def main() -> None:
@@ -130,8 +155,10 @@ def main() -> None:
         for count in (n, half):
             db = base / f"orders-{count}.db"
             setup = build(f"sqlite:///{db}", count)
-            print(f"setup: {count} disbursed orders in {setup:.1f} s ({db.stat().st_size >> 20} MiB)",
-                  flush=True)
+            print(
+                f"setup: {count} disbursed orders in {setup:.1f} s ({db.stat().st_size >> 20} MiB)",
+                flush=True,
+            )
         runs = [("A", n, 90), ("B", n, 900), ("C", half, 90)]
         for label, count, days in runs:
             copy = base / f"run-{label}.db"

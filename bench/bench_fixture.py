@@ -28,16 +28,19 @@ def one(template: Template, payload: dict) -> tuple[float, float]:
 def summary(label: str, seconds: list[float]) -> str:
     ms = sorted(s * 1000 for s in seconds)
     p95 = ms[int(len(ms) * 0.95) - 1]
-    return (f"{label}: median {statistics.median(ms):.2f} ms, p95 {p95:.2f} ms, "
-            f"min {ms[0]:.2f} ms, max {ms[-1]:.2f} ms")
+    return (
+        f"{label}: median {statistics.median(ms):.2f} ms, p95 {p95:.2f} ms, "
+        f"min {ms[0]:.2f} ms, max {ms[-1]:.2f} ms"
+    )
 
 
 def main(iterations: int = 2000) -> None:
     start = time.perf_counter()
     template = Template()
     built = time.perf_counter() - start
-    payload = sample_order("bench", today=template.today(),
-                           rules=template.settings.data.rules).precheck()
+    payload = sample_order(
+        "bench", today=template.today(), rules=template.settings.data.rules
+    ).precheck()
     for _ in range(50):  # warm up imports and caches, as the first tests of a session do
         one(template, payload)
     runs = [one(template, payload) for _ in range(iterations)]

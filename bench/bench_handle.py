@@ -27,9 +27,11 @@ from sandbox.testing import Sandbox, Template
 def disbursed_order(sb: Sandbox) -> str:
     order = sb.sample_order("bench-handle")
     client = sb.client()
-    for path, payload in (("push-basic-info", order.basic_info()),
-                          ("push-supplement-info", order.supplement_info()),
-                          ("push-bind-bank", order.bind_bank())):
+    for path, payload in (
+        ("push-basic-info", order.basic_info()),
+        ("push-supplement-info", order.supplement_info()),
+        ("push-bind-bank", order.bind_bank()),
+    ):
         assert client.call(path, payload)["code"] == 0
     sb.clock.advance(hours=1)
     assert client.call("push-order-confirm", order.confirm())["code"] == 0
@@ -66,8 +68,14 @@ def main() -> None:
     with Sandbox(Template()) as sb:
         order_no = disbursed_order(sb)
         if args.fault:
-            faults.put_rules(sb.lender, {"kind": "business_error", "path": "/get-order-status",
-                                         "order_no": "SOME-OTHER-ORDER"})
+            faults.put_rules(
+                sb.lender,
+                {
+                    "kind": "business_error",
+                    "path": "/get-order-status",
+                    "order_no": "SOME-OTHER-ORDER",
+                },
+            )
         body = envelope(sb, {"order_no": order_no, "product_id": "1001"})
         for _ in range(100):  # warm up
             api.handle(sb.lender, "/get-order-status", body)
@@ -85,10 +93,12 @@ def main() -> None:
         if prof:
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-    print(f"api.handle get-order-status, {args.calls} calls"
-          f"{' (a fault rule targets the path)' if args.fault else ''}: "
-          f"{counter.commits / args.calls:.1f} transactions, "
-          f"{counter.statements / args.calls:.1f} SQL statements per call")
+    print(
+        f"api.handle get-order-status, {args.calls} calls"
+        f"{' (a fault rule targets the path)' if args.fault else ''}: "
+        f"{counter.commits / args.calls:.1f} transactions, "
+        f"{counter.statements / args.calls:.1f} SQL statements per call"
+    )
     print("  " + summary("wall", times))
     # CPU time of the thread: what the work costs when other processes compete for the CPU
     print("  " + summary("cpu ", cpu))
@@ -96,8 +106,10 @@ def main() -> None:
 
 def summary(label: str, seconds: list[float]) -> str:
     us = sorted(s * 1e6 for s in seconds)
-    return (f"{label}: median {statistics.median(us):.0f} us, "
-            f"p95 {us[int(len(us) * 0.95) - 1]:.0f} us, mean {statistics.fmean(us):.0f} us")
+    return (
+        f"{label}: median {statistics.median(us):.0f} us, "
+        f"p95 {us[int(len(us) * 0.95) - 1]:.0f} us, mean {statistics.fmean(us):.0f} us"
+    )
 
 
 if __name__ == "__main__":

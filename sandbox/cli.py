@@ -1,4 +1,4 @@
-"""The `lender-sandbox` command: envelope encrypt/decrypt, the server, and a running server's clocks."""
+"""The `lender-sandbox` command: envelope encrypt/decrypt, the server, a running server's clocks."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ def _version() -> str:
         return metadata.version("lender-sandbox")
     except metadata.PackageNotFoundError:  # running from a checkout that was never pip-installed
         try:
-            return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+            return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text("utf-8"))["project"][
+                "version"
+            ]
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             return "unknown"
 
@@ -42,13 +44,14 @@ def main() -> None:
 
 # --- key/IV resolution ------------------------------------------------------------------
 
+
 def _config_path(given: str | None) -> Path:
     """--config, else ./config.toml, else the repository's config (same rule as the server)."""
     return Path(resolve_config_path(given))
 
 
 def _load_partners(config: str | None) -> list:
-    """Partner records with .partner_token/.aes_key/.aes_iv, from the server's own settings loader."""
+    """Partner records (.partner_token, .aes_key, .aes_iv) from the server's settings loader."""
     try:
         return list(load_settings(_config_path(config)).partners)
     except ConfigError as e:  # one readable line instead of a trace
@@ -62,18 +65,31 @@ def _codec(key: str | None, iv: str | None, partner: str | None, config: str | N
         for p in _load_partners(config):
             if p.partner_token == partner:
                 return Codec(p.aes_key, p.aes_iv)
-        raise click.BadParameter(f"no partner with token {partner!r} in the configuration", param_hint="--partner")
+        raise click.BadParameter(
+            f"no partner with token {partner!r} in the configuration", param_hint="--partner"
+        )
     if (key is None) != (iv is None):
-        raise click.UsageError("give both --key and --iv (or --partner, or neither for the spec's demo pair)")
-    return Codec(SPEC_KEY, SPEC_IV) if key is None else Codec(key, iv)
+        raise click.UsageError(
+            "give both --key and --iv (or --partner, or neither for the spec's demo pair)"
+        )
+    return Codec(SPEC_KEY, SPEC_IV) if key is None or iv is None else Codec(key, iv)
 
 
 def _codec_options(f):
-    f = click.option("--config", type=click.Path(dir_okay=False),
-                     help="Config for --partner (default: ./config.toml, else the repository's).")(f)
-    f = click.option("--partner", metavar="TOKEN", help="Use this partner's key and IV from the configuration.")(f)
-    f = click.option("--iv", help="AES IV as the PHP string (NUL-padded/cut to 16 bytes like PHP).")(f)
-    f = click.option("--key", help="AES key as the PHP string (NUL-padded/cut to 16 bytes like PHP).")(f)
+    f = click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        help="Config for --partner (default: ./config.toml, else the repository's).",
+    )(f)
+    f = click.option(
+        "--partner", metavar="TOKEN", help="Use this partner's key and IV from the configuration."
+    )(f)
+    f = click.option(
+        "--iv", help="AES IV as the PHP string (NUL-padded/cut to 16 bytes like PHP)."
+    )(f)
+    f = click.option(
+        "--key", help="AES key as the PHP string (NUL-padded/cut to 16 bytes like PHP)."
+    )(f)
     return f
 
 
@@ -86,9 +102,12 @@ def _read_stdin(keep_newline: bool = False) -> bytes:
 
 # --- encrypt / decrypt ------------------------------------------------------------------
 
+
 @main.command()
 @_codec_options
-@click.option("--keep-newline", is_flag=True, help="Encrypt stdin exactly, trailing newline included.")
+@click.option(
+    "--keep-newline", is_flag=True, help="Encrypt stdin exactly, trailing newline included."
+)
 def encrypt(key, iv, partner, config, keep_newline):
     """Encrypt stdin like PHP openssl_encrypt(..., 'AES-128-CBC', key, 0, iv); print the base64.
 
@@ -113,8 +132,11 @@ def decrypt_cmd(key, iv, partner, config, pretty, raw):
     codec = _codec(key, iv, partner, config)
     plain = decrypt(_read_stdin(), codec.key, codec.iv)
     if plain is None:
-        _fail(1, "cannot decrypt: PHP's openssl_decrypt would return false "
-                 "(wrong key/IV, or the input is not the base64 of AES-128-CBC output)")
+        _fail(
+            1,
+            "cannot decrypt: PHP's openssl_decrypt would return false "
+            "(wrong key/IV, or the input is not the base64 of AES-128-CBC output)",
+        )
     if raw:
         click.echo(plain.hex())
         return
@@ -122,8 +144,11 @@ def decrypt_cmd(key, iv, partner, config, pretty, raw):
         obj = loads_json(plain)
     except NotJsonError as e:
         hint = "\nonly the first 16 bytes are garbled: most likely the IV" if e.iv_suspect else ""
-        _fail(2, "decrypted, but the result is not UTF-8 JSON: the key or IV is probably wrong"
-                 f"{hint}\n{e.preview} (--raw prints them all)")
+        _fail(
+            2,
+            "decrypted, but the result is not UTF-8 JSON: the key or IV is probably wrong"
+            f"{hint}\n{e.preview} (--raw prints them all)",
+        )
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False) if pretty else plain.decode("utf-8"))
 
 
@@ -134,8 +159,13 @@ def _fail(code: int, message: str) -> NoReturn:
 
 # --- serve ------------------------------------------------------------------------------
 
+
 @main.command()
-@click.option("--config", type=click.Path(dir_okay=False), help="Default: ./config.toml, else the repository's.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Default: ./config.toml, else the repository's.",
+)
 @click.option("--host", default=None, help="Bind address (default: [server] host in the config).")
 @click.option("--port", type=int, default=None, help="Port (default: [server] port in the config).")
 def serve(config, host, port):
@@ -147,12 +177,24 @@ def serve(config, host, port):
 
 # --- clock (talks to a running server) --------------------------------------------------
 
+
 def _server_options(f):
-    f = click.option("--admin-token", envvar="LENDER_SANDBOX_ADMIN_TOKEN", default=None,
-                     help="Sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN).")(f)
-    f = click.option("--partner", default="demo", show_default=True, help="Whose clock (partner token).")(f)
-    f = click.option("--url", envvar="LENDER_SANDBOX_URL", default=DEFAULT_URL, show_default=True,
-                     help="The running sandbox (env LENDER_SANDBOX_URL).")(f)
+    f = click.option(
+        "--admin-token",
+        envvar="LENDER_SANDBOX_ADMIN_TOKEN",
+        default=None,
+        help="Sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN).",
+    )(f)
+    f = click.option(
+        "--partner", default="demo", show_default=True, help="Whose clock (partner token)."
+    )(f)
+    f = click.option(
+        "--url",
+        envvar="LENDER_SANDBOX_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="The running sandbox (env LENDER_SANDBOX_URL).",
+    )(f)
     return f
 
 
@@ -186,7 +228,7 @@ def clock_advance(by, url, partner, admin_token):
 @click.argument("iso", metavar="ISO")
 @_server_options
 def clock_set(iso, url, partner, admin_token):
-    """Set the clock to ISO (e.g. 2026-12-01T09:00:00+07:00; no zone = WIB). It only moves forward."""
+    """Set the clock to ISO (e.g. 2026-12-01T09:00:00+07:00; no zone = WIB); forward only."""
     from .core.clock import ClockError, parse_instant
 
     try:
@@ -199,11 +241,13 @@ def clock_set(iso, url, partner, admin_token):
 def control_client(url: str, admin_token: str = "") -> SandboxControl:
     """The control-API client every command that talks to a running sandbox uses."""
     from .harness.client import SandboxControl
+
     return SandboxControl(url, admin_token=admin_token, timeout=10)
 
 
-def _clock_call(base: str, partner: str, token: str | None, method: str, suffix: str,
-                body: dict | None = None) -> None:
+def _clock_call(
+    base: str, partner: str, token: str | None, method: str, suffix: str, body: dict | None = None
+) -> None:
     import httpx  # only the commands that talk to a server need it
 
     from .harness.client import ControlAPIError
@@ -222,14 +266,20 @@ def _clock_call(base: str, partner: str, token: str | None, method: str, suffix:
 
 # --- demo -------------------------------------------------------------------------------
 
+
 @main.command()
-@click.option("--url", default=None,
-              help="A running sandbox. Default: a fresh in-process one (manual clock).")
+@click.option(
+    "--url", default=None, help="A running sandbox. Default: a fresh in-process one (manual clock)."
+)
 @click.option("--partner", default="demo", show_default=True, help="Partner token.")
 @click.option("--key", help="AES key (default: the partner's, from the control API).")
 @click.option("--iv", help="AES IV (default: the partner's, from the control API).")
-@click.option("--admin-token", envvar="LENDER_SANDBOX_ADMIN_TOKEN", default=None,
-              help="Sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN).")
+@click.option(
+    "--admin-token",
+    envvar="LENDER_SANDBOX_ADMIN_TOKEN",
+    default=None,
+    help="Sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN).",
+)
 @click.option("--pretty", is_flag=True, help="Indent the JSON of requests and answers.")
 @click.option("--seed", help="Borrowers and order numbers from this seed (default: random).")
 def demo(url, partner, key, iv, admin_token, pretty, seed):
@@ -240,8 +290,17 @@ def demo(url, partner, key, iv, admin_token, pretty, seed):
     """
     from .harness.demo import run
 
-    sys.exit(run(url=url, partner=partner, key=key, iv=iv, admin_token=admin_token,
-                 pretty=pretty, seed=seed))
+    sys.exit(
+        run(
+            url=url,
+            partner=partner,
+            key=key,
+            iv=iv,
+            admin_token=admin_token,
+            pretty=pretty,
+            seed=seed,
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,9 @@
 
 from .harness.plugin import *  # noqa: F403
 from .harness.plugin import (  # noqa: F401
-                             lender_sandbox,
-                             lender_sandbox_server,
-                             lender_sandbox_server_session,
-                             lender_sandbox_template,
-                             pytest_addoption,
+    lender_sandbox,
+    lender_sandbox_server,
+    lender_sandbox_server_session,
+    lender_sandbox_template,
+    pytest_addoption,
 )

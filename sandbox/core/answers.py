@@ -15,6 +15,7 @@ IDR = "rupiah, whole"
 
 class Data(BaseModel):
     """An answer's `data`: exactly these keys."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -50,6 +51,7 @@ class InterestData(Data):
 
 class BankItem(BaseModel):
     """action_type 1: a bank to bind; 2: a repayment method."""
+
     model_config = ConfigDict(extra="forbid")
     bank_code: str
     bank_name: str | None = Field(None, description="action_type 1")
@@ -79,6 +81,7 @@ class ContractData(Data):
 
 class StatusData(Data):
     """12 / callback 19."""
+
     order_no: str
     order_status: int = Field(description="80 90 100 110 161 169 170 180 200")
     update_time: int = Field(description="unix seconds of the last status change")
@@ -86,6 +89,7 @@ class StatusData(Data):
 
 class ApprovalData(Data):
     """13 / callback 20. Figures only once approved; `order_remark` says why otherwise."""
+
     order_no: str
     order_status: int
     order_remark: str = Field(description="reason or summary")
@@ -103,6 +107,7 @@ class ApprovalData(Data):
 
 class PlanData(Data):
     """14 / callback 21: the repayment plan at the time of the call."""
+
     order_no: str
     order_status: int
     loan_time: str = Field(description=TIME)
@@ -116,13 +121,15 @@ class PlanData(Data):
     is_overdue: int = Field(description="0/1")
     overdue_days: int
     admin_amount: int = Field(description=IDR)
-    repay_amount: int = Field(description="what settles the loan now (the paid amount once "
-                                          "settled)")
+    repay_amount: int = Field(
+        description="what settles the loan now (the paid amount once settled)"
+    )
     url_repay: int = Field(description="1: url_info is a repayment page")
     url_info: str = Field(description="signed URL or ''")
     delay_repay: int = Field(description="1: an extension is possible")
-    delay_status: int | None = Field(description="null never tried, 0 code pending, 1 paid, "
-                                                 "2 expired")
+    delay_status: int | None = Field(
+        description="null never tried, 0 code pending, 1 paid, 2 expired"
+    )
 
 
 class RepayDetailData(Data):
@@ -152,6 +159,7 @@ class DelayListData(Data):
 
 class DelayQuoteData(Data):
     """17: what an extension costs now and where it moves the due date."""
+
     order_no: str
     loan_amount: int = Field(description=IDR)
     interest_amount: int = Field(description=IDR)
@@ -182,18 +190,28 @@ class DelayDetailData(Data):
 
 # path -> the model of its `data` (when `code` is 0)
 DATA: dict[str, type[Data]] = {
-    "/get-loan-precheck": PrecheckData, "/get-loan-amount": AmountData,
-    "/get-loan-interest": InterestData, "/push-basic-info": Empty,
-    "/push-supplement-info": Empty, "/get-bank-list": BankListData, "/push-bind-bank": Empty,
-    "/get-bind-bank": BindBankData, "/get-loan-contract": ContractData,
-    "/push-order-confirm": Empty, "/get-order-status": StatusData,
-    "/get-approval-result": ApprovalData, "/get-repay-plan": PlanData,
-    "/get-repay-detail": RepayDetailData, "/get-delay-list": DelayListData,
-    "/get-delay-interest": DelayQuoteData, "/get-delay-detail": DelayDetailData,
+    "/get-loan-precheck": PrecheckData,
+    "/get-loan-amount": AmountData,
+    "/get-loan-interest": InterestData,
+    "/push-basic-info": Empty,
+    "/push-supplement-info": Empty,
+    "/get-bank-list": BankListData,
+    "/push-bind-bank": Empty,
+    "/get-bind-bank": BindBankData,
+    "/get-loan-contract": ContractData,
+    "/push-order-confirm": Empty,
+    "/get-order-status": StatusData,
+    "/get-approval-result": ApprovalData,
+    "/get-repay-plan": PlanData,
+    "/get-repay-detail": RepayDetailData,
+    "/get-delay-list": DelayListData,
+    "/get-delay-interest": DelayQuoteData,
+    "/get-delay-detail": DelayDetailData,
 }
 
 # callback path -> the model of its body (the same figures as 12, 13 and 14)
 CALLBACK_BODIES: dict[str, type[Data]] = {
-    "/callback-order-status": StatusData, "/callback-approval-result": ApprovalData,
+    "/callback-order-status": StatusData,
+    "/callback-approval-result": ApprovalData,
     "/callback-repay-plan": PlanData,
 }

@@ -62,13 +62,29 @@ BANKS: tuple[Bank, ...] = (
     Bank("BSI", "Bank Syariah Indonesia", "451", 10, 16),
 )
 _BANK_BY_KEY: Mapping[str, Bank] = MappingProxyType(
-    {b.bank_code: b for b in BANKS} | {b.interbank_code: b for b in BANKS})
+    {b.bank_code: b for b in BANKS} | {b.interbank_code: b for b in BANKS}
+)
 # The length most accounts of each bank actually have (the min/max above are what we accept).
-_TYPICAL_ACCOUNT_LEN: Mapping[str, int] = MappingProxyType({
-    "BCA": 10, "MANDIRI": 13, "BRI": 15, "BNI": 10, "CIMB": 13, "DANAMON": 10, "PERMATA": 10,
-    "PANIN": 10, "BTN": 16, "MEGA": 12, "BUKOPIN": 10, "MAYBANK": 10, "OCBC": 12,
-    "MUAMALAT": 10, "SINARMAS": 10, "BSI": 10,
-})
+_TYPICAL_ACCOUNT_LEN: Mapping[str, int] = MappingProxyType(
+    {
+        "BCA": 10,
+        "MANDIRI": 13,
+        "BRI": 15,
+        "BNI": 10,
+        "CIMB": 13,
+        "DANAMON": 10,
+        "PERMATA": 10,
+        "PANIN": 10,
+        "BTN": 16,
+        "MEGA": 12,
+        "BUKOPIN": 10,
+        "MAYBANK": 10,
+        "OCBC": 12,
+        "MUAMALAT": 10,
+        "SINARMAS": 10,
+        "BSI": 10,
+    }
+)
 
 
 def bank_by_code(code: str) -> Bank | None:
@@ -112,23 +128,36 @@ class AmountLimits(NamedTuple):
     max_amount: int
 
 
-RETAIL_LIMITS: Mapping[str, AmountLimits] = MappingProxyType({
-    "ALFAMART": AmountLimits(10_000, 5_000_000),
-    "INDOMARET": AmountLimits(10_000, 5_000_000),
-})
+RETAIL_LIMITS: Mapping[str, AmountLimits] = MappingProxyType(
+    {
+        "ALFAMART": AmountLimits(10_000, 5_000_000),
+        "INDOMARET": AmountLimits(10_000, 5_000_000),
+    }
+)
 VA_LIMITS = AmountLimits(10_000, 50_000_000)  # any bank's virtual account
 
 # Company (biller) prefixes of the virtual accounts; a bank not listed gets "88" + its
 # interbank code. A VA is always 16 digits: prefix + customer part.
-VA_PREFIXES: Mapping[str, str] = MappingProxyType({
-    "BCA": "39358", "MANDIRI": "88608", "BNI": "8808", "BRI": "26215", "PERMATA": "8625",
-    "CIMB": "5919", "DANAMON": "7915", "BSI": "9347", "MAYBANK": "7812",
-})
+VA_PREFIXES: Mapping[str, str] = MappingProxyType(
+    {
+        "BCA": "39358",
+        "MANDIRI": "88608",
+        "BNI": "8808",
+        "BRI": "26215",
+        "PERMATA": "8625",
+        "CIMB": "5919",
+        "DANAMON": "7915",
+        "BSI": "9347",
+        "MAYBANK": "7812",
+    }
+)
 _VA_LEN = 16
-_RETAIL_FORMATS: Mapping[str, tuple[str, int]] = MappingProxyType({
-    "ALFAMART": ("ALF", 10),
-    "INDOMARET": ("IDM", 9),
-})
+_RETAIL_FORMATS: Mapping[str, tuple[str, int]] = MappingProxyType(
+    {
+        "ALFAMART": ("ALF", 10),
+        "INDOMARET": ("IDM", 9),
+    }
+)
 # Uppercase letters and digits minus the easily confused 0/O and 1/I.
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
@@ -172,16 +201,18 @@ REJECT_REASONS: tuple[str, ...] = (
 )
 
 # Named after Xendit's disbursement failure codes (design.md "Payment-sandbox conventions").
-PAYOUT_FAILURES: Mapping[str, str] = MappingProxyType({
-    "INVALID_DESTINATION": "Rekening tujuan tidak valid atau tidak ditemukan",
-    "RECIPIENT_ACCOUNT_NUMBER_ERROR": "Nomor rekening penerima salah",
-    "REJECTED_BY_BANK": "Transfer ditolak oleh bank penerima",
-    "TEMPORARY_BANK_NETWORK_ERROR": "Gangguan sementara pada jaringan bank, silakan coba lagi",
-    "UNKNOWN_BANK_NETWORK_ERROR": "Gangguan jaringan bank, status transfer tidak diketahui",
-    "SWITCHING_NETWORK_ERROR": "Gangguan pada jaringan antarbank",
-    "INSUFFICIENT_BALANCE": "Saldo dana pencairan pemberi pinjaman tidak mencukupi",
-    "TRANSFER_ERROR": "Transfer gagal diproses",
-})
+PAYOUT_FAILURES: Mapping[str, str] = MappingProxyType(
+    {
+        "INVALID_DESTINATION": "Rekening tujuan tidak valid atau tidak ditemukan",
+        "RECIPIENT_ACCOUNT_NUMBER_ERROR": "Nomor rekening penerima salah",
+        "REJECTED_BY_BANK": "Transfer ditolak oleh bank penerima",
+        "TEMPORARY_BANK_NETWORK_ERROR": "Gangguan sementara pada jaringan bank, silakan coba lagi",
+        "UNKNOWN_BANK_NETWORK_ERROR": "Gangguan jaringan bank, status transfer tidak diketahui",
+        "SWITCHING_NETWORK_ERROR": "Gangguan pada jaringan antarbank",
+        "INSUFFICIENT_BALANCE": "Saldo dana pencairan pemberi pinjaman tidak mencukupi",
+        "TRANSFER_ERROR": "Transfer gagal diproses",
+    }
+)
 _PAYOUT_FAILURE_ITEMS: tuple[tuple[str, str], ...] = tuple(PAYOUT_FAILURES.items())
 
 

@@ -37,7 +37,9 @@ def _seconds(key: str, value: Any) -> float:
             raise clockmod.ClockError(str(value))
         seconds = clockmod.parse_duration(value)
     except (clockmod.ClockError, TypeError):
-        raise _chaos_error(f"{key} must be seconds (or a duration like '2s'), not {value!r}") from None
+        raise _chaos_error(
+            f"{key} must be seconds (or a duration like '2s'), not {value!r}"
+        ) from None
     if not 0 <= seconds <= 3600:
         raise _chaos_error(f"{key} must be between 0 and 3600 seconds, not {value!r}")
     return seconds
@@ -55,7 +57,10 @@ def _delay(key: str, value: Any) -> float | list[float]:
 
 
 _CHAOS_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "duplicate": _probability, "delay": _delay, "reorder": _probability, "reorder_hold": _seconds,
+    "duplicate": _probability,
+    "delay": _delay,
+    "reorder": _probability,
+    "reorder_hold": _seconds,
 }
 
 
@@ -90,5 +95,6 @@ class Chaos:
             return cls()
         delay = d.get("delay", 0.0)
         lo, hi = delay if isinstance(delay, list) else (delay, delay)
-        return cls(d.get("duplicate", 0.0), (lo, hi), d.get("reorder", 0.0),
-                   d.get("reorder_hold", 1.0))
+        return cls(
+            d.get("duplicate", 0.0), (lo, hi), d.get("reorder", 0.0), d.get("reorder_hold", 1.0)
+        )

@@ -24,7 +24,7 @@ class ClockError(ValueError):
 @dataclass(frozen=True)
 class ClockState:
     mode: str = "real"
-    rate: float = 1.0          # only meaningful for `scaled`
+    rate: float = 1.0  # only meaningful for `scaled`
     anchor_wall: float = 0.0
     anchor_virtual: float = 0.0
 
@@ -83,7 +83,9 @@ def parse_duration(text: str | int | float) -> float:
     if re.fullmatch(r"\d+(\.\d+)?", s):
         return float(s)
     if not s or _PART.sub("", s):
-        raise ClockError(f"cannot read duration {text!r}: use e.g. '8d', '2h30m', '90m', '45s' or seconds")
+        raise ClockError(
+            f"cannot read duration {text!r}: use e.g. '8d', '2h30m', '90m', '45s' or seconds"
+        )
     return float(sum(float(n) * _UNITS[u] for n, u in _PART.findall(s)))
 
 
@@ -92,7 +94,9 @@ def parse_instant(text: str) -> float:
     try:
         dt = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ClockError(f"cannot read time {text!r}: use ISO 8601, e.g. 2026-12-01T09:00:00+07:00") from None
+        raise ClockError(
+            f"cannot read time {text!r}: use ISO 8601, e.g. 2026-12-01T09:00:00+07:00"
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=WIB)
     return dt.timestamp()
@@ -104,5 +108,10 @@ def iso(ts: float) -> str:
 
 def describe(state: ClockState, wall: float) -> dict:
     now = virtual_now(state, wall)
-    return {"mode": state.mode, "rate": state.speed, "now": iso(now), "now_unix": round(now, 3),
-            "offset_seconds": round(now - wall, 3)}
+    return {
+        "mode": state.mode,
+        "rate": state.speed,
+        "now": iso(now),
+        "now_unix": round(now, 3),
+        "offset_seconds": round(now - wall, 3),
+    }

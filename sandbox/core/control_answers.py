@@ -15,6 +15,7 @@ from .lifecycle import Status
 
 class Answer(BaseModel):
     """A documented answer: every key it has is listed (a test holds the routes to it)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -29,6 +30,7 @@ class Health(Answer):
 
 class ClockState(Answer):
     """A partner's clock: its mode and its virtual time now."""
+
     mode: str
     rate: float = Field(description="virtual seconds per wall second (0 for manual)")
     now: str = Field(description="ISO 8601, WIB")
@@ -38,6 +40,7 @@ class ClockState(Answer):
 
 class ClockView(ClockState):
     """The clock routes' answer: the clock and what is due next."""
+
     next_event: str | None = Field(description="when the next due event fires (ISO 8601)")
     events_fired: int | None = Field(None, description="advance / set: due events fired")
 
@@ -234,7 +237,7 @@ class Decrypted(Answer):
 
 class ControlErrorBody(Answer):
     """Every 4xx of /sandbox: never a 500 for bad input."""
+
     code: int = Field(description="the catalog code (docs/errors.md)")
     error: str = Field(description="its name")
     message: str
-

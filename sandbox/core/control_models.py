@@ -38,6 +38,7 @@ BIGINT = 2**63  # SQL's integer range: ids and limits beyond it are refused, not
 
 # ---- parsing: pydantic errors -> one clear 400 ----
 
+
 def _constraints(model: type[BaseModel], name: str) -> list[Any]:
     """The constraint objects (Ge, MaxLen, ...) of a field, also inside `Annotated[...] | None`."""
     field = model.model_fields.get(name)
@@ -75,12 +76,22 @@ def _lengths(model: type[BaseModel], name: str) -> tuple[Any, Any]:
 def _rule(model: type[BaseModel], err: Mapping[str, Any], name: str) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     leaf = str(err["loc"][-1]) if err["loc"] else name
-    if kind in ("int_parsing", "int_type", "int_from_float", "greater_than_equal",
-                "less_than_equal", "greater_than", "less_than"):
+    if kind in (
+        "int_parsing",
+        "int_type",
+        "int_from_float",
+        "greater_than_equal",
+        "less_than_equal",
+        "greater_than",
+        "less_than",
+    ):
         lo, hi = _bounds(model, leaf)
         if lo is not None and hi is not None:
-            return f"must be an integer {lo}-{hi}" if "int" in kind or isinstance(lo, int) \
+            return (
+                f"must be an integer {lo}-{hi}"
+                if "int" in kind or isinstance(lo, int)
                 else f"must be a number {lo}-{hi}"
+            )
         if lo is not None:
             return f"must be a whole number >= {lo}"
         return "must be an integer"
@@ -117,10 +128,12 @@ def translate(model: type[BaseModel], e: ValidationError) -> ControlError:
     if err["type"] == "value_error" and not err["loc"]:  # a model validator: its own words
         return ControlError("invalid_field", str((err.get("ctx") or {}).get("error", err["msg"])))
     if err["type"] == "extra_forbidden":
-        hint = getattr(model, "UNKNOWN_FIELD", "{name} is not a field of this request "
-                                               "(fields: {fields})")
-        return ControlError("invalid_field", hint.format(name=name,
-                                                         fields=", ".join(model.model_fields)))
+        hint = getattr(
+            model, "UNKNOWN_FIELD", "{name} is not a field of this request (fields: {fields})"
+        )
+        return ControlError(
+            "invalid_field", hint.format(name=name, fields=", ".join(model.model_fields))
+        )
     return ControlError("invalid_field", f"{name} {_rule(model, err, name)}")
 
 
@@ -139,12 +152,14 @@ def ensure(model: type[M], data: M | Mapping[str, Any]) -> M:
 
 class Body(BaseModel):
     """A request body: unknown fields are refused (a typo must not pass silently)."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Query(BaseModel):
     """A query string: values arrive as text and are converted; unknown names are ignored
     (a cache-busting parameter must not fail a request)."""
+
     model_config = ConfigDict(extra="ignore")
 
 
@@ -162,8 +177,11 @@ def _query_int(v: Any) -> Any:
 Opt = BeforeValidator(_blank_is_none)
 QInt = BeforeValidator(_query_int)
 Token = Annotated[str, Field(min_length=1, max_length=64)]
-QToken = Annotated[str | None, Opt, Field(default=None, min_length=1, max_length=64,
-                                          description="a partner's token")]
+QToken = Annotated[
+    str | None,
+    Opt,
+    Field(default=None, min_length=1, max_length=64, description="a partner's token"),
+]
 Limit = Annotated[int, Field(ge=1, le=1000)]
 Whole = Annotated[int, Field(ge=1, lt=2**53)]
 ClockMode = Literal["real", "scaled", "manual"]
@@ -172,6 +190,7 @@ FORCEABLE = tuple(t for t in TRIGGERS if t != "bind_card")
 
 
 # ---- partners ----
+
 
 def _callback_url(v: Any) -> Any:
     if v is None or v == "":
@@ -183,15 +202,16 @@ def _callback_url(v: Any) -> Any:
     return v.rstrip("/")
 
 
-CallbackUrl = Annotated[str, BeforeValidator(_callback_url),
-                        Field(description="http(s) base URL the callbacks go to (+ /callback-...),"
-                                          " or '' for none")]
+CallbackUrl = Annotated[
+    str,
+    BeforeValidator(_callback_url),
+    Field(description="http(s) base URL the callbacks go to (+ /callback-...), or '' for none"),
+]
 
 
 def _rate(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= clockmod.MAX_RATE:
-        raise ValueError(f"clock rate must be a number > 0 and <= {clockmod.MAX_RATE:g}, "
-                         f"not {v!r}")
+        raise ValueError(f"clock rate must be a number > 0 and <= {clockmod.MAX_RATE:g}, not {v!r}")
     return float(v)
 
 
@@ -201,8 +221,9 @@ def _mode(v: Any) -> Any:
     return v
 
 
-ClockRate = Annotated[float, BeforeValidator(_rate), Field(description="scaled: virtual seconds "
-                                                                      "per wall second")]
+ClockRate = Annotated[
+    float, BeforeValidator(_rate), Field(description="scaled: virtual seconds per wall second")
+]
 Mode = Annotated[str, BeforeValidator(_mode), Field(description="real | scaled | manual")]
 
 
@@ -213,18 +234,26 @@ def _chaos(v: Any) -> Any:
         raise ValueError(e.detail) from None
 
 
-Chaos = Annotated[dict[str, Any], BeforeValidator(_chaos),
-                  Field(description="callback chaos, {} for none: "
-                                    + "; ".join(f"{k}: {v}" for k, v in CHAOS_KEYS.items()))]
+Chaos = Annotated[
+    dict[str, Any],
+    BeforeValidator(_chaos),
+    Field(
+        description="callback chaos, {} for none: "
+        + "; ".join(f"{k}: {v}" for k, v in CHAOS_KEYS.items())
+    ),
+]
 
 
 class PartnerCreate(Body):
     """POST /sandbox/partners: onboard a partner (spec §01); what is not given is generated."""
+
     partner_token: Token | None = Field(None, description="generated when absent")
     aes_key: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
-        None, description="generated: 16 letters/digits")
+        None, description="generated: 16 letters/digits"
+    )
     aes_iv: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
-        None, description="generated: 16 letters/digits")
+        None, description="generated: 16 letters/digits"
+    )
     callback_url: CallbackUrl = ""
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     clock_mode: Mode | None = None
@@ -234,6 +263,7 @@ class PartnerCreate(Body):
 
 class PartnerPatch(Body):
     """PATCH /sandbox/partners/{token}: only these fields, each optional."""
+
     UNKNOWN_FIELD: ClassVar[str] = "cannot change {name}; changeable: {fields}"
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     callback_url: CallbackUrl | None = None
@@ -257,10 +287,12 @@ class SecretsQuery(Query):
 
 # ---- clocks ----
 
+
 def _duration(v: Any) -> float:
     if isinstance(v, bool) or v is None or isinstance(v, (list, dict)):
-        raise ValueError(f"cannot read duration {v!r}: use e.g. '8d', '2h30m', '90m', '45s' "
-                         f"or seconds")
+        raise ValueError(
+            f"cannot read duration {v!r}: use e.g. '8d', '2h30m', '90m', '45s' or seconds"
+        )
     try:
         return clockmod.parse_duration(v)
     except clockmod.ClockError as e:
@@ -269,6 +301,7 @@ def _duration(v: Any) -> float:
 
 class ClockAdvance(Body):
     """POST .../clock/advance: {"seconds": N} or {"by": "8d"}."""
+
     model_config = ConfigDict(extra="forbid")
     seconds: Any = Field(None, description="seconds (a number, or a duration like the `by`)")
     by: Any = Field(None, description='a duration: "8d", "2h30m", "90m", "45s", "1w"')
@@ -280,8 +313,9 @@ class ClockAdvance(Body):
             raise PydanticCustomError("missing", 'send {"seconds": N} or {"by": "8d"}')
         unknown = set(data) - {"seconds", "by"}
         if unknown:
-            raise ValueError(f'send {{"seconds": N}} or {{"by": "8d"}}, not '
-                             f'{", ".join(sorted(unknown))}')
+            raise ValueError(
+                f'send {{"seconds": N}} or {{"by": "8d"}}, not {", ".join(sorted(unknown))}'
+            )
         return data
 
     @property
@@ -297,6 +331,7 @@ class ClockAdvance(Body):
 
 class ClockSet(Body):
     """POST .../clock/set: move to an instant (forward only)."""
+
     model_config = ConfigDict(extra="forbid")
     to: Any = Field(description="ISO 8601; a time without a zone is WIB")
 
@@ -314,8 +349,9 @@ class ClockSet(Body):
     @model_validator(mode="after")
     def _readable(self) -> ClockSet:
         if not isinstance(self.to, str):
-            raise ValueError(f"cannot read time {self.to!r}: use ISO 8601, e.g. "
-                             f"2026-12-01T09:00:00+07:00")
+            raise ValueError(
+                f"cannot read time {self.to!r}: use ISO 8601, e.g. 2026-12-01T09:00:00+07:00"
+            )
         try:
             self.instant  # noqa: B018
         except clockmod.ClockError as e:
@@ -325,6 +361,7 @@ class ClockSet(Body):
 
 # ---- orders ----
 
+
 class OrdersQuery(Query):
     partner_token: QToken = None
     status: Annotated[StatusCode | None, QInt] = Field(None, description="an order status")
@@ -332,16 +369,17 @@ class OrdersQuery(Query):
 
 
 class PartnerQuery(Query):
-    partner_token: Annotated[str, Field(min_length=1, max_length=64,
-                                        description="the order's partner")]
+    partner_token: Annotated[
+        str, Field(min_length=1, max_length=64, description="the order's partner")
+    ]
 
 
 class WaitQuery(PartnerQuery):
     status: Annotated[StatusCode | None, QInt] = Field(None, description="the status to wait for")
     callback: Annotated[Literal["acknowledged"] | None, Opt] = Field(
-        None, description="'acknowledged': wait until the order's callbacks are delivered")
-    timeout: float = Field(10.0, ge=0, description=f"seconds, default 10, capped at "
-                                                   f"{MAX_WAIT:g}")
+        None, description="'acknowledged': wait until the order's callbacks are delivered"
+    )
+    timeout: float = Field(10.0, ge=0, description=f"seconds, default 10, capped at {MAX_WAIT:g}")
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -359,21 +397,24 @@ class WaitQuery(PartnerQuery):
     @model_validator(mode="after")
     def _something(self) -> WaitQuery:
         if self.status is None and self.callback is None:
-            raise PydanticCustomError("missing", "send status=<code>, callback=acknowledged "
-                                                 "or both")
+            raise PydanticCustomError(
+                "missing", "send status=<code>, callback=acknowledged or both"
+            )
         return self
 
 
 class Transition(Body):
     """POST /sandbox/orders/{order_no}/transition: force a legal trigger."""
+
     partner_token: Token
-    trigger: str = Field(description="one of " + ", ".join(FORCEABLE),
-                         json_schema_extra={"enum": list(FORCEABLE)})
+    trigger: str = Field(
+        description="one of " + ", ".join(FORCEABLE), json_schema_extra={"enum": list(FORCEABLE)}
+    )
     amount: Whole | None = Field(None, description="approve: the approved amount")
     reason: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        None, description="reject / fail_payout: the reason")
-    delay_term: Annotated[int, Field(ge=1, le=365)] | None = Field(
-        None, description="extend: days")
+        None, description="reject / fail_payout: the reason"
+    )
+    delay_term: Annotated[int, Field(ge=1, le=365)] | None = Field(None, description="extend: days")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -382,39 +423,48 @@ class Transition(Body):
 
 # ---- payments, reset, tools ----
 
+
 class Payment(Body):
     """POST /sandbox/payments: the borrower pays a code from 15."""
+
     repay_code: Annotated[str, Field(min_length=1, max_length=40)]
     amount: Whole | None = Field(None, description="optional: must equal the code's amount")
 
 
 class Reset(Body):
     """POST /sandbox/reset."""
+
     partner_token: Token | None = Field(None, description="only this partner; absent: all")
 
 
 class CodecChoice(Body):
     partner_token: Token | None = Field(None, description="use this partner's key and IV")
     aes_key: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        None, description="or an explicit key (a PHP string: cut or NUL-padded to 16 bytes)")
+        None, description="or an explicit key (a PHP string: cut or NUL-padded to 16 bytes)"
+    )
     aes_iv: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        None, description="and IV (both needed)")
+        None, description="and IV (both needed)"
+    )
 
 
 class Encrypt(CodecChoice):
     """POST /sandbox/tools/encrypt."""
+
     model_config = ConfigDict(extra="forbid")
     data: Any = Field(description="an object (JSON-encoded like PHP) or a string (as is)")
-    escape: bool = Field(True, description="PHP's default json_encode flags; false: unescaped "
-                                           "slashes and unicode")
+    escape: bool = Field(
+        True, description="PHP's default json_encode flags; false: unescaped slashes and unicode"
+    )
 
 
 class Decrypt(CodecChoice):
     """POST /sandbox/tools/decrypt (a whole envelope works as the body)."""
+
     encode_data: Annotated[str, Field(min_length=1, max_length=2_000_000)]
 
 
 # ---- callbacks, journal, faults ----
+
 
 class CallbacksQuery(Query):
     partner_token: QToken = None
@@ -425,8 +475,9 @@ class CallbacksQuery(Query):
 
 class JournalQuery(Query):
     partner_token: QToken = None
-    path: Annotated[str | None, Opt] = Field(None, max_length=64,
-                                             description="a lender path, e.g. /push-order-confirm")
+    path: Annotated[str | None, Opt] = Field(
+        None, max_length=64, description="a lender path, e.g. /push-order-confirm"
+    )
     limit: Limit = Field(100, description="newest first, 1-1000")
 
 

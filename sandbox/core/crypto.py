@@ -13,9 +13,20 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 __all__ = [
-    "BLOCK", "Codec", "CryptoError", "DecryptError", "NotJsonError",
-    "decrypt", "effective_iv", "effective_key", "encrypt", "generate_iv", "generate_key",
-    "loads_json", "php_base64_decode", "php_json_encode",
+    "BLOCK",
+    "Codec",
+    "CryptoError",
+    "DecryptError",
+    "NotJsonError",
+    "decrypt",
+    "effective_iv",
+    "effective_key",
+    "encrypt",
+    "generate_iv",
+    "generate_key",
+    "loads_json",
+    "php_base64_decode",
+    "php_json_encode",
 ]
 
 BLOCK = 16
@@ -38,12 +49,17 @@ class NotJsonError(CryptoError):
         self.raw = raw
         self.iv_suspect = _iv_suspect(raw)
         self.preview = _preview(raw)
-        hint = " (most likely the IV: only the first 16 bytes are garbled)" if self.iv_suspect else ""
-        super().__init__(f"decrypted, but the result is not UTF-8 JSON: the key or IV is probably wrong{hint}; "
-                         f"{self.preview}")
+        hint = (
+            " (most likely the IV: only the first 16 bytes are garbled)" if self.iv_suspect else ""
+        )
+        super().__init__(
+            f"decrypted, but the result is not UTF-8 JSON: the key or IV is probably wrong{hint}; "
+            f"{self.preview}"
+        )
 
 
 # --- key / IV ---------------------------------------------------------------------------
+
 
 def _as_bytes(value: str | bytes) -> bytes:
     # PHP strings are byte strings; the partners' PHP sources are UTF-8.
@@ -51,7 +67,9 @@ def _as_bytes(value: str | bytes) -> bytes:
 
 
 def effective_key(key: str | bytes) -> bytes:
-    """The 16 bytes PHP really uses: NUL-padded or cut, byte-wise (so the spec's 17-char key loses its '@')."""
+    """The 16 bytes PHP really uses: NUL-padded or cut, byte-wise.
+
+    So the spec's 17-character key loses its final '@'."""
     return _as_bytes(key)[:BLOCK].ljust(BLOCK, b"\x00")
 
 
@@ -63,6 +81,7 @@ def _cipher(key: str | bytes, iv: str | bytes) -> Cipher:
 
 
 # --- base64 -----------------------------------------------------------------------------
+
 
 def php_base64_decode(s: str | bytes) -> bytes:
     """PHP's non-strict base64_decode: skip every non-alphabet byte ('=' included), never fail."""
@@ -76,6 +95,7 @@ def php_base64_decode(s: str | bytes) -> bytes:
 
 # --- AES-128-CBC ------------------------------------------------------------------------
 
+
 def encrypt(plaintext: str | bytes, key: str | bytes, iv: str | bytes) -> str:
     """openssl_encrypt($plaintext, 'AES-128-CBC', $key, 0, $iv)."""
     data = _as_bytes(plaintext)
@@ -86,7 +106,7 @@ def encrypt(plaintext: str | bytes, key: str | bytes, iv: str | bytes) -> str:
 
 
 def decrypt(data: str | bytes, key: str | bytes, iv: str | bytes) -> bytes | None:
-    """openssl_decrypt($data, 'AES-128-CBC', $key, 0, $iv): the bytes, or None where PHP gives false."""
+    """openssl_decrypt($data, 'AES-128-CBC', $key, 0, $iv): the bytes, or None for PHP's false."""
     body = php_base64_decode(data)
     if not body or len(body) % BLOCK:
         return None  # OpenSSL: "wrong final block length"
@@ -106,8 +126,16 @@ def _unpad(out: bytes) -> bytes | None:
 
 # --- json_encode ------------------------------------------------------------------------
 
-_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f",
-          "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_SHORT = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
 # Default flags escape '/' and all non-ASCII; UNESCAPED_UNICODE|SLASHES still escapes
 # U+2028/U+2029. Neither escapes DEL (0x7f), unlike Python's ensure_ascii.
 _ESC_DEFAULT = re.compile('[\x00-\x1f"\\\\/\u0080-\U0010ffff]')
@@ -122,8 +150,8 @@ def _escape_char(m: re.Match) -> str:
     cp = ord(ch)
     if cp > 0xFFFF:  # PHP writes astral characters as a UTF-16 surrogate pair
         cp -= 0x10000
-        return "\\u%04x\\u%04x" % (0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF))
-    return "\\u%04x" % cp
+        return f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}"
+    return f"\\u{cp:04x}"
 
 
 def _php_string(s: str, escape: bool) -> str:
@@ -137,7 +165,7 @@ def _php_string(s: str, escape: bool) -> str:
 
 
 def _shortest_digits(x: float) -> tuple[str, int]:
-    """repr()'s round-trip digits and decimal point position (x = 0.DIGITS * 10**decpt), like zend_dtoa mode 0."""
+    """repr()'s round-trip digits and decimal point (x = 0.DIGITS * 10**decpt): zend_dtoa mode 0."""
     mantissa, _, exp = repr(x).partition("e")
     whole, _, frac = mantissa.partition(".")
     digits, decpt = whole + frac, len(whole) + int(exp or 0)
@@ -175,7 +203,10 @@ def _encode(obj: object, escape: bool, depth: int) -> str:
     if depth >= _MAX_DEPTH and isinstance(obj, (dict, list, tuple)):
         raise ValueError(f"json_encode: maximum depth of {_MAX_DEPTH} exceeded")
     if isinstance(obj, dict):
-        items = (_php_string(_key(k), escape) + ":" + _encode(v, escape, depth + 1) for k, v in obj.items())
+        items = (
+            _php_string(_key(k), escape) + ":" + _encode(v, escape, depth + 1)
+            for k, v in obj.items()
+        )
         return "{" + ",".join(items) + "}"
     if isinstance(obj, (list, tuple)):
         return "[" + ",".join(_encode(v, escape, depth + 1) for v in obj) + "]"
@@ -201,8 +232,11 @@ def php_json_encode(obj: object, *, escape: bool = True) -> str:
 
 # --- JSON on the way back ---------------------------------------------------------------
 
+
 def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity; PHP's json_decode does not
+    raise ValueError(
+        f"{name} is not JSON"
+    )  # Python accepts NaN/Infinity; PHP's json_decode does not
 
 
 def _preview(raw: bytes, n: int = 16) -> str:
@@ -240,6 +274,7 @@ def loads_json(raw: bytes) -> object:
 
 # --- the codec a partner's key/IV pair gives ---------------------------------------------
 
+
 @dataclass(frozen=True)
 class Codec:
     key: str | bytes = field(repr=False)  # kept out of repr so a logged codec leaks no secret
@@ -259,7 +294,8 @@ class Codec:
         if raw is None:
             raise DecryptError(
                 "the ciphertext could not be decrypted (PHP's openssl_decrypt would return false): "
-                "wrong key/IV, or the data is not the base64 of AES-128-CBC output")
+                "wrong key/IV, or the data is not the base64 of AES-128-CBC output"
+            )
         return raw
 
     def decrypt_text(self, data: str | bytes) -> str:
@@ -274,6 +310,7 @@ class Codec:
 
 
 # --- onboarding -------------------------------------------------------------------------
+
 
 def generate_key() -> str:
     """16 random letters/digits: exactly 16 bytes, so PHP neither pads nor cuts it."""

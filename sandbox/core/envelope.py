@@ -24,9 +24,14 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     try:
         doc = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting recurses
-        raise SandboxError("bad_envelope", "the body is not UTF-8 JSON: send "
-                                           '{"partner_token": ..., "encode_data": ...}') from None
+    except (
+        ValueError,
+        RecursionError,
+    ):  # UnicodeDecodeError is a ValueError; deep nesting recurses
+        raise SandboxError(
+            "bad_envelope",
+            'the body is not UTF-8 JSON: send {"partner_token": ..., "encode_data": ...}',
+        ) from None
     if not isinstance(doc, dict):
         raise SandboxError("bad_envelope", "the body must be a JSON object")
     for field in ("partner_token", "encode_data"):
@@ -57,8 +62,9 @@ def text_keys(path: str, mode: str) -> tuple[str, ...]:
     return ("msg",) if path in MSG_PATHS else ("message",)
 
 
-def render(path: str, code: int, message: str, data: Any, *, mode: str = "spec",
-           codec: Codec | None = None) -> dict[str, Any]:
+def render(
+    path: str, code: int, message: str, data: Any, *, mode: str = "spec", codec: Codec | None = None
+) -> dict[str, Any]:
     """The response envelope. With `codec`, a non-empty `data` is sent encrypted."""
     out: dict[str, Any] = {"code": code}
     for key in text_keys(path, mode):

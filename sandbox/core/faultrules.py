@@ -34,46 +34,92 @@ MAX_RULES = 100
 @dataclass(frozen=True)
 class FaultKind:
     """One kind of fault, as documented in GET /docs and /openapi.json."""
+
     name: str
-    layer: str         # "http": the web layer only; "business": inside api.handle (in-process too)
-    fields: str        # the kind's own fields (besides the common ones)
+    layer: str  # "http": the web layer only; "business": inside api.handle (in-process too)
+    fields: str  # the kind's own fields (besides the common ones)
     handler_runs: str  # whether the lender really processes the request
-    effect: str        # what the client sees
+    effect: str  # what the client sees
 
 
 FAULT_KINDS: tuple[FaultKind, ...] = (
-    FaultKind("latency", "http", "`ms` (0-60000) or `ms_range` [a, b]", "yes, after the delay",
-              "The normal answer, `ms` later (asyncio.sleep: no worker thread is held)."),
-    FaultKind("http_error", "http", "`status` 500 | 502 | 503 (default 503); `after_handler`",
-              "no (yes with `after_handler`)",
-              "An nginx-style HTML error page with that HTTP status instead of the envelope."),
-    FaultKind("drop", "http", "`after_handler`", "no (yes with `after_handler`)",
-              "The connection closes without a complete answer: the client gets a connection "
-              "error (httpx RemoteProtocolError, curl error 18), never a body."),
-    FaultKind("timeout", "http", "`ms` (1-120000, default 30000); `after_handler`",
-              "no (yes with `after_handler`)",
-              "The request is held `ms` (or until the client hangs up), then HTTP 504 "
-              "Gateway Time-out."),
-    FaultKind("malformed", "http", "`style` truncated | php_notice (default truncated)", "yes",
-              "HTTP 200 with a body that is not JSON: the real answer cut in half, or preceded "
-              "by a PHP notice."),
-    FaultKind("business_error", "business", "`code` (default 10011), `message`", "no",
-              "The envelope with that code and message (HTTP 200), before validation; "
-              "nothing changes."),
-    FaultKind("review_stuck", "business", "none; path /push-supplement-info", "yes",
-              "The order's review never decides (it stays 90) until a transition is forced. "
-              "A rule naming an order already under review applies when it is PUT."),
-    FaultKind("confirm_unknown", "business",
-              "`answer` http_504 | business_error (default http_504), `code`, `message`; "
-              "path /push-order-confirm", "yes, and commits",
-              "The confirm is carried out (the payout starts) but the answer is HTTP 504 or an "
-              "error code: the unknown outcome. Retrying the confirm is idempotent."),
-    FaultKind("callback_first", "business", "none", "yes",
-              "The partner's pending callbacks are delivered before the synchronous answer "
-              "leaves (over HTTP; in-process callbacks always arrive first)."),
-    FaultKind("payout_retry", "business", "none; path /push-order-confirm", "yes",
-              "The order's first payout fails (169); after re-binding a card (08) and "
-              "confirming again (11) it succeeds."),
+    FaultKind(
+        "latency",
+        "http",
+        "`ms` (0-60000) or `ms_range` [a, b]",
+        "yes, after the delay",
+        "The normal answer, `ms` later (asyncio.sleep: no worker thread is held).",
+    ),
+    FaultKind(
+        "http_error",
+        "http",
+        "`status` 500 | 502 | 503 (default 503); `after_handler`",
+        "no (yes with `after_handler`)",
+        "An nginx-style HTML error page with that HTTP status instead of the envelope.",
+    ),
+    FaultKind(
+        "drop",
+        "http",
+        "`after_handler`",
+        "no (yes with `after_handler`)",
+        "The connection closes without a complete answer: the client gets a connection "
+        "error (httpx RemoteProtocolError, curl error 18), never a body.",
+    ),
+    FaultKind(
+        "timeout",
+        "http",
+        "`ms` (1-120000, default 30000); `after_handler`",
+        "no (yes with `after_handler`)",
+        "The request is held `ms` (or until the client hangs up), then HTTP 504 Gateway Time-out.",
+    ),
+    FaultKind(
+        "malformed",
+        "http",
+        "`style` truncated | php_notice (default truncated)",
+        "yes",
+        "HTTP 200 with a body that is not JSON: the real answer cut in half, or preceded "
+        "by a PHP notice.",
+    ),
+    FaultKind(
+        "business_error",
+        "business",
+        "`code` (default 10011), `message`",
+        "no",
+        "The envelope with that code and message (HTTP 200), before validation; nothing changes.",
+    ),
+    FaultKind(
+        "review_stuck",
+        "business",
+        "none; path /push-supplement-info",
+        "yes",
+        "The order's review never decides (it stays 90) until a transition is forced. "
+        "A rule naming an order already under review applies when it is PUT.",
+    ),
+    FaultKind(
+        "confirm_unknown",
+        "business",
+        "`answer` http_504 | business_error (default http_504), `code`, `message`; "
+        "path /push-order-confirm",
+        "yes, and commits",
+        "The confirm is carried out (the payout starts) but the answer is HTTP 504 or an "
+        "error code: the unknown outcome. Retrying the confirm is idempotent.",
+    ),
+    FaultKind(
+        "callback_first",
+        "business",
+        "none",
+        "yes",
+        "The partner's pending callbacks are delivered before the synchronous answer "
+        "leaves (over HTTP; in-process callbacks always arrive first).",
+    ),
+    FaultKind(
+        "payout_retry",
+        "business",
+        "none; path /push-order-confirm",
+        "yes",
+        "The order's first payout fails (169); after re-binding a card (08) and "
+        "confirming again (11) it succeeds.",
+    ),
 )
 KIND_NAMES = tuple(k.name for k in FAULT_KINDS)
 HTTP_KINDS = frozenset(k.name for k in FAULT_KINDS if k.layer == "http")
@@ -91,20 +137,30 @@ Code = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 class RuleBase(BaseModel):
     """The fields every rule has."""
+
     model_config = ConfigDict(extra="forbid")
     FIXED_PATH: ClassVar[str] = ""
 
-    path: str = Field("", description='A lender endpoint path such as "/push-order-confirm", '
-                                      'or "" for every path.')
+    path: str = Field(
+        "",
+        description='A lender endpoint path such as "/push-order-confirm", or "" for every path.',
+    )
     partner_token: str = Field("", max_length=64, description='"" for every partner.')
-    order_no: str = Field("", max_length=32, description='Only requests about this order; '
-                                                         '"" for any.')
-    probability: float = Field(1.0, ge=0, le=1, description="Chance that a matching request "
-                                                            "gets the fault.")
-    seed: str | None = Field(None, max_length=100, description="Makes the probability rolls "
-                                                               "(and ms_range) reproducible.")
-    count: int | None = Field(None, ge=1, le=1_000_000, description="Apply at most this many "
-                                                                    "times, then the rule is spent.")
+    order_no: str = Field(
+        "", max_length=32, description='Only requests about this order; "" for any.'
+    )
+    probability: float = Field(
+        1.0, ge=0, le=1, description="Chance that a matching request gets the fault."
+    )
+    seed: str | None = Field(
+        None, max_length=100, description="Makes the probability rolls (and ms_range) reproducible."
+    )
+    count: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Apply at most this many times, then the rule is spent.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -114,8 +170,9 @@ class RuleBase(BaseModel):
             return ""
         v = v if v.startswith("/") else "/" + v
         if v not in PATHS:
-            raise ValueError(f"{v} is not a lender endpoint; use one of "
-                             f"{', '.join(PATHS)}, or \"\" for all")
+            raise ValueError(
+                f'{v} is not a lender endpoint; use one of {", ".join(PATHS)}, or "" for all'
+            )
         return v
 
     @field_validator("partner_token", "order_no")
@@ -201,17 +258,32 @@ class PayoutRetry(RuleBase):
     kind: Literal["payout_retry"]
 
 
-Rule = Annotated[Union[Latency, HttpError, Drop, Timeout, Malformed, BusinessError,  # noqa: UP007
-                       ReviewStuck, ConfirmUnknown, CallbackFirst, PayoutRetry],
-                 Field(discriminator="kind")]
+Rule = Annotated[
+    Latency
+    | HttpError
+    | Drop
+    | Timeout
+    | Malformed
+    | BusinessError
+    | ReviewStuck
+    | ConfirmUnknown
+    | CallbackFirst
+    | PayoutRetry,
+    Field(discriminator="kind"),
+]
 RULE = TypeAdapter(Rule)
 
 
 class RuleSet(BaseModel):
     """PUT/POST body with several rules; a top-level partner_token scopes them."""
+
     model_config = ConfigDict(extra="forbid")
-    partner_token: str = Field("", max_length=64, description="Only this partner's rules are "
-                               "replaced (PUT); the default partner_token of each rule.")
+    partner_token: str = Field(
+        "",
+        max_length=64,
+        description="Only this partner's rules are "
+        "replaced (PUT); the default partner_token of each rule.",
+    )
     rules: list[Rule] = Field(max_length=MAX_RULES, description="The rules, at most 100.")
 
 
@@ -221,6 +293,7 @@ RuleBody = TypeAdapter(Union[Rule, RuleSet])  # noqa: UP007
 
 class StoredRule(BaseModel):
     """A stored rule as GET shows it: the rule's own fields (see FaultRule) plus its counters."""
+
     model_config = ConfigDict(extra="allow")
     id: int
     remaining: int | None = Field(description="applications left (null: no count)")
@@ -232,11 +305,13 @@ class StoredRule(BaseModel):
 
 class FaultRules(BaseModel):
     """The answer of /sandbox/faults: the rules (of one partner, or all), oldest first."""
+
     model_config = ConfigDict(extra="forbid")
     rules: list[StoredRule]
 
 
 # ---- parsing a PUT/POST body ----
+
 
 def _first_error(e: ValidationError) -> str:
     err = e.errors(include_url=False)[0]
@@ -269,22 +344,28 @@ def parse_body(body: dict[str, Any]) -> tuple[str | None, list[RuleBase]]:
         scope = ruleset.partner_token.strip() or None
         for i, rule in enumerate(ruleset.rules):
             if scope and rule.partner_token not in ("", scope):
-                raise ControlError("invalid_field", f"rules[{i}].partner_token differs from "
-                                                    f"the top-level partner_token {scope!r}")
+                raise ControlError(
+                    "invalid_field",
+                    f"rules[{i}].partner_token differs from the top-level partner_token {scope!r}",
+                )
             rule.partner_token = scope or rule.partner_token
         return scope, ruleset.rules
     if "kind" in body:
         rule = _validate(RULE.validate_python, _writable(body))
         return rule.partner_token or None, [rule]
-    raise ControlError("missing_field", 'send one rule {"kind": ...} or {"rules": [...]}; kinds: '
-                                        + ", ".join(KIND_NAMES))
+    raise ControlError(
+        "missing_field",
+        'send one rule {"kind": ...} or {"rules": [...]}; kinds: ' + ", ".join(KIND_NAMES),
+    )
 
 
 # ---- what a request is about, and what fired ----
 
+
 @dataclass(frozen=True)
 class Target:
     """What a request is about: rules match on these."""
+
     partner_token: str
     path: str
     order_no: str
@@ -293,6 +374,7 @@ class Target:
 @dataclass(frozen=True)
 class Fired:
     """A rule that fires for one request (its count already spent)."""
+
     rule_id: int
     spec: dict[str, Any]
     ms: int | None = None  # latency / timeout: the delay chosen
@@ -304,10 +386,14 @@ class Fired:
     def describe(self) -> str:
         """The journal's `fault` text, e.g. "latency 300ms" or "http_error 503"."""
         s, k = self.spec, self.kind
-        detail = {"latency": f" {self.ms}ms", "timeout": f" {self.ms}ms",
-                  "http_error": f" {s.get('status')}", "malformed": f" {s.get('style')}",
-                  "business_error": f" {s.get('code')}",
-                  "confirm_unknown": f" {s.get('answer')}"}.get(k, "")
+        detail = {
+            "latency": f" {self.ms}ms",
+            "timeout": f" {self.ms}ms",
+            "http_error": f" {s.get('status')}",
+            "malformed": f" {s.get('style')}",
+            "business_error": f" {s.get('code')}",
+            "confirm_unknown": f" {s.get('answer')}",
+        }.get(k, "")
         return k + detail + (" after handler" if s.get("after_handler") else "")
 
 
@@ -342,28 +428,36 @@ def join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
-
 # ---- what a real lender's proxy answers ----
 
-GATEWAY_REASONS = {500: "Internal Server Error", 502: "Bad Gateway",
-                   503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
+GATEWAY_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
 # What PHP prints before the JSON when display_errors is on: a classic malformed answer.
-PHP_NOTICE = ("<br />\n<b>Notice</b>:  Undefined index: extra_info in "
-              "<b>/var/www/lender/app/Http/Controllers/ApiController.php</b> on line "
-              "<b>214</b><br />\n")
+PHP_NOTICE = (
+    "<br />\n<b>Notice</b>:  Undefined index: extra_info in "
+    "<b>/var/www/lender/app/Http/Controllers/ApiController.php</b> on line "
+    "<b>214</b><br />\n"
+)
 
 
 def gateway_page(status: int) -> str:
     """The page nginx answers when the PHP backend fails: what a real lender's proxy sends."""
     title = f"{status} {GATEWAY_REASONS[status]}"
-    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-            f"</body>\r\n</html>\r\n")
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        f"</body>\r\n</html>\r\n"
+    )
 
 
 @dataclass(frozen=True)
 class HttpPlan:
     """The HTTP faults chosen for one request, and what the request said."""
+
     fired: tuple[Fired, ...] = ()
     partner_token: str = ""
     request: dict[str, Any] | None = None

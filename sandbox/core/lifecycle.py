@@ -32,17 +32,17 @@ S = Status
 # trigger, sources, dest.  A dest equal to the source ("reflexive") still records a
 # timeline row: binding a card or confirming is part of an order's history.
 TRANSITIONS: tuple[tuple[str, tuple[Status, ...], Status | None], ...] = (
-    ("submit", (S.NEW,), S.REVIEWING),                          # 06 push-supplement-info
+    ("submit", (S.NEW,), S.REVIEWING),  # 06 push-supplement-info
     ("bind_card", (S.NEW, S.REVIEWING, S.APPROVED, S.PAYOUT_FAILED), None),  # 08 (stays)
-    ("approve", (S.REVIEWING,), S.APPROVED),                     # review decides (timer/forced)
+    ("approve", (S.REVIEWING,), S.APPROVED),  # review decides (timer/forced)
     ("reject", (S.REVIEWING,), S.REJECTED),
-    ("confirm", (S.APPROVED, S.PAYOUT_FAILED), S.APPROVED),      # 11 push-order-confirm
-    ("disburse", (S.APPROVED,), S.REPAYING),                     # payout succeeds
-    ("fail_payout", (S.APPROVED,), S.PAYOUT_FAILED),             # payout fails
+    ("confirm", (S.APPROVED, S.PAYOUT_FAILED), S.APPROVED),  # 11 push-order-confirm
+    ("disburse", (S.APPROVED,), S.REPAYING),  # payout succeeds
+    ("fail_payout", (S.APPROVED,), S.PAYOUT_FAILED),  # payout fails
     ("cancel", (S.NEW, S.REVIEWING, S.APPROVED, S.PAYOUT_FAILED), S.CANCELLED),
-    ("overdue", (S.REPAYING,), S.OVERDUE),                       # due date (+ grace) passed
-    ("extend", (S.REPAYING, S.OVERDUE), S.REPAYING),             # extension fee paid
-    ("settle", (S.REPAYING, S.OVERDUE), S.SETTLED),              # full repayment received
+    ("overdue", (S.REPAYING,), S.OVERDUE),  # due date (+ grace) passed
+    ("extend", (S.REPAYING, S.OVERDUE), S.REPAYING),  # extension fee paid
+    ("settle", (S.REPAYING, S.OVERDUE), S.SETTLED),  # full repayment received
 )
 
 TRIGGERS = tuple(t[0] for t in TRANSITIONS)
@@ -81,8 +81,13 @@ class _Model:
 
 # One machine shared by all calls: it holds only the table; each fire attaches a throwaway
 # model under a lock (cheaper than building a Machine per call, and thread-safe).
-_MACHINE = Machine(model=None, states=Status, transitions=_machine_transitions(),
-                   initial=S.NEW, auto_transitions=False)
+_MACHINE = Machine(
+    model=None,
+    states=Status,
+    transitions=_machine_transitions(),
+    initial=S.NEW,
+    auto_transitions=False,
+)
 _LOCK = threading.Lock()
 
 
@@ -106,4 +111,3 @@ def fire(status: Status | int, trigger: str) -> Transition:
 def allowed_triggers(status: Status | int) -> list[str]:
     status = Status(status)
     return [t for t, sources, _ in TRANSITIONS if status in sources]
-

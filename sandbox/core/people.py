@@ -1,4 +1,4 @@
-"""Realistic Indonesian people: NIKs, regions, mobiles and names — generators and validators (pure, seeded)
+"""Realistic Indonesian people: NIKs, regions, mobiles, names — generators, validators (pure)
 
 Facts: docs/protocol.md "Realistic data". Everything here is pure: no I/O, no wall clock
 (`today` is always an argument), and every generator takes a `random.Random` (or a seed string
@@ -47,19 +47,48 @@ __all__ = [
 # Papua codes cover both numberings: before 2022 Papua Barat was 91 and Papua 94; since the 2022
 # split 91 Papua, 92 Papua Barat, 93 Papua Selatan, 94 Papua Tengah, 95 Papua Pegunungan,
 # 96 Papua Barat Daya. There is no 97.
-PROVINCES: Mapping[str, str] = MappingProxyType({
-    "11": "Aceh", "12": "Sumatera Utara", "13": "Sumatera Barat", "14": "Riau", "15": "Jambi",
-    "16": "Sumatera Selatan", "17": "Bengkulu", "18": "Lampung",
-    "19": "Kepulauan Bangka Belitung", "21": "Kepulauan Riau", "31": "DKI Jakarta",
-    "32": "Jawa Barat", "33": "Jawa Tengah", "34": "DI Yogyakarta", "35": "Jawa Timur",
-    "36": "Banten", "51": "Bali", "52": "Nusa Tenggara Barat", "53": "Nusa Tenggara Timur",
-    "61": "Kalimantan Barat", "62": "Kalimantan Tengah", "63": "Kalimantan Selatan",
-    "64": "Kalimantan Timur", "65": "Kalimantan Utara", "71": "Sulawesi Utara",
-    "72": "Sulawesi Tengah", "73": "Sulawesi Selatan", "74": "Sulawesi Tenggara",
-    "75": "Gorontalo", "76": "Sulawesi Barat", "81": "Maluku", "82": "Maluku Utara",
-    "91": "Papua", "92": "Papua Barat", "93": "Papua Selatan", "94": "Papua Tengah",
-    "95": "Papua Pegunungan", "96": "Papua Barat Daya",
-})
+PROVINCES: Mapping[str, str] = MappingProxyType(
+    {
+        "11": "Aceh",
+        "12": "Sumatera Utara",
+        "13": "Sumatera Barat",
+        "14": "Riau",
+        "15": "Jambi",
+        "16": "Sumatera Selatan",
+        "17": "Bengkulu",
+        "18": "Lampung",
+        "19": "Kepulauan Bangka Belitung",
+        "21": "Kepulauan Riau",
+        "31": "DKI Jakarta",
+        "32": "Jawa Barat",
+        "33": "Jawa Tengah",
+        "34": "DI Yogyakarta",
+        "35": "Jawa Timur",
+        "36": "Banten",
+        "51": "Bali",
+        "52": "Nusa Tenggara Barat",
+        "53": "Nusa Tenggara Timur",
+        "61": "Kalimantan Barat",
+        "62": "Kalimantan Tengah",
+        "63": "Kalimantan Selatan",
+        "64": "Kalimantan Timur",
+        "65": "Kalimantan Utara",
+        "71": "Sulawesi Utara",
+        "72": "Sulawesi Tengah",
+        "73": "Sulawesi Selatan",
+        "74": "Sulawesi Tenggara",
+        "75": "Gorontalo",
+        "76": "Sulawesi Barat",
+        "81": "Maluku",
+        "82": "Maluku Utara",
+        "91": "Papua",
+        "92": "Papua Barat",
+        "93": "Papua Selatan",
+        "94": "Papua Tengah",
+        "95": "Papua Pegunungan",
+        "96": "Papua Barat Daya",
+    }
+)
 
 
 class Region(NamedTuple):
@@ -77,51 +106,79 @@ class Region(NamedTuple):
         return self.province_code + self.regency_code + self.district_code
 
 
-def _rows(province_code: str, city_code: str, city: str,
-          *districts: tuple[str, str]) -> list[Region]:
+def _rows(
+    province_code: str, city_code: str, city: str, *districts: tuple[str, str]
+) -> list[Region]:
     province = PROVINCES[province_code]
-    return [Region(province_code, city_code, code, province, city, name)
-            for code, name in districts]
+    return [
+        Region(province_code, city_code, code, province, city, name) for code, name in districts
+    ]
 
 
 REGIONS: tuple[Region, ...] = tuple(
     _rows("31", "71", "Kota Jakarta Pusat", ("06", "Menteng"), ("07", "Tanah Abang"))
     + _rows("31", "72", "Kota Jakarta Utara", ("02", "Tanjung Priok"), ("06", "Kelapa Gading"))
     + _rows("31", "73", "Kota Jakarta Barat", ("01", "Cengkareng"), ("05", "Kebon Jeruk"))
-    + _rows("31", "74", "Kota Jakarta Selatan", ("01", "Tebet"), ("07", "Kebayoran Baru"),
-            ("09", "Jagakarsa"))
+    + _rows(
+        "31",
+        "74",
+        "Kota Jakarta Selatan",
+        ("01", "Tebet"),
+        ("07", "Kebayoran Baru"),
+        ("09", "Jagakarsa"),
+    )
     + _rows("31", "75", "Kota Jakarta Timur", ("03", "Jatinegara"), ("07", "Duren Sawit"))
     + _rows("32", "01", "Kabupaten Bogor", ("01", "Cibinong"), ("13", "Bojonggede"))
     + _rows("32", "73", "Kota Bandung", ("02", "Coblong"), ("13", "Lengkong"), ("22", "Buahbatu"))
     + _rows("32", "75", "Kota Bekasi", ("01", "Bekasi Timur"), ("09", "Jatiasih"))
     + _rows("32", "76", "Kota Depok", ("01", "Pancoran Mas"), ("06", "Beji"))
-    + _rows("33", "74", "Kota Semarang", ("03", "Semarang Timur"), ("10", "Tembalang"),
-            ("11", "Banyumanik"))
+    + _rows(
+        "33",
+        "74",
+        "Kota Semarang",
+        ("03", "Semarang Timur"),
+        ("10", "Tembalang"),
+        ("11", "Banyumanik"),
+    )
     + _rows("33", "76", "Kota Tegal", ("01", "Tegal Barat"))
     + _rows("34", "02", "Kabupaten Bantul", ("08", "Bantul"), ("15", "Sewon"))
     + _rows("34", "04", "Kabupaten Sleman", ("07", "Depok"))
-    + _rows("35", "78", "Kota Surabaya", ("03", "Rungkut"), ("07", "Genteng"), ("08", "Gubeng"),
-            ("09", "Sukolilo"))
+    + _rows(
+        "35",
+        "78",
+        "Kota Surabaya",
+        ("03", "Rungkut"),
+        ("07", "Genteng"),
+        ("08", "Gubeng"),
+        ("09", "Sukolilo"),
+    )
     + _rows("35", "79", "Kota Batu", ("01", "Batu"))
     + _rows("36", "71", "Kota Tangerang", ("05", "Cipondoh"), ("07", "Karawaci"))
     + _rows("36", "74", "Kota Tangerang Selatan", ("03", "Pondok Aren"), ("06", "Pamulang"))
     + _rows("36", "73", "Kota Serang", ("01", "Serang"))
     + _rows("51", "03", "Kabupaten Badung", ("01", "Kuta"), ("02", "Mengwi"))
     + _rows("51", "02", "Kabupaten Tabanan", ("05", "Tabanan"))
-    + _rows("12", "71", "Kota Medan", ("17", "Medan Baru"), ("20", "Medan Timur"),
-            ("21", "Medan Selayang"))
+    + _rows(
+        "12",
+        "71",
+        "Kota Medan",
+        ("17", "Medan Baru"),
+        ("20", "Medan Timur"),
+        ("21", "Medan Selayang"),
+    )
     + _rows("12", "75", "Kota Binjai", ("02", "Binjai Kota"))
     + _rows("21", "71", "Kota Batam", ("03", "Sekupang"), ("06", "Lubuk Baja"))
     + _rows("18", "02", "Kabupaten Lampung Tengah", ("07", "Terbanggi Besar"))
     + _rows("19", "71", "Kota Pangkal Pinang", ("02", "Taman Sari"))
-    + _rows("73", "71", "Kota Makassar", ("01", "Mariso"), ("02", "Mamajang"),
-            ("04", "Ujung Pandang"))
+    + _rows(
+        "73", "71", "Kota Makassar", ("01", "Mariso"), ("02", "Mamajang"), ("04", "Ujung Pandang")
+    )
     + _rows("64", "71", "Kota Balikpapan", ("05", "Balikpapan Selatan"), ("06", "Balikpapan Kota"))
     + _rows("64", "72", "Kota Samarinda", ("03", "Samarinda Ulu"), ("09", "Samarinda Kota"))
-    + _rows("91", "71", "Kota Jayapura", ("01", "Jayapura Utara"), ("03", "Abepura"),
-            ("05", "Heram"))
-    + _rows("92", "02", "Kabupaten Manokwari", ("12", "Manokwari Barat"),
-            ("13", "Manokwari Timur"))
+    + _rows(
+        "91", "71", "Kota Jayapura", ("01", "Jayapura Utara"), ("03", "Abepura"), ("05", "Heram")
+    )
+    + _rows("92", "02", "Kabupaten Manokwari", ("12", "Manokwari Barat"), ("13", "Manokwari Timur"))
     + _rows("92", "06", "Kabupaten Teluk Bintuni", ("01", "Bintuni"))
 )
 
@@ -155,8 +212,13 @@ class NikInfo:
         return PROVINCES[self.province_code]
 
 
-def make_nik(rng: random.Random, *, region: Region | None = None, sex: int | None = None,
-             birth_date: date | None = None) -> str:
+def make_nik(
+    rng: random.Random,
+    *,
+    region: Region | None = None,
+    sex: int | None = None,
+    birth_date: date | None = None,
+) -> str:
     """A structurally valid NIK: PPRRDD + DDMMYY (day + 40 for women) + serial 0001..9999."""
     region = region or rng.choice(REGIONS)
     sex = sex if sex is not None else rng.choice((1, 2))
@@ -216,16 +278,19 @@ def is_valid_nik(nik: str, *, strict: bool = False, today: date) -> bool:
 
 # --------------------------------------------------------------------------- mobiles
 
-OPERATOR_PREFIXES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "Telkomsel": ("0811", "0812", "0813", "0821", "0822", "0823", "0851", "0852", "0853"),
-    "Indosat": ("0814", "0815", "0816", "0855", "0856", "0857", "0858"),
-    "XL": ("0817", "0818", "0819", "0859", "0877", "0878"),
-    "Axis": ("0831", "0832", "0833", "0838"),
-    "Tri": ("0895", "0896", "0897", "0898", "0899"),
-    "Smartfren": ("0881", "0882", "0883", "0884", "0885", "0886", "0887", "0888", "0889"),
-})
+OPERATOR_PREFIXES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "Telkomsel": ("0811", "0812", "0813", "0821", "0822", "0823", "0851", "0852", "0853"),
+        "Indosat": ("0814", "0815", "0816", "0855", "0856", "0857", "0858"),
+        "XL": ("0817", "0818", "0819", "0859", "0877", "0878"),
+        "Axis": ("0831", "0832", "0833", "0838"),
+        "Tri": ("0895", "0896", "0897", "0898", "0899"),
+        "Smartfren": ("0881", "0882", "0883", "0884", "0885", "0886", "0887", "0888", "0889"),
+    }
+)
 _OPERATOR_BY_PREFIX: Mapping[str, str] = MappingProxyType(
-    {p: op for op, prefixes in OPERATOR_PREFIXES.items() for p in prefixes})
+    {p: op for op, prefixes in OPERATOR_PREFIXES.items() for p in prefixes}
+)
 _ALL_PREFIXES: tuple[str, ...] = tuple(_OPERATOR_BY_PREFIX)
 _SPEC_MOBILE = re.compile(r"8[0-9]{8,12}")
 _MOBILE_SEPARATORS = re.compile(r"[\s\-().]")
@@ -247,13 +312,13 @@ def make_mobile(rng: random.Random, operator: str | None = None) -> str:
 
 
 def normalize_mobile(mobile: str) -> str | None:
-    """"8…", "08…", "628…" or "+628…" (spaces and dashes allowed) to the spec form, else None."""
+    """ "8…", "08…", "628…" or "+628…" (spaces and dashes allowed) to the spec form, else None."""
     if not isinstance(mobile, str):
         return None
     digits = _MOBILE_SEPARATORS.sub("", mobile.strip())
     for lead in ("+62", "62", "0"):
         if digits.startswith(lead):
-            digits = digits[len(lead):]
+            digits = digits[len(lead) :]
             break
     return digits if _SPEC_MOBILE.fullmatch(digits) else None
 
@@ -289,16 +354,56 @@ def _words() -> _Words:
     def names(values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(v for v in (clean_name(x) for x in values) if v)
 
-    return _Words(names(Person.first_names_male), names(Person.first_names_female),
-                  names(Person.last_names_male), names(Person.last_names_female),
-                  tuple(Company.company_prefixes), tuple(Company.company_suffixes))
+    return _Words(
+        names(Person.first_names_male),
+        names(Person.first_names_female),
+        names(Person.last_names_male),
+        names(Person.last_names_female),
+        tuple(Company.company_prefixes),
+        tuple(Company.company_suffixes),
+    )
 
 
-_TITLES = frozenset(t.lower() for t in (
-    "dr", "drg", "drs", "dra", "ir", "h", "hj", "kh", "r", "rm", "ra", "t", "tgk", "dt", "prof",
-    "s.ked", "s.gz", "s.pt", "s.ip", "s.e.i", "s.e", "s.kom", "s.h", "s.t", "s.pd", "s.psi",
-    "s.i.kom", "s.sos", "s.farm", "m.m", "m.kom", "m.ti", "m.pd", "m.farm", "m.ak",
-))
+_TITLES = frozenset(
+    t.lower()
+    for t in (
+        "dr",
+        "drg",
+        "drs",
+        "dra",
+        "ir",
+        "h",
+        "hj",
+        "kh",
+        "r",
+        "rm",
+        "ra",
+        "t",
+        "tgk",
+        "dt",
+        "prof",
+        "s.ked",
+        "s.gz",
+        "s.pt",
+        "s.ip",
+        "s.e.i",
+        "s.e",
+        "s.kom",
+        "s.h",
+        "s.t",
+        "s.pd",
+        "s.psi",
+        "s.i.kom",
+        "s.sos",
+        "s.farm",
+        "m.m",
+        "m.kom",
+        "m.ti",
+        "m.pd",
+        "m.farm",
+        "m.ak",
+    )
+)
 
 
 def clean_name(raw: str) -> str:
@@ -378,7 +483,7 @@ def _birth_date_for_age(rng: random.Random, today: date, lo_age: int, hi_age: in
 def _income(rng: random.Random) -> str:
     # Skewed toward the lower end, like salaried borrowers of cash loans; whole 50 000s.
     amount = rng.triangular(3_000_000, 25_000_000, 5_500_000)
-    return str(int(round(amount / 50_000)) * 50_000)
+    return str(round(amount / 50_000) * 50_000)
 
 
 # Weights follow the usual order of these enums in Indonesian forms (religion: Islam first;
@@ -411,9 +516,17 @@ def make_person(seed: str, *, today: date) -> Person:
         phones.add(phone)
         emergs.append(EmergencyContact(_full_name(rng, rng.choice((1, 2))), phone, relation))
     return Person(
-        name=name, sex=sex, birth_date=birth_date, nik=nik, mobile=mobile,
-        province=region.province, city=region.city, district=region.district,
-        bank_code=bank.bank_code, bank_account=account, month_income=_income(rng),
+        name=name,
+        sex=sex,
+        birth_date=birth_date,
+        nik=nik,
+        mobile=mobile,
+        province=region.province,
+        city=region.city,
+        district=region.district,
+        bank_code=bank.bank_code,
+        bank_account=account,
+        month_income=_income(rng),
         company=_company(rng),
         religion=rng.choices(range(1, 7), weights=_RELIGION_WEIGHTS)[0],
         marital_status=rng.choices(range(1, 5), weights=_MARITAL_WEIGHTS)[0],

@@ -25,7 +25,7 @@ def rupiah(x: Decimal | int | float) -> int:
 @dataclass(frozen=True)
 class Extension:
     enabled: bool = True
-    terms: tuple[int, ...] = (7, 14)      # in days
+    terms: tuple[int, ...] = (7, 14)  # in days
     default_term: int = 7
     fee_rate: Decimal = Decimal("0.0005")  # of principal, per extension day
     limit: int = 3
@@ -38,15 +38,15 @@ class Extension:
 class Product:
     product_id: str
     product_name: str
-    term_unit: int                  # 1 days, 2 months
+    term_unit: int  # 1 days, 2 months
     terms: tuple[int, ...]
     amount_min: int
-    amount_max: int                 # for a reloan customer
-    amount_max_new: int             # for a first-time customer
+    amount_max: int  # for a reloan customer
+    amount_max_new: int  # for a first-time customer
     amount_step: int
-    interest_rate: Decimal          # per unit (day or month)
-    admin_rate: Decimal             # per unit, deducted from the payout
-    overdue_rate: Decimal           # per overdue day, of principal + interest
+    interest_rate: Decimal  # per unit (day or month)
+    admin_rate: Decimal  # per unit, deducted from the payout
+    overdue_rate: Decimal  # per overdue day, of principal + interest
     grace_days: int = 0
     default_amount: int | None = None
     default_term: int | None = None
@@ -64,6 +64,7 @@ class Product:
 
 
 # ---- dates (WIB calendar days: a due date is a day, due at its last second) ----
+
 
 def wib_date(ts: float) -> date:
     return datetime.fromtimestamp(ts, WIB).date()
@@ -96,6 +97,7 @@ def overdue_days(due: float, now: float, grace_days: int = 0) -> int:
 
 # ---- figures ----
 
+
 @dataclass(frozen=True)
 class Quote:
     principal: int
@@ -115,12 +117,16 @@ class Quote:
 
 def quote(product: Product, amount: int, term: int) -> Quote:
     p = Decimal(amount)
-    return Quote(amount, term, product.term_unit,
-                 rupiah(p * product.interest_rate * term), rupiah(p * product.admin_rate * term))
+    return Quote(
+        amount,
+        term,
+        product.term_unit,
+        rupiah(p * product.interest_rate * term),
+        rupiah(p * product.admin_rate * term),
+    )
 
 
-def overdue_amount(product: Product, principal: int, interest: int, charged: int,
-                   days: int) -> int:
+def overdue_amount(product: Product, principal: int, interest: int, charged: int, days: int) -> int:
     """Late fee for `days`, capped so interest + fees + late fees <= 100 % of principal (OJK).
 
     `charged` is what the borrower already bore besides the current interest: the admin fee
@@ -159,11 +165,15 @@ def compliance_warnings(product: Product, daily_cap: Decimal = Decimal("0.001"))
     warnings = []
     rate = daily_cost_rate(product)
     if rate > daily_cap:
-        warnings.append(f"product {product.product_id}: interest + admin fee = {rate * 100:.3f}%/day "
-                        f"exceeds the OJK cap of {daily_cap * 100:.3f}%/day")
+        warnings.append(
+            f"product {product.product_id}: interest + admin fee = {rate * 100:.3f}%/day "
+            f"exceeds the OJK cap of {daily_cap * 100:.3f}%/day"
+        )
     if product.overdue_rate > daily_cap:
-        warnings.append(f"product {product.product_id}: late fee {product.overdue_rate * 100:.3f}%/day "
-                        f"exceeds the OJK cap of {daily_cap * 100:.3f}%/day")
+        warnings.append(
+            f"product {product.product_id}: late fee {product.overdue_rate * 100:.3f}%/day "
+            f"exceeds the OJK cap of {daily_cap * 100:.3f}%/day"
+        )
     return warnings
 
 

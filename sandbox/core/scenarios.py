@@ -40,7 +40,6 @@ class ScenarioDefault(_Rule):
     repay_on_time: float = 0.0
 
 
-
 def rng_for(*parts: object) -> random.Random:
     """A Random seeded from the parts (stable across runs and processes, unlike hash())."""
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
@@ -49,11 +48,11 @@ def rng_for(*parts: object) -> random.Random:
 
 @dataclass(frozen=True)
 class Outcome:
-    rule: str                 # the matched rule's name, or "default"
-    review: str               # approve | reject | stuck
-    approve_ratio: float      # 1.0 = the amount applied for
-    payout: str               # ok | fail_once | fail
-    repay: str                # none | on_time
+    rule: str  # the matched rule's name, or "default"
+    review: str  # approve | reject | stuck
+    approve_ratio: float  # 1.0 = the amount applied for
+    payout: str  # ok | fail_once | fail
+    repay: str  # none | on_time
     reloan: bool
     reject_reason: str | None = None
 
@@ -79,8 +78,15 @@ def is_magic_reloan(rules: list[ScenarioRule], mobile: str) -> bool:
     return rule is not None and rule.reloan
 
 
-def decide(rules: list[ScenarioRule], default: ScenarioDefault, *, seed: str, partner: str,
-           order_no: str, mobile: str) -> Outcome:
+def decide(
+    rules: list[ScenarioRule],
+    default: ScenarioDefault,
+    *,
+    seed: str,
+    partner: str,
+    order_no: str,
+    mobile: str,
+) -> Outcome:
     rng = rng_for(seed, partner, order_no)
     rule = match(rules, mobile)
     review, ratio = _default_review(default, rng)

@@ -55,8 +55,15 @@ class LifecycleSettings(_Section):
     reject_cooldown_days: int = 30
     max_repay_codes: int = 20
 
-    _durations = field_validator("review_delay", "payout_delay", "approval_expiry", "abandon_after",
-                                 "payout_failed_expiry", "repay_code_ttl", mode="before")(_seconds)
+    _durations = field_validator(
+        "review_delay",
+        "payout_delay",
+        "approval_expiry",
+        "abandon_after",
+        "payout_failed_expiry",
+        "repay_code_ttl",
+        mode="before",
+    )(_seconds)
 
 
 class ResponseSettings(_Section):
@@ -137,16 +144,32 @@ class ProductFixture(_Section):
     def build(self) -> Product:
         ext = self.extension
         return Product(
-            product_id=self.product_id, product_name=self.product_name, term_unit=self.term_unit,
-            terms=tuple(self.terms), amount_min=self.amount_min, amount_max=self.amount_max,
-            amount_max_new=self.amount_max_new, amount_step=self.amount_step,
-            interest_rate=self.interest_rate, admin_rate=self.admin_rate,
-            overdue_rate=self.overdue_rate, grace_days=self.grace_days,
-            default_amount=self.default_amount, default_term=self.default_term,
-            extension=Extension(ext.enabled, tuple(ext.terms), ext.default_term or ext.terms[0],
-                                ext.fee_rate, ext.limit, ext.min_payment),
-            url_repay=self.url_repay, product_icon=self.product_icon,
-            product_desc=self.product_desc, gp_link=self.gp_link,
+            product_id=self.product_id,
+            product_name=self.product_name,
+            term_unit=self.term_unit,
+            terms=tuple(self.terms),
+            amount_min=self.amount_min,
+            amount_max=self.amount_max,
+            amount_max_new=self.amount_max_new,
+            amount_step=self.amount_step,
+            interest_rate=self.interest_rate,
+            admin_rate=self.admin_rate,
+            overdue_rate=self.overdue_rate,
+            grace_days=self.grace_days,
+            default_amount=self.default_amount,
+            default_term=self.default_term,
+            extension=Extension(
+                ext.enabled,
+                tuple(ext.terms),
+                ext.default_term or ext.terms[0],
+                ext.fee_rate,
+                ext.limit,
+                ext.min_payment,
+            ),
+            url_repay=self.url_repay,
+            product_icon=self.product_icon,
+            product_desc=self.product_desc,
+            gp_link=self.gp_link,
         )
 
 

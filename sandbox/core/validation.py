@@ -8,6 +8,7 @@ one together with its rule.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -54,8 +55,14 @@ Term = Annotated[int, Field(ge=1, le=3650)]
 Unit = Annotated[int, Field(ge=1, le=2)]
 
 
-def enum(n: int) -> Any:
-    return Annotated[int, Field(ge=1, le=n)]
+# The spec's enumerations: an integer 1..N.
+OneTo2 = Annotated[int, Field(ge=1, le=2)]
+OneTo3 = Annotated[int, Field(ge=1, le=3)]
+OneTo4 = Annotated[int, Field(ge=1, le=4)]
+OneTo6 = Annotated[int, Field(ge=1, le=6)]
+OneTo8 = Annotated[int, Field(ge=1, le=8)]
+OneTo10 = Annotated[int, Field(ge=1, le=10)]
+OneTo11 = Annotated[int, Field(ge=1, le=11)]
 
 
 class Req(BaseModel):
@@ -84,13 +91,13 @@ class InterestReq(AmountReq):
 
 
 class BasicInfo(Req):
-    user_type: enum(3)
+    user_type: OneTo3
     idcard_image_front: Annotated[Str, Field(min_length=1, max_length=1000)]
     idcard_image_hand: Annotated[Str, Field(min_length=1, max_length=1000)]
-    education: enum(6)
-    loan_remark: enum(11)
+    education: OneTo6
+    loan_remark: OneTo11
     month_income: Annotated[Str, Field(pattern=r"^[1-9]\d{4,8}$")]
-    religion: enum(6)
+    religion: OneTo6
 
 
 class OrderInfo(Req):
@@ -122,19 +129,19 @@ class Area(Req):
 class Emerg(Req):
     emergs_name: Annotated[Str, Field(min_length=1, max_length=100)]
     emergs_phone: Annotated[Str, Field(pattern=r"^\+?\d{8,15}$")]
-    emergs_relation: enum(8)
+    emergs_relation: OneTo8
 
 
 class SupplementInfo(Req):
     is_charge: int | None = None
     birthday: Annotated[Str, Field(max_length=20)] = ""
-    marital_status: enum(4)
-    sex: enum(2)
+    marital_status: OneTo4
+    sex: OneTo2
     face_photo_image: list[Str] = []
     pass_face_photo: int = 1
     same_person: int = 1
     confidence_score: Str | float | None = None
-    work_type: enum(10)
+    work_type: OneTo10
     company: Annotated[Str, Field(max_length=200)] = ""
     area: Area
     emergs: Annotated[list[Emerg], Field(min_length=2, max_length=20)]
@@ -156,7 +163,7 @@ class SupplementReq(ProductReq):
 
 
 class BankListReq(ProductReq):
-    action_type: enum(2)
+    action_type: OneTo2
 
 
 class OrderReq(ProductReq):
@@ -176,9 +183,9 @@ class ConfirmReq(OrderReq):
 
 
 class RepayDetailReq(OrderReq):
-    repay_method: enum(2)
+    repay_method: OneTo2
     method_code: Annotated[Str, Field(min_length=1, max_length=16)]
-    repay_type: enum(2)
+    repay_type: OneTo2
     delay_term: Annotated[int, Field(ge=1, le=365)] | None = None
 
 
@@ -190,7 +197,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
 
 
-def _translate(err: dict[str, Any]) -> SandboxError:
+def _translate(err: Mapping[str, Any]) -> SandboxError:
     loc = tuple(err["loc"])
     name = _field_name(loc)
     if err["type"] == "missing":

@@ -1,1 +1,1 @@
-"""Using the sandbox from tests and tools: clients, callback sinks, live server, the pytest plugin."""
+"""The sandbox from tests and tools: clients, callback sinks, live server, the pytest plugin."""

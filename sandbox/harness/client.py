@@ -22,8 +22,16 @@ import httpx
 from ..core.crypto import Codec
 from ..core.envelope import decode_response
 
-__all__ = ["BadResponse", "ControlAPIError", "LenderClient", "LenderError", "SandboxControl",
-           "Send", "endpoint_path", "message_of"]
+__all__ = [
+    "BadResponse",
+    "ControlAPIError",
+    "LenderClient",
+    "LenderError",
+    "SandboxControl",
+    "Send",
+    "endpoint_path",
+    "message_of",
+]
 
 # path, request body -> (HTTP status, response body). HTTP in LenderClient; a function call
 # in the in-process harness (sandbox.testing), so both paths parse the same bytes.
@@ -35,8 +43,15 @@ JSON_TYPE = "application/json;charset=utf-8"
 class LenderError(Exception):
     """The lender answered a non-zero `code` (protocol.md §1): a business or protocol refusal."""
 
-    def __init__(self, code: int, message: str, *, path: str = "", http_status: int = 200,
-                 response: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        path: str = "",
+        http_status: int = 200,
+        response: dict[str, Any] | None = None,
+    ):
         self.code, self.message, self.path = code, message, path
         self.http_status = http_status
         self.response = response or {}
@@ -71,9 +86,17 @@ class LenderClient:
     with `send=` the envelope goes to a function instead (the in-process sandbox).
     """
 
-    def __init__(self, base_url: str, partner_token: str, aes_key: str, aes_iv: str, *,
-                 http: httpx.Client | None = None, send: Send | None = None,
-                 timeout: float = 10.0):
+    def __init__(
+        self,
+        base_url: str,
+        partner_token: str,
+        aes_key: str,
+        aes_iv: str,
+        *,
+        http: httpx.Client | None = None,
+        send: Send | None = None,
+        timeout: float = 10.0,
+    ):
         self.base_url = base_url.rstrip("/")
         self.partner_token = partner_token
         self.codec = Codec(aes_key, aes_iv)
@@ -106,8 +129,13 @@ class LenderClient:
         """Like `call`, but returns `data` and raises `LenderError` when `code` is not 0."""
         status, doc = self._exchange(name, payload)
         if doc.get("code") != 0:
-            raise LenderError(int(doc.get("code", -1)), message_of(doc), path=endpoint_path(name),
-                              http_status=status, response=doc)
+            raise LenderError(
+                int(doc.get("code", -1)),
+                message_of(doc),
+                path=endpoint_path(name),
+                http_status=status,
+                response=doc,
+            )
         return doc["data"]
 
     def _exchange(self, name: str, payload: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
@@ -120,8 +148,7 @@ class LenderClient:
     def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
         if self._http is None:
             self._http, self._own_http = httpx.Client(timeout=self._timeout), True
-        r = self._http.post(self.base_url + path, content=body,
-                            headers={"content-type": JSON_TYPE})
+        r = self._http.post(self.base_url + path, content=body, headers={"content-type": JSON_TYPE})
         return r.status_code, r.content
 
     # ---- lifetime ----
@@ -173,21 +200,40 @@ class SandboxControl:
     `admin_token` is needed only when the sandbox binds a non-loopback address.
     """
 
-    def __init__(self, base_url: str, *, admin_token: str = "", http: httpx.Client | None = None,
-                 timeout: float = 30.0):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        admin_token: str = "",
+        http: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ):
         self.base_url = base_url.rstrip("/")
         headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=timeout)
         self._headers = headers
 
-    def request(self, method: str, path: str, *, json_body: Any = None,
-                params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """One control call; the decoded JSON, or ControlAPIError on HTTP >= 400."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        r = self._http.request(method, self.base_url + path, json=json_body, params=query,
-                               headers=self._headers, **extra)
+        r = self._http.request(
+            method,
+            self.base_url + path,
+            json=json_body,
+            params=query,
+            headers=self._headers,
+            **extra,
+        )
         body = _json_or_text(r)
         if r.status_code >= 400:
             raise ControlAPIError(r.status_code, body, f"{method} {path}")
@@ -206,8 +252,9 @@ class SandboxControl:
         return self.request("POST", "/sandbox/partners", json_body=fields)
 
     def partner(self, token: str = "demo", *, secrets: bool = False) -> dict:
-        return self.request("GET", f"/sandbox/partners/{token}",
-                            params={"secrets": "1" if secrets else None})
+        return self.request(
+            "GET", f"/sandbox/partners/{token}", params={"secrets": "1" if secrets else None}
+        )
 
     def update_partner(self, token: str = "demo", **fields: Any) -> dict:
         """PATCH a partner: callback_url, callbacks_paused, chaos, clock_mode, ..."""
@@ -220,28 +267,35 @@ class SandboxControl:
 
     def advance_clock(self, seconds: float, partner: str = "demo") -> dict:
         """Move the clock forward; every due event on the way has fired when this returns."""
-        return self.request("POST", f"/sandbox/partners/{partner}/clock/advance",
-                            json_body={"seconds": seconds})
+        return self.request(
+            "POST", f"/sandbox/partners/{partner}/clock/advance", json_body={"seconds": seconds}
+        )
 
     def set_clock(self, to: str, partner: str = "demo") -> dict:
         return self.request("POST", f"/sandbox/partners/{partner}/clock/set", json_body={"to": to})
 
     # ---- orders and payments ----
 
-    def orders(self, partner: str | None = None, status: int | None = None,
-               limit: int | None = None) -> list[dict]:
-        return self.request("GET", "/sandbox/orders",
-                            params={"partner_token": partner, "status": status, "limit": limit})
+    def orders(
+        self, partner: str | None = None, status: int | None = None, limit: int | None = None
+    ) -> list[dict]:
+        return self.request(
+            "GET",
+            "/sandbox/orders",
+            params={"partner_token": partner, "status": status, "limit": limit},
+        )
 
     def order(self, order_no: str, partner: str = "demo") -> dict:
         """Order, timeline, callbacks, payments, pending events."""
         return self.request("GET", f"/sandbox/orders/{order_no}", params={"partner_token": partner})
 
-    def transition(self, order_no: str, trigger: str, partner: str = "demo",
-                   **params: Any) -> dict:
+    def transition(self, order_no: str, trigger: str, partner: str = "demo", **params: Any) -> dict:
         """Force a legal trigger (approve, reject, disburse, fail_payout, cancel, ...)."""
-        return self.request("POST", f"/sandbox/orders/{order_no}/transition",
-                            json_body={"partner_token": partner, "trigger": trigger, **params})
+        return self.request(
+            "POST",
+            f"/sandbox/orders/{order_no}/transition",
+            json_body={"partner_token": partner, "trigger": trigger, **params},
+        )
 
     def pay(self, repay_code: str, amount: int | None = None) -> dict:
         body: dict[str, Any] = {"repay_code": repay_code}
@@ -249,31 +303,56 @@ class SandboxControl:
             body["amount"] = amount
         return self.request("POST", "/sandbox/payments", json_body=body)
 
-    def wait(self, order_no: str, *, partner: str = "demo", status: int | None = None,
-             callback: str | None = None, timeout: float = 10.0) -> dict:
+    def wait(
+        self,
+        order_no: str,
+        *,
+        partner: str = "demo",
+        status: int | None = None,
+        callback: str | None = None,
+        timeout: float = 10.0,
+    ) -> dict:
         """Long-poll until the order reaches `status` (and/or its callbacks are acknowledged)."""
-        return self.request("GET", f"/sandbox/orders/{order_no}/wait", timeout=timeout + 10,
-                            params={"partner_token": partner, "status": status,
-                                    "callback": callback, "timeout": timeout})
+        return self.request(
+            "GET",
+            f"/sandbox/orders/{order_no}/wait",
+            timeout=timeout + 10,
+            params={
+                "partner_token": partner,
+                "status": status,
+                "callback": callback,
+                "timeout": timeout,
+            },
+        )
 
     # ---- callbacks, journal, faults ----
 
-    def callbacks(self, partner: str | None = None, order_no: str | None = None,
-                  state: str | None = None) -> Any:
+    def callbacks(
+        self, partner: str | None = None, order_no: str | None = None, state: str | None = None
+    ) -> Any:
         """Deliveries with their decrypted bodies and every attempt."""
-        return self.request("GET", "/sandbox/callbacks",
-                            params={"partner_token": partner, "order_no": order_no,
-                                    "state": state})
+        return self.request(
+            "GET",
+            "/sandbox/callbacks",
+            params={"partner_token": partner, "order_no": order_no, "state": state},
+        )
 
     def redeliver(self, callback_id: int) -> Any:
         return self.request("POST", f"/sandbox/callbacks/{callback_id}/redeliver")
 
-    def journal(self, partner: str | None = None, path: str | None = None,
-                limit: int | None = None) -> Any:
+    def journal(
+        self, partner: str | None = None, path: str | None = None, limit: int | None = None
+    ) -> Any:
         """Requests the sandbox received, decrypted, newest first."""
-        return self.request("GET", "/sandbox/journal",
-                            params={"partner_token": partner, "limit": limit,
-                                    "path": endpoint_path(path) if path else None})
+        return self.request(
+            "GET",
+            "/sandbox/journal",
+            params={
+                "partner_token": partner,
+                "limit": limit,
+                "path": endpoint_path(path) if path else None,
+            },
+        )
 
     def clear_journal(self, partner: str | None = None) -> Any:
         return self.request("DELETE", "/sandbox/journal", params={"partner_token": partner})
@@ -291,8 +370,9 @@ class SandboxControl:
 
     def reset(self, partner: str | None = None) -> dict:
         """Wipe orders and history (of one partner, or all) and reload the fixtures."""
-        return self.request("POST", "/sandbox/reset",
-                            json_body={"partner_token": partner} if partner else {})
+        return self.request(
+            "POST", "/sandbox/reset", json_body={"partner_token": partner} if partner else {}
+        )
 
     def close(self) -> None:
         if self._own_http:

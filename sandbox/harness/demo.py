@@ -28,7 +28,7 @@ from ..core.samples import SampleOrder, sample_order
 from .client import BadResponse, ControlAPIError, LenderClient, SandboxControl
 from .sandbox import Sandbox
 
-PRODUCT = "1001"          # the demo product: days, with extensions
+PRODUCT = "1001"  # the demo product: days, with extensions
 AMOUNT, TERM, UNIT = 1_000_000, 14, 1
 DELAY_TERM = 7
 APPROVE, REJECT = "001", "003"  # fixtures/scenarios.toml mobile suffixes
@@ -39,6 +39,7 @@ class DemoFailure(Exception):
 
 
 # ---- where the requests go ----
+
 
 class Transport(Protocol):
     def call(self, path: str, payload: dict) -> dict: ...
@@ -68,8 +69,9 @@ class InProcess:
             creds = self.sandbox.credentials(partner)
         except SandboxError:  # a partner of its own, as a team would onboard one
             creds = self.sandbox.new_partner(partner_token=partner)
-        self.client = LenderClient("", partner, key or creds.aes_key, iv or creds.aes_iv,
-                                   send=self.sandbox.send)
+        self.client = LenderClient(
+            "", partner, key or creds.aes_key, iv or creds.aes_iv, send=self.sandbox.send
+        )
 
     def call(self, path: str, payload: dict) -> dict:
         return _call(self.client, path, payload)
@@ -94,8 +96,15 @@ class Remote:
     """A running sandbox: the lender endpoints (`LenderClient`) and the control API
     (`SandboxControl`) over HTTP; `http` is an injectable httpx.Client."""
 
-    def __init__(self, url: str, partner: str, key: str | None, iv: str | None,
-                 admin_token: str | None, http: Any = None):
+    def __init__(
+        self,
+        url: str,
+        partner: str,
+        key: str | None,
+        iv: str | None,
+        admin_token: str | None,
+        http: Any = None,
+    ):
         self.own = http is None
         self.http = http or httpx.Client(timeout=30, trust_env=False)
         self.token, self.base = partner, url.rstrip("/")
@@ -111,8 +120,10 @@ class Remote:
         except ControlAPIError as e:
             raise DemoFailure(str(e)) from None
         except httpx.HTTPError as e:
-            raise DemoFailure(f"{self.base}: {type(e).__name__}: {e} "
-                              f"(is a sandbox running there? `lender-sandbox serve`)") from None
+            raise DemoFailure(
+                f"{self.base}: {type(e).__name__}: {e} "
+                f"(is a sandbox running there? `lender-sandbox serve`)"
+            ) from None
 
     def call(self, path: str, payload: dict) -> dict:
         return self._control(lambda: _call(self.client, path, payload))
@@ -135,6 +146,7 @@ class Remote:
 
 
 # ---- printing ----
+
 
 @dataclass
 class Printer:
@@ -170,9 +182,11 @@ Check = Callable[[dict], str]
 def expect_code(code: int) -> Check:
     def check(doc: dict) -> str:
         if doc.get("code") != code:
-            raise DemoFailure(f"expected code {code}, got {doc.get('code')}: "
-                              f"{doc.get('message', doc.get('msg'))}")
+            raise DemoFailure(
+                f"expected code {code}, got {doc.get('code')}: {doc.get('message', doc.get('msg'))}"
+            )
         return "" if code == 0 else f"code {code} as expected"
+
     return check
 
 
@@ -183,12 +197,14 @@ def expect_status(status: int) -> Check:
         if got != status:
             raise DemoFailure(f"expected order_status {status}, got {got}")
         return f"order_status {status}"
+
     return check
 
 
 @dataclass
 class Flow:
     """The demo's state: who borrows, and what the lender handed out on the way."""
+
     t: Transport
     out: Printer
     seed: str
@@ -205,8 +221,17 @@ class Flow:
         self.bad = self._order(f"demo-{self.seed}-b", REJECT, f"DEMO-{tag}-B")
 
     def _order(self, seed: str, suffix: str, order_no: str) -> SampleOrder:
-        return sample_order(seed, today=self.today, rules=[], suffix=suffix, order_no=order_no,
-                            product_id=PRODUCT, amount=AMOUNT, term=TERM, term_unit=UNIT)
+        return sample_order(
+            seed,
+            today=self.today,
+            rules=[],
+            suffix=suffix,
+            order_no=order_no,
+            product_id=PRODUCT,
+            amount=AMOUNT,
+            term=TERM,
+            term_unit=UNIT,
+        )
 
     @property
     def order_no(self) -> str:
@@ -225,18 +250,25 @@ class Flow:
             raise
         self.out.ok(sent, got, note)
 
-    def api(self, path: str, payload: dict, check: Check = expect_code(0),
-            keep: Callable[[dict], None] | None = None) -> Callable[[], tuple[Any, Any, str]]:
+    def api(
+        self,
+        path: str,
+        payload: dict,
+        check: Check | None = None,
+        keep: Callable[[dict], None] | None = None,
+    ) -> Callable[[], tuple[Any, Any, str]]:
         def run() -> tuple[Any, Any, str]:
             doc = self.t.call(path, payload)
-            note = check(doc)
+            note = (check or expect_code(0))(doc)
             if keep:
                 keep(doc["data"])
             return payload, doc, note
+
         return run
 
     def advance(self, order_no: str, leaves: int) -> Callable[[], tuple[Any, Any, str]]:
         """Move the clock event by event until the order is no longer in status `leaves`."""
+
         def run() -> tuple[Any, Any, str]:
             for _ in range(20):
                 state = self.t.clock()
@@ -248,6 +280,7 @@ class Flow:
                 if status != leaves:
                     return {"advance_seconds": round(wait)}, moved, f"order now {status}"
             raise DemoFailure(f"order {order_no} stayed in status {leaves}: no due event moved it")
+
         return run
 
     def pay(self, kind: str) -> Callable[[], tuple[Any, Any, str]]:
@@ -255,6 +288,7 @@ class Flow:
             code = self.codes[kind]
             paid = self.t.pay(code)
             return {"repay_code": code}, paid, f"order {paid['order_status']}"
+
         return run
 
     def steps(self) -> list[tuple[str, Callable[[], tuple[Any, Any, str]]]]:
@@ -267,28 +301,60 @@ class Flow:
             ("push-basic-info", self.api("/push-basic-info", g.basic_info())),
             ("push-supplement-info", self.api("/push-supplement-info", g.supplement_info())),
             ("advance clock: review", self.advance(no, leaves=90)),
-            ("get-approval-result", self.api("/get-approval-result", g.order(),
-                                             expect_status(100), self._keep_approval)),
-            ("get-bank-list (banks)", self.api("/get-bank-list", {"product_id": PRODUCT, "action_type": 1})),
+            (
+                "get-approval-result",
+                self.api(
+                    "/get-approval-result", g.order(), expect_status(100), self._keep_approval
+                ),
+            ),
+            (
+                "get-bank-list (banks)",
+                self.api("/get-bank-list", {"product_id": PRODUCT, "action_type": 1}),
+            ),
             ("push-bind-bank", self.api("/push-bind-bank", g.bind_bank())),
             ("get-loan-contract", self.api("/get-loan-contract", g.order())),
-            ("push-order-confirm", lambda: self.api("/push-order-confirm", g.confirm(self.approved))()),
+            (
+                "push-order-confirm",
+                lambda: self.api("/push-order-confirm", g.confirm(self.approved))(),
+            ),
             ("advance clock: payout", self.advance(no, leaves=100)),
             ("get-order-status", self.api("/get-order-status", g.order(), expect_status(170))),
             ("get-repay-plan", self.api("/get-repay-plan", g.order())),
-            ("get-bank-list (repayment methods)", self.api("/get-bank-list", {"product_id": PRODUCT, "action_type": 2},
-                                                           keep=self._keep_method)),
-            ("get-delay-interest (extension trial)", self.api("/get-delay-interest", g.order(delay_term=DELAY_TERM))),
-            ("get-repay-detail (extension fee)", lambda: self.api(
-                "/get-repay-detail", g.repay_detail(2, method_code=self.method_code, delay_term=DELAY_TERM),
-                keep=self._keep_code("extension"))()),
+            (
+                "get-bank-list (repayment methods)",
+                self.api(
+                    "/get-bank-list",
+                    {"product_id": PRODUCT, "action_type": 2},
+                    keep=self._keep_method,
+                ),
+            ),
+            (
+                "get-delay-interest (extension trial)",
+                self.api("/get-delay-interest", g.order(delay_term=DELAY_TERM)),
+            ),
+            (
+                "get-repay-detail (extension fee)",
+                lambda: self.api(
+                    "/get-repay-detail",
+                    g.repay_detail(2, method_code=self.method_code, delay_term=DELAY_TERM),
+                    keep=self._keep_code("extension"),
+                )(),
+            ),
             ("borrower pays the extension fee", self.pay("extension")),
             ("get-delay-list", self.api("/get-delay-list", g.order())),
-            ("get-repay-detail (full repayment)", lambda: self.api(
-                "/get-repay-detail", g.repay_detail(1, method_code=self.method_code),
-                keep=self._keep_code("full"))()),
+            (
+                "get-repay-detail (full repayment)",
+                lambda: self.api(
+                    "/get-repay-detail",
+                    g.repay_detail(1, method_code=self.method_code),
+                    keep=self._keep_code("full"),
+                )(),
+            ),
             ("borrower pays in full", self.pay("full")),
-            ("get-order-status: settled", self.api("/get-order-status", g.order(), expect_status(200))),
+            (
+                "get-order-status: settled",
+                self.api("/get-order-status", g.order(), expect_status(200)),
+            ),
             *self.rejection_steps(),
         ]
 
@@ -296,21 +362,33 @@ class Flow:
         b, no = self.bad, self.bad_order
         return [
             ("push-basic-info (mobile ...003)", self.api("/push-basic-info", b.basic_info())),
-            ("push-supplement-info (mobile ...003)", self.api("/push-supplement-info", b.supplement_info())),
+            (
+                "push-supplement-info (mobile ...003)",
+                self.api("/push-supplement-info", b.supplement_info()),
+            ),
             ("advance clock: review", self.advance(no, leaves=90)),
-            ("get-approval-result: rejected", self.api("/get-approval-result", b.order(), expect_status(110))),
-            ("get-loan-precheck again: 11007", self.api("/get-loan-precheck", b.precheck(), expect_code(11007))),
+            (
+                "get-approval-result: rejected",
+                self.api("/get-approval-result", b.order(), expect_status(110)),
+            ),
+            (
+                "get-loan-precheck again: 11007",
+                self.api("/get-loan-precheck", b.precheck(), expect_code(11007)),
+            ),
         ]
 
     def _keep_approval(self, data: dict) -> None:
         self.approved = int(data["approval_amount"])
 
     def _keep_method(self, data: dict) -> None:
-        self.method_code = next(m["method_code"] for m in data["banklist"] if m["repay_method"] == 1)
+        self.method_code = next(
+            m["method_code"] for m in data["banklist"] if m["repay_method"] == 1
+        )
 
     def _keep_code(self, kind: str) -> Callable[[dict], None]:
         def keep(data: dict) -> None:
             self.codes[kind] = data["repay_code"]
+
         return keep
 
 
@@ -318,16 +396,30 @@ def _today(t: Transport) -> date:
     return datetime.fromtimestamp(t.clock()["now_unix"], WIB).date()
 
 
-def _open(url: str | None, partner: str, key: str | None, iv: str | None,
-          admin_token: str | None, http: Any) -> Transport:
+def _open(
+    url: str | None,
+    partner: str,
+    key: str | None,
+    iv: str | None,
+    admin_token: str | None,
+    http: Any,
+) -> Transport:
     if url:
         return Remote(url, partner, key, iv, admin_token, http)
     return InProcess(partner, key, iv)
 
 
-def run(*, url: str | None = None, partner: str = "demo", key: str | None = None,
-        iv: str | None = None, admin_token: str | None = None, pretty: bool = False,
-        seed: str | None = None, http: Any = None) -> int:
+def run(
+    *,
+    url: str | None = None,
+    partner: str = "demo",
+    key: str | None = None,
+    iv: str | None = None,
+    admin_token: str | None = None,
+    pretty: bool = False,
+    seed: str | None = None,
+    http: Any = None,
+) -> int:
     """Play the flow; 0 when every step answered as expected, 1 otherwise.
 
     `http`: an httpx.Client to reach `url` with (default: a new one)."""
@@ -339,8 +431,10 @@ def run(*, url: str | None = None, partner: str = "demo", key: str | None = None
         return 1
     steps = flow.steps()
     flow.out.total = len(steps)
-    click.echo(f"Lender Sandbox demo: partner {partner} on "
-               f"{url or 'a fresh in-process sandbox (manual clock)'}\n")
+    click.echo(
+        f"Lender Sandbox demo: partner {partner} on "
+        f"{url or 'a fresh in-process sandbox (manual clock)'}\n"
+    )
     try:
         for title, step in steps:
             flow.step(title, step)
@@ -348,7 +442,12 @@ def run(*, url: str | None = None, partner: str = "demo", key: str | None = None
         return 1
     finally:
         t.close()
-    click.echo(click.style(f"\nDone: order {flow.order_no} settled (status 200); order "
-                           f"{flow.bad_order} rejected (110) and its borrower refused with "
-                           f"11007 on a new precheck.", fg="green"))
+    click.echo(
+        click.style(
+            f"\nDone: order {flow.order_no} settled (status 200); order "
+            f"{flow.bad_order} rejected (110) and its borrower refused with "
+            f"11007 on a new precheck.",
+            fg="green",
+        )
+    )
     return 0

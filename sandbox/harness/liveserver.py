@@ -44,8 +44,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_SETTINGS: dict[str, dict[str, Any]] = {
     "clock": {"mode": "manual"},
     "lifecycle": {"review_delay": "10s", "payout_delay": "5s"},
-    "callbacks": {"first_delay": 0.05, "factor": 2.0, "max_delay": 0.5, "jitter": 0.1,
-                  "max_attempts": 5, "timeout": 2.0},
+    "callbacks": {
+        "first_delay": 0.05,
+        "factor": 2.0,
+        "max_delay": 0.5,
+        "jitter": 0.1,
+        "max_attempts": 5,
+        "timeout": 2.0,
+    },
     "scheduler": {"tick": 0.05},
     "fixtures": {"dir": str(REPO_ROOT / "fixtures")},
 }
@@ -138,6 +144,7 @@ def read_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
 
 # ---- the server process ----
 
+
 class LiveServer:
     """`with LiveServer() as server: httpx.get(server.base_url + "/sandbox/health")`.
 
@@ -149,23 +156,37 @@ class LiveServer:
     relative SQLite path is a file there too. `workdir` defaults to a temporary folder
     removed by close()/exit."""
 
-    def __init__(self, overrides: dict[str, dict[str, Any]] | None = None, *,
-                 config: str | Path | None = None, database_url: str | None = None,
-                 clock_mode: str | None = None, workdir: str | Path | None = None,
-                 port: int | None = None, startup_timeout: float = 30.0,
-                 env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        *,
+        config: str | Path | None = None,
+        database_url: str | None = None,
+        clock_mode: str | None = None,
+        workdir: str | Path | None = None,
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        env: dict[str, str] | None = None,
+    ):
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lender-sandbox-"))
         self.port = port or free_port()
         clock = {"clock": {"mode": clock_mode}} if clock_mode else None
         chosen = merge_overrides(TEST_SETTINGS, read_config(config), clock, overrides)
-        self.database_url = (database_url or chosen.get("database", {}).get("url")
-                             or f"sqlite:///{self.workdir / 'sandbox.db'}")
-        self.settings = merge_overrides(chosen, {
-            "server": {"host": "127.0.0.1", "port": self.port},
-            "database": {"url": self.database_url},
-            # the server reads its config.toml in the working folder: no relative paths
-            "fixtures": {"dir": str(Path(chosen["fixtures"]["dir"]).resolve())}})
+        self.database_url = (
+            database_url
+            or chosen.get("database", {}).get("url")
+            or f"sqlite:///{self.workdir / 'sandbox.db'}"
+        )
+        self.settings = merge_overrides(
+            chosen,
+            {
+                "server": {"host": "127.0.0.1", "port": self.port},
+                "database": {"url": self.database_url},
+                # the server reads its config.toml in the working folder: no relative paths
+                "fixtures": {"dir": str(Path(chosen["fixtures"]["dir"]).resolve())},
+            },
+        )
         self.config_path = self.workdir / "config.toml"
         self.log_path = self.workdir / "server.log"
         self.startup_timeout = startup_timeout
@@ -193,9 +214,21 @@ class LiveServer:
         self.config_path.write_text(to_toml(self.settings), "utf-8")
         self._log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.cli", "serve", "--config", str(self.config_path),
-             "--port", str(self.port)],
-            cwd=self.workdir, stdout=self._log, stderr=subprocess.STDOUT, env=self._child_env())
+            [
+                sys.executable,
+                "-m",
+                "sandbox.cli",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--port",
+                str(self.port),
+            ],
+            cwd=self.workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self._child_env(),
+        )
         try:
             self._wait_healthy()
         except BaseException:
@@ -226,8 +259,12 @@ class LiveServer:
                     code = self._proc.wait(0.05)
                 except subprocess.TimeoutExpired:
                     continue
-                raise LiveServerError(f"the server exited with {code} while starting:\n{self.log()}")
-        raise LiveServerError(f"no answer on {self.base_url} after {self.startup_timeout}s:\n{self.log()}")
+                raise LiveServerError(
+                    f"the server exited with {code} while starting:\n{self.log()}"
+                )
+        raise LiveServerError(
+            f"no answer on {self.base_url} after {self.startup_timeout}s:\n{self.log()}"
+        )
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM: uvicorn shuts down gracefully (the callback worker hands back its leases)."""

@@ -27,10 +27,15 @@ if TYPE_CHECKING:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lender-sandbox", "Lender Sandbox fixtures")
-    group.addoption("--lender-sandbox-config", default=None, metavar="FILE",
-                    help="config.toml for the lender_sandbox fixtures (default: the packaged one)")
-    parser.addini("lender_sandbox_config", "config.toml for the lender_sandbox fixtures",
-                  default="")
+    group.addoption(
+        "--lender-sandbox-config",
+        default=None,
+        metavar="FILE",
+        help="config.toml for the lender_sandbox fixtures (default: the packaged one)",
+    )
+    parser.addini(
+        "lender_sandbox_config", "config.toml for the lender_sandbox fixtures", default=""
+    )
 
 
 def _config(pytestconfig: pytest.Config) -> Path | None:

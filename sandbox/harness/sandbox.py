@@ -43,10 +43,20 @@ from ..services.outbox import deliver_now
 from ..store import Partner, Store
 from .client import LenderClient, endpoint_path
 from .liveserver import merge_overrides
-from .sink import CallbackSink, MemorySink
+from .sink import MemorySink
 
-__all__ = ["Clock", "Credentials", "Journal", "JournalRecord", "SampleOrder", "Sandbox",
-           "Template", "WaitError", "default_template", "sample_order"]
+__all__ = [
+    "Clock",
+    "Credentials",
+    "Journal",
+    "JournalRecord",
+    "SampleOrder",
+    "Sandbox",
+    "Template",
+    "WaitError",
+    "default_template",
+    "sample_order",
+]
 
 # Callbacks of an in-process sandbox go to this URL, which only the MemorySink "serves".
 IN_PROCESS_CALLBACK_URL = "http://callbacks.in-process.invalid"
@@ -58,9 +68,22 @@ TEST_OVERRIDES: dict[str, dict[str, Any]] = {
     "callbacks": {"first_delay": 0, "max_delay": 0, "jitter": 0, "timeout": 5},
 }
 
-SUMMARY_KEYS = ("order_no", "partner_token", "product_id", "status", "status_name", "user_name",
-                "user_mobile", "application_amount", "application_term", "term_unit",
-                "approved_amount", "created_at", "updated_at", "due_at")
+SUMMARY_KEYS = (
+    "order_no",
+    "partner_token",
+    "product_id",
+    "status",
+    "status_name",
+    "user_name",
+    "user_mobile",
+    "application_amount",
+    "application_term",
+    "term_unit",
+    "approved_amount",
+    "created_at",
+    "updated_at",
+    "due_at",
+)
 
 
 class WaitError(AssertionError):
@@ -70,6 +93,7 @@ class WaitError(AssertionError):
 @dataclass(frozen=True)
 class Credentials:
     """What an aggregator holds for a partner (spec §01): token, AES key and IV."""
+
     partner_token: str
     aes_key: str
     aes_iv: str
@@ -96,11 +120,16 @@ class Template:
     every fixture partner's clock (default: the wall time when the template is built).
     """
 
-    def __init__(self, config: str | Path | None = None,
-                 overrides: dict[str, dict[str, Any]] | None = None, *,
-                 start: datetime | str | float | None = None):
-        self.settings: Settings = load_settings(config or DEFAULT_CONFIG,
-                                                merge_overrides(TEST_OVERRIDES, overrides), env={})
+    def __init__(
+        self,
+        config: str | Path | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        *,
+        start: datetime | str | float | None = None,
+    ):
+        self.settings: Settings = load_settings(
+            config or DEFAULT_CONFIG, merge_overrides(TEST_OVERRIDES, overrides), env={}
+        )
         self.products = self.settings.products()
         self.store = Store("sqlite://")
         lender = Lender(self.settings, self.store, products=self.products)
@@ -116,8 +145,9 @@ class Template:
             for p in partners:
                 p.callback_url = IN_PROCESS_CALLBACK_URL
                 p.clock_anchor_wall, p.clock_anchor_virtual = wall, self.start
-            return {p.partner_token: Credentials(p.partner_token, p.aes_key, p.aes_iv)
-                    for p in partners}
+            return {
+                p.partner_token: Credentials(p.partner_token, p.aes_key, p.aes_iv) for p in partners
+            }
 
     def today(self) -> date:
         """The date (WIB) on the fixture partners' clocks."""
@@ -143,6 +173,7 @@ def default_template() -> Template:
 @dataclass(frozen=True)
 class JournalRecord:
     """One request the sandbox received, with its decrypted payload and the answer."""
+
     id: int
     path: str
     partner_token: str
@@ -157,8 +188,17 @@ class JournalRecord:
     def from_view(cls, v: dict[str, Any]) -> JournalRecord:
         """From the control API's entry (journal.entry_view)."""
         at = datetime.fromisoformat(v["virtual_time"]) if v.get("virtual_time") else None
-        return cls(v["id"], v["path"], v["partner_token"], v.get("request"), v.get("response"),
-                   v.get("code"), v.get("http_status", 200), at, v.get("fault") or "")
+        return cls(
+            v["id"],
+            v["path"],
+            v["partner_token"],
+            v.get("request"),
+            v.get("response"),
+            v.get("code"),
+            v.get("http_status", 200),
+            at,
+            v.get("fault") or "",
+        )
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """A field of the decrypted request: `record.get("order_info.order_no")`."""
@@ -180,8 +220,10 @@ def _dig(doc: Any, dotted: str, default: Any = None) -> Any:
 
 
 def _matches(record: JournalRecord, fields: dict[str, Any]) -> bool:
-    return all(_dig(record.request, key.replace("__", "."), _MISSING) == value
-               for key, value in fields.items())
+    return all(
+        _dig(record.request, key.replace("__", "."), _MISSING) == value
+        for key, value in fields.items()
+    )
 
 
 # (path, partner) -> journal entries as the control API shows them, newest first
@@ -200,14 +242,16 @@ class Journal:
         views = self._source(endpoint_path(path) if path else None, partner)
         return [JournalRecord.from_view(v) for v in reversed(views)]
 
-    def find(self, path: str | None = None, *, partner: str | None = None,
-             **fields: Any) -> list[JournalRecord]:
+    def find(
+        self, path: str | None = None, *, partner: str | None = None, **fields: Any
+    ) -> list[JournalRecord]:
         """Requests whose decrypted fields equal `fields`; nested fields by dotted path
         (`**{"order_info.order_no": "X"}`) or double underscore (`order_info__order_no="X"`)."""
         return [r for r in self.entries(path, partner) if _matches(r, fields)]
 
-    def last(self, path: str | None = None, *, partner: str | None = None,
-             **fields: Any) -> JournalRecord:
+    def last(
+        self, path: str | None = None, *, partner: str | None = None, **fields: Any
+    ) -> JournalRecord:
         """The latest matching request; LookupError when there is none."""
         found = self.find(path, partner=partner, **fields)
         if not found:
@@ -222,6 +266,7 @@ class Journal:
 def _in_process_journal(sandbox: Sandbox) -> Journal:
     def source(path: str | None, partner: str | None) -> list[dict[str, Any]]:
         return journal.list_entries(sandbox.lender, partner, path, journal.MAX_LIMIT)
+
     return Journal(source, lambda partner: journal.clear(sandbox.lender, partner))
 
 
@@ -247,8 +292,9 @@ class Clock:
         """Mode, now, and the next due event (GET .../clock)."""
         return control.get_clock(self._sb.lender, self.partner)
 
-    def advance(self, days: float = 0, hours: float = 0, minutes: float = 0,
-                seconds: float = 0) -> dict:
+    def advance(
+        self, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0
+    ) -> dict:
         """Move forward; every due event on the way fires and its callbacks are delivered."""
         total = _seconds(days, hours, minutes, seconds)
         return self._sb._settled(control.advance_clock(self._sb.lender, self.partner, total))
@@ -263,8 +309,9 @@ class Clock:
 
 class _Partners:
     """The partners' credentials as a sandbox keeps them: read once, given to its sink."""
+
     _credentials: dict[str, Credentials]
-    callbacks: MemorySink | CallbackSink
+    callbacks: Any  # MemorySink in process, CallbackSink for a live server
 
     @property
     def partner(self) -> Credentials:
@@ -300,9 +347,12 @@ class Sandbox(_Partners):
         self._credentials = dict(self.template.credentials)
         self._enqueued = False
         self._orders = itertools.count(1)
-        self.lender = Lender(self.settings, self._watched(self.template.copy_store()),
-                             products=self.template.products)
-        self.callbacks = MemorySink(partners=self._credentials)
+        self.lender = Lender(
+            self.settings,
+            self._watched(self.template.copy_store()),
+            products=self.template.products,
+        )
+        self.callbacks: MemorySink = MemorySink(partners=self._credentials)
         self.journal = _in_process_journal(self)
         self.clock = Clock(self, "demo")
 
@@ -322,8 +372,9 @@ class Sandbox(_Partners):
     def new_partner(self, **fields: Any) -> Credentials:
         """POST /sandbox/partners in-process: token/key/iv generated unless given. In-process
         every callback goes to `self.callbacks`, whatever the partner's callback_url."""
-        view = control.create_partner(self.lender, {"callback_url": IN_PROCESS_CALLBACK_URL,
-                                                    **fields})
+        view = control.create_partner(
+            self.lender, {"callback_url": IN_PROCESS_CALLBACK_URL, **fields}
+        )
         return self._remember(view)
 
     def update_partner(self, partner: str = "demo", **fields: Any) -> dict:
@@ -335,11 +386,13 @@ class Sandbox(_Partners):
 
     # ---- control operations ----
 
-    def transition(self, order_no: str, trigger: str, partner: str = "demo",
-                   **params: Any) -> dict:
+    def transition(self, order_no: str, trigger: str, partner: str = "demo", **params: Any) -> dict:
         """Force a legal trigger (approve, reject, disburse, fail_payout, cancel, overdue...)."""
-        return self._settled(control.transition(
-            self.lender, order_no, {"partner_token": partner, "trigger": trigger, **params}))
+        return self._settled(
+            control.transition(
+                self.lender, order_no, {"partner_token": partner, "trigger": trigger, **params}
+            )
+        )
 
     def pay(self, repay_code: str, amount: int | None = None) -> dict:
         """The borrower pays a code from 15 get-repay-detail."""
@@ -349,8 +402,9 @@ class Sandbox(_Partners):
         """Order, timeline, callbacks, payments and pending events."""
         return control.order_detail(self.lender, partner, order_no)
 
-    def orders(self, partner: str | None = None, status: int | None = None,
-               limit: int = 200) -> list[dict]:
+    def orders(
+        self, partner: str | None = None, status: int | None = None, limit: int = 200
+    ) -> list[dict]:
         """Order summaries, newest first (every partner's unless `partner`)."""
         return control.list_orders(self.lender, partner, status, limit)
 
@@ -361,8 +415,15 @@ class Sandbox(_Partners):
         kw.setdefault("today", self.clock.now.date())
         return sample_order(seed, rules=self.settings.data.rules, **kw)
 
-    def wait_for(self, order_no: str, status: int | None = None, *, partner: str = "demo",
-                 callback: str | None = None, timeout: float | None = None) -> dict:
+    def wait_for(
+        self,
+        order_no: str,
+        status: int | None = None,
+        *,
+        partner: str = "demo",
+        callback: str | None = None,
+        timeout: float | None = None,
+    ) -> dict:
         """Check that the order is in `status` (and/or its callbacks are acknowledged).
 
         In-process nothing moves by itself, so this never sleeps (`timeout` is ignored): it
@@ -371,8 +432,11 @@ class Sandbox(_Partners):
         _check_wait_args(status, callback)
         detail = self.order(order_no, partner)
         if _reached(detail, status, callback):
-            return {**{k: detail[k] for k in SUMMARY_KEYS},
-                    "scenario": detail["scenario"].get("rule"), "reached": True}
+            return {
+                **{k: detail[k] for k in SUMMARY_KEYS},
+                "scenario": detail["scenario"].get("rule"),
+                "reached": True,
+            }
         now = self.clock_for(partner).state()["now_unix"]
         raise WaitError(_why_not(detail, status, callback, now, self.lender.tz))
 
@@ -439,8 +503,9 @@ def _check_wait_args(status: int | None, callback: str | None) -> None:
     if status is None and callback is None:
         raise ValueError("wait for a status, callback='acknowledged', or both")
     if status is not None and status not in {int(s) for s in Status}:
-        raise ValueError(f"status {status!r} is not an order status "
-                         f"({', '.join(str(int(s)) for s in Status)})")
+        raise ValueError(
+            f"status {status!r} is not an order status ({', '.join(str(int(s)) for s in Status)})"
+        )
     if callback not in (None, "acknowledged"):
         raise ValueError(f"callback must be 'acknowledged', not {callback!r}")
 
@@ -455,32 +520,38 @@ def _describe(status: int) -> str:
     return f"{status} ({Status(status).name.lower()})"
 
 
-def _why_not(detail: dict, status: int | None, callback: str | None, now: float,
-             tz: tzinfo) -> str:
+def _why_not(detail: dict, status: int | None, callback: str | None, now: float, tz: tzinfo) -> str:
     order = f"order {detail['order_no']} is {_describe(detail['status'])}"
     if status is not None and detail["status"] != status:
         if detail["status"] in FINAL:
             return f"{order}, a final status: it will never reach {_describe(status)}"
         return f"{order}, not {_describe(status)}. {_next_step(detail, now, tz)}"
     waiting = [c for c in detail["callbacks"] if c["state"] != "delivered"]
-    states = ", ".join(f"{c['path']} {c['state']} after {c['attempts']} attempt(s)"
-                       for c in waiting)
-    return (f"{order}; {len(waiting)} callback(s) not acknowledged: {states}. The receiver "
-            f"refused them (fail_next?) or the partner's callbacks are paused")
+    states = ", ".join(
+        f"{c['path']} {c['state']} after {c['attempts']} attempt(s)" for c in waiting
+    )
+    return (
+        f"{order}; {len(waiting)} callback(s) not acknowledged: {states}. The receiver "
+        f"refused them (fail_next?) or the partner's callbacks are paused"
+    )
 
 
 def _next_step(detail: dict, now: float, tz: tzinfo) -> str:
     pending = detail["pending_events"]
     moves = ", ".join(detail["allowed_triggers"]) or "none"
     if not pending:
-        return (f"No due event is pending: the order waits for an API call or a forced "
-                f"transition (allowed triggers: {moves}).")
+        return (
+            f"No due event is pending: the order waits for an API call or a forced "
+            f"transition (allowed triggers: {moves})."
+        )
     event = pending[0]
     due = datetime.strptime(event["due_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz).timestamp()
-    return (f"An in-process sandbox's clock moves only when told: the next due event is "
-            f"{event['kind']!r} at {event['due_at']} — call "
-            f"clock.advance({_duration_args(due - now)}) "
-            f"(or force a transition: {moves}).")
+    return (
+        f"An in-process sandbox's clock moves only when told: the next due event is "
+        f"{event['kind']!r} at {event['due_at']} — call "
+        f"clock.advance({_duration_args(due - now)}) "
+        f"(or force a transition: {moves})."
+    )
 
 
 def _duration_args(seconds: float) -> str:
@@ -495,11 +566,19 @@ def _duration_args(seconds: float) -> str:
 # ---------------------------------------------------------------------------- payloads
 
 
-def sample_order(seed: str = "borrower", *, scenario: str | None = "approve",
-                 suffix: str | None = None, product_id: str = "1001", amount: int = 1_000_000,
-                 term: int = 14, term_unit: int = 1, order_no: str | None = None,
-                 today: date | None = None, rules: list[ScenarioRule] | None = None
-                 ) -> SampleOrder:
+def sample_order(
+    seed: str = "borrower",
+    *,
+    scenario: str | None = "approve",
+    suffix: str | None = None,
+    product_id: str = "1001",
+    amount: int = 1_000_000,
+    term: int = 14,
+    term_unit: int = 1,
+    order_no: str | None = None,
+    today: date | None = None,
+    rules: list[ScenarioRule] | None = None,
+) -> SampleOrder:
     """A realistic borrower and an order (`core.samples.sample_order`), with the default
     template's scenario rules and clock date unless `rules` / `today` are given.
 
@@ -508,7 +587,14 @@ def sample_order(seed: str = "borrower", *, scenario: str | None = "approve",
     directly; `scenario=None` picks a mobile no rule matches (the [default] odds).
     """
     return samples.sample_order(
-        seed, today=today or default_template().today(),
+        seed,
+        today=today or default_template().today(),
         rules=rules if rules is not None else default_template().settings.data.rules,
-        scenario=scenario, suffix=suffix, product_id=product_id, amount=amount, term=term,
-        term_unit=term_unit, order_no=order_no)
+        scenario=scenario,
+        suffix=suffix,
+        product_id=product_id,
+        amount=amount,
+        term=term,
+        term_unit=term_unit,
+        order_no=order_no,
+    )

@@ -46,8 +46,9 @@ class ServerClock:
     def state(self) -> dict:
         return self._control.clock(self.partner)
 
-    def advance(self, days: float = 0, hours: float = 0, minutes: float = 0,
-                seconds: float = 0) -> dict:
+    def advance(
+        self, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0
+    ) -> dict:
         """Move forward; due events have fired when this returns, their callbacks are on
         their way (`callbacks.wait_for(...)` or `wait_for(..., callback="acknowledged")`)."""
         return self._control.advance_clock(_seconds(days, hours, minutes, seconds), self.partner)
@@ -67,17 +68,22 @@ class ServerSandbox(_Partners):
     `config`, `overrides` and the other keywords go to `LiveServer`.
     """
 
-    def __init__(self, config: str | Path | None = None,
-                 overrides: dict[str, dict[str, Any]] | None = None, **live: Any):
+    def __init__(
+        self,
+        config: str | Path | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        **live: Any,
+    ):
         self.server = LiveServer(overrides, config=config, **live)
-        self.callbacks = CallbackSink()
+        self.callbacks: CallbackSink = CallbackSink()
         self._http = httpx.Client(timeout=30.0, trust_env=False)
         token = self.server.settings["server"].get("admin_token", "")
         self.control = SandboxControl(self.server.base_url, admin_token=token, http=self._http)
         self.clock = ServerClock(self.control, "demo")
         self.journal = Journal(
             lambda path, partner: self.control.journal(partner, path, limit=journal.MAX_LIMIT),
-            lambda partner: self.control.clear_journal(partner))
+            lambda partner: self.control.clear_journal(partner),
+        )
         self._credentials: dict[str, Credentials] = {}
         self._orders = itertools.count(1)
         self._rules: list[ScenarioRule] | None = None
@@ -142,8 +148,9 @@ class ServerSandbox(_Partners):
 
     def new_partner(self, **fields: Any) -> Credentials:
         """POST /sandbox/partners; its callbacks go to `self.callbacks` unless told otherwise."""
-        return self._remember(self.control.create_partner(
-            **{"callback_url": self.callbacks.url, **fields}))
+        return self._remember(
+            self.control.create_partner(**{"callback_url": self.callbacks.url, **fields})
+        )
 
     def update_partner(self, partner: str = "demo", **fields: Any) -> dict:
         view = self.control.update_partner(partner, **fields)
@@ -152,8 +159,7 @@ class ServerSandbox(_Partners):
 
     # ---- control operations ----
 
-    def transition(self, order_no: str, trigger: str, partner: str = "demo",
-                   **params: Any) -> dict:
+    def transition(self, order_no: str, trigger: str, partner: str = "demo", **params: Any) -> dict:
         return self.control.transition(order_no, trigger, partner, **params)
 
     def pay(self, repay_code: str, amount: int | None = None) -> dict:
@@ -162,8 +168,9 @@ class ServerSandbox(_Partners):
     def order(self, order_no: str, partner: str = "demo") -> dict:
         return self.control.order(order_no, partner)
 
-    def orders(self, partner: str | None = None, status: int | None = None,
-               limit: int = 200) -> list[dict]:
+    def orders(
+        self, partner: str | None = None, status: int | None = None, limit: int = 200
+    ) -> list[dict]:
         return self.control.orders(partner, status, limit)
 
     def sample_order(self, seed: str | None = None, **kw: Any) -> SampleOrder:
@@ -174,17 +181,34 @@ class ServerSandbox(_Partners):
             self._rules = load_fixtures(Path(self.server.settings["fixtures"]["dir"])).rules
         return sample_order(seed, rules=self._rules, **kw)
 
-    def wait_for(self, order_no: str, status: int | None = None, *, partner: str = "demo",
-                 callback: str | None = None, timeout: float = 10.0) -> dict:
+    def wait_for(
+        self,
+        order_no: str,
+        status: int | None = None,
+        *,
+        partner: str = "demo",
+        callback: str | None = None,
+        timeout: float = 10.0,
+    ) -> dict:
         """Long-poll (GET /sandbox/orders/{order_no}/wait) until the order is in `status`
         and/or its callbacks so far are acknowledged; WaitError after `timeout` seconds."""
         _check_wait_args(status, callback)
-        result = self.control.wait(order_no, partner=partner, status=status, callback=callback,
-                                   timeout=timeout)
+        result = self.control.wait(
+            order_no, partner=partner, status=status, callback=callback, timeout=timeout
+        )
         if not result["reached"]:
-            wanted = " and ".join(filter(None, [status and _describe(status),
-                                                callback and "callbacks acknowledged"]))
-            raise WaitError(f"order {order_no} is {_describe(result['status'])} after waiting "
-                            f"up to {timeout}s for {wanted}; callbacks: "
-                            f"{self.order(order_no, partner)['callbacks']}")
+            wanted = " and ".join(
+                filter(
+                    None,
+                    [
+                        _describe(status) if status else None,
+                        "callbacks acknowledged" if callback else None,
+                    ],
+                )
+            )
+            raise WaitError(
+                f"order {order_no} is {_describe(result['status'])} after waiting "
+                f"up to {timeout}s for {wanted}; callbacks: "
+                f"{self.order(order_no, partner)['callbacks']}"
+            )
         return result

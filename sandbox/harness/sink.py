@@ -36,13 +36,14 @@ class SinkTimeout(AssertionError):
 @dataclass(frozen=True)
 class Record:
     """One request the sink received: what came, what it made of it, what it answered."""
+
     path: str
-    body: dict | None          # decrypted (or plain) callback body; None if unreadable
-    raw: str                   # the request body as received
-    at: float                  # wall time of arrival
-    partner_token: str = ""    # from the envelope ("" for plain JSON)
-    outcome: str = "ok"        # ok | failed | hung | unreadable
-    status: int | None = 200   # HTTP status answered (None: no answer)
+    body: dict | None  # decrypted (or plain) callback body; None if unreadable
+    raw: str  # the request body as received
+    at: float  # wall time of arrival
+    partner_token: str = ""  # from the envelope ("" for plain JSON)
+    outcome: str = "ok"  # ok | failed | hung | unreadable
+    status: int | None = 200  # HTTP status answered (None: no answer)
     headers: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -56,7 +57,7 @@ class _Hang:
 
 
 def _path_matches(path: str, wanted: str | None) -> bool:
-    """'callback-order-status' or '/callback-order-status' matches '/hooks/callback-order-status'."""
+    """'callback-order-status' (or with a slash) matches '/hooks/callback-order-status'."""
     if wanted is None:
         return True
     tail = "/" + wanted.strip("/")
@@ -74,9 +75,14 @@ def _as_codec(value: Any) -> Codec:
 class _Receiver:
     """What both sinks share: decoding, the fail/hang switches, the records, waiting."""
 
-    def __init__(self, key: str | None = None, iv: str | None = None, *,
-                 partners: Mapping[str, Any] | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        key: str | None = None,
+        iv: str | None = None,
+        *,
+        partners: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self._default = Codec(key, iv) if key is not None and iv is not None else None
         self._codecs = {token: _as_codec(v) for token, v in (partners or {}).items()}
         self._clock = clock
@@ -131,22 +137,31 @@ class _Receiver:
 
     def wait_for(self, count: int = 1, path: str | None = None, timeout: float = 5.0) -> list[dict]:
         """Block until `count` callbacks (on `path`) were acknowledged; their bodies."""
-        self._wait(lambda: len(self.received(path)) >= count, timeout,
-                   f"{count} acknowledged callback(s) on {path or 'any path'}")
+        self._wait(
+            lambda: len(self.received(path)) >= count,
+            timeout,
+            f"{count} acknowledged callback(s) on {path or 'any path'}",
+        )
         return self.received(path)
 
-    def wait_for_requests(self, count: int = 1, path: str | None = None,
-                          timeout: float = 5.0) -> list[Record]:
+    def wait_for_requests(
+        self, count: int = 1, path: str | None = None, timeout: float = 5.0
+    ) -> list[Record]:
         """Block until `count` requests (acknowledged or not) arrived; their records."""
-        self._wait(lambda: len(self.records(path)) >= count, timeout,
-                   f"{count} request(s) on {path or 'any path'}")
+        self._wait(
+            lambda: len(self.records(path)) >= count,
+            timeout,
+            f"{count} request(s) on {path or 'any path'}",
+        )
         return self.records(path)
 
     def _wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         with self._cond:
             if not self._cond.wait_for(ready, timeout):
                 seen = [(r.path, r.outcome) for r in self._records]
-                raise SinkTimeout(f"waited {timeout}s for {what}; got {len(seen)} request(s): {seen}")
+                raise SinkTimeout(
+                    f"waited {timeout}s for {what}; got {len(seen)} request(s): {seen}"
+                )
 
     # ---- answering ----
 
@@ -176,8 +191,18 @@ class _Receiver:
         with self._cond:
             answer, outcome = self._decide(problem)
             status = None if isinstance(answer, _Hang) else answer[0]
-            self._records.append(Record(path, body, raw.decode("utf-8", "replace"), self._clock(),
-                                        token, outcome, status, headers))
+            self._records.append(
+                Record(
+                    path,
+                    body,
+                    raw.decode("utf-8", "replace"),
+                    self._clock(),
+                    token,
+                    outcome,
+                    status,
+                    headers,
+                )
+            )
             self._cond.notify_all()
         return answer
 
@@ -189,8 +214,13 @@ class _Receiver:
             return _Hang(self._hang), "hung"
         if self._failures:
             status, code = self._failures.popleft()
-            text = json.dumps({"code": status if code is None else code,
-                               "message": "sink told to fail", "data": {}})
+            text = json.dumps(
+                {
+                    "code": status if code is None else code,
+                    "message": "sink told to fail",
+                    "data": {},
+                }
+            )
             return (status, text), "failed"
         return (200, ACK), "ok"
 
@@ -218,18 +248,20 @@ class MemorySink(_Receiver):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like a real web server: the sender pools
-    timeout = 60                   # an idle keep-alive connection does not pin a thread forever
-    disable_nagle_algorithm = True # headers and body go out as two writes: no 40 ms stalls
+    timeout = 60  # an idle keep-alive connection does not pin a thread forever
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stalls
     server: _Server
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length)
         path = urlsplit(self.path).path
-        answer = self.server.sink._answer(path, raw, {k.lower(): v for k, v in self.headers.items()})
+        answer = self.server.sink._answer(
+            path, raw, {k.lower(): v for k, v in self.headers.items()}
+        )
         if isinstance(answer, _Hang):
             answer.released.wait(MAX_HANG)  # set by recover() or stop(): shutdown stays prompt
-            self.close_connection = True     # then drop the connection without an answer
+            self.close_connection = True  # then drop the connection without an answer
             return
         self._reply(*answer)
 
@@ -253,8 +285,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its open connections, so stop() can end them at once."""
+
     daemon_threads = False
-    block_on_close = True     # server_close() joins the handler threads
+    block_on_close = True  # server_close() joins the handler threads
     request_queue_size = 128  # the default backlog (5) drops connections a pooled sender opens
 
     def __init__(self, address: tuple[str, int], sink: CallbackSink):
@@ -289,9 +322,16 @@ class CallbackSink(_Receiver):
     `with CallbackSink(key, iv) as sink:` (or start()/stop()); point a partner's callback_url
     at `sink.url`. Without key/IV (and `partners`), it expects plain JSON callbacks."""
 
-    def __init__(self, key: str | None = None, iv: str | None = None, *,
-                 partners: Mapping[str, Any] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        key: str | None = None,
+        iv: str | None = None,
+        *,
+        partners: Mapping[str, Any] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ):
         super().__init__(key, iv, partners=partners, clock=clock)
         self._address = (host, port)
         self._server: _Server | None = None
@@ -302,14 +342,17 @@ class CallbackSink(_Receiver):
         if self._server is None:
             raise RuntimeError("the sink is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> CallbackSink:
         if self._server is None:
             self._server = _Server(self._address, self)
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name="callback-sink", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="callback-sink",
+                daemon=True,
+            )
             self._thread.start()
         return self
 

@@ -27,6 +27,7 @@ def rate_text(rate: object) -> str:
 @dataclass(frozen=True)
 class Balance:
     """What the borrower owes at a moment: principal + current interest + late fee."""
+
     principal: int
     interest: int
     overdue_days: int
@@ -47,8 +48,11 @@ def balance(order: Order, product: Product, now: float) -> Balance:
 
 
 def status_body(order: Order) -> dict:
-    return {"order_no": order.order_no, "order_status": order.status,
-            "update_time": int(order.updated_at)}
+    return {
+        "order_no": order.order_no,
+        "order_status": order.status,
+        "update_time": int(order.updated_at),
+    }
 
 
 def approval(lender: Lender, order: Order) -> dict:
@@ -56,8 +60,9 @@ def approval(lender: Lender, order: Order) -> dict:
     (the spec's labels for the two are swapped; docs/protocol.md)."""
     base = {"order_no": order.order_no, "order_status": order.status}
     if order.approved_amount is None:
-        remark = order.remark or ("Menunggu persetujuan" if order.status in (80, 90)
-                                  else "Pesanan dibatalkan")
+        remark = order.remark or (
+            "Menunggu persetujuan" if order.status in (80, 90) else "Pesanan dibatalkan"
+        )
         return {**base, "order_remark": remark}
     product = lender.product(order.product_id)
     interest, admin = order.interest_amount or 0, order.admin_amount or 0
@@ -75,14 +80,18 @@ def approval(lender: Lender, order: Order) -> dict:
         "admin_amount": admin,
         "repay_amount": principal + interest,
         "order_remark": f"Pokok {principal}, bunga {interest}, biaya admin {admin}, "
-                        f"total pengembalian {principal + interest}",
+        f"total pengembalian {principal + interest}",
     }
 
 
 def _delay_status(s: Session, order: Order, now: float) -> int | None:
     """14's delay_status: None never tried, 0 pending code, 1 last paid, 2 last expired."""
-    code = s.scalars(select(RepayCode).where(RepayCode.order_id == order.id, RepayCode.repay_type == 2)
-                     .order_by(RepayCode.id.desc()).limit(1)).first()
+    code = s.scalars(
+        select(RepayCode)
+        .where(RepayCode.order_id == order.id, RepayCode.repay_type == 2)
+        .order_by(RepayCode.id.desc())
+        .limit(1)
+    ).first()
     if code is None:
         return None
     if code.state == "paid":
@@ -92,8 +101,11 @@ def _delay_status(s: Session, order: Order, now: float) -> int | None:
 
 def can_extend(order: Order, product: Product) -> bool:
     ext = product.extension
-    return (ext.enabled and order.status in (Status.REPAYING, Status.OVERDUE)
-            and order.extensions < ext.limit)
+    return (
+        ext.enabled
+        and order.status in (Status.REPAYING, Status.OVERDUE)
+        and order.extensions < ext.limit
+    )
 
 
 def repay_plan(lender: Lender, s: Session, order: Order, now: float) -> dict:
@@ -120,7 +132,8 @@ def repay_plan(lender: Lender, s: Session, order: Order, now: float) -> dict:
         "repay_amount": b.total,
         "url_repay": 1 if product.url_repay else 0,
         "url_info": lender.repay_url(lender.partner(s, order.partner_token), order.order_no)
-        if product.url_repay and not settled else "",
+        if product.url_repay and not settled
+        else "",
         "delay_repay": 1 if can_extend(order, product) else 0,
         "delay_status": _delay_status(s, order, now),
     }
@@ -154,16 +167,30 @@ def extension_quote(lender: Lender, order: Order, delay_term: int, now: float) -
 
 
 def extensions(s: Session, order_id: int) -> list[ExtensionRow]:
-    return list(s.scalars(select(ExtensionRow).where(ExtensionRow.order_id == order_id)
-                          .order_by(ExtensionRow.id)))
+    return list(
+        s.scalars(
+            select(ExtensionRow).where(ExtensionRow.order_id == order_id).order_by(ExtensionRow.id)
+        )
+    )
 
 
 def delay_list(lender: Lender, s: Session, order: Order) -> dict:
     rows = extensions(s, order.id)
-    return {"order_no": order.order_no, "delay_times": len(rows), "delay_list": [
-        {"loan_amount": r.loan_amount, "delay_amount": r.delay_amount, "delay_term": r.delay_term,
-         "term_unit": r.term_unit, "delay_time": lender.fmt(r.delay_time),
-         "expiry_time": lender.fmt(r.expiry_time)} for r in rows]}
+    return {
+        "order_no": order.order_no,
+        "delay_times": len(rows),
+        "delay_list": [
+            {
+                "loan_amount": r.loan_amount,
+                "delay_amount": r.delay_amount,
+                "delay_term": r.delay_term,
+                "term_unit": r.term_unit,
+                "delay_time": lender.fmt(r.delay_time),
+                "expiry_time": lender.fmt(r.expiry_time),
+            }
+            for r in rows
+        ],
+    }
 
 
 def delay_detail(lender: Lender, s: Session, order: Order, now: float) -> dict:

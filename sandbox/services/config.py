@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +58,21 @@ def resolve_config_path(path: str | Path | None) -> Path:
     return local if local.exists() else DEFAULT_CONFIG
 
 
-def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                  env: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
     """Read config + fixtures; `overrides` is merged over the file (section -> key -> value)."""
     path = resolve_config_path(path)
     raw = _read_toml(path)
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
-    env = os.environ if env is None else env
-    if env.get("LENDER_SANDBOX_DATABASE_URL"):
-        raw.setdefault("database", {})["url"] = env["LENDER_SANDBOX_DATABASE_URL"]
-    if env.get("LENDER_SANDBOX_ADMIN_TOKEN"):
-        raw.setdefault("server", {})["admin_token"] = env["LENDER_SANDBOX_ADMIN_TOKEN"]
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if environ.get("LENDER_SANDBOX_DATABASE_URL"):
+        raw.setdefault("database", {})["url"] = environ["LENDER_SANDBOX_DATABASE_URL"]
+    if environ.get("LENDER_SANDBOX_ADMIN_TOKEN"):
+        raw.setdefault("server", {})["admin_token"] = environ["LENDER_SANDBOX_ADMIN_TOKEN"]
     given = raw.get("fixtures", {}).get("dir", "")
     # No [fixtures] dir: the repository's fixtures, so a config.toml that only changes a few
     # settings works from any folder.

@@ -38,8 +38,9 @@ from .lender import Lender
 
 
 def _not_found(what: str) -> ControlError:
-    return ControlError("order_not_found" if what.startswith("order") else "unknown_partner",
-                        what, http_status=404)
+    return ControlError(
+        "order_not_found" if what.startswith("order") else "unknown_partner", what, http_status=404
+    )
 
 
 def _partner(lender: Lender, s: Any, token: str) -> Partner:
@@ -51,23 +52,36 @@ def _partner(lender: Lender, s: Any, token: str) -> Partner:
 
 # ---- partners ----
 
+
 def product_list(lender: Lender) -> list[dict]:
     """Spec §01 "合作者提供" shape, plus each product's terms and unit."""
     base = lender.settings.public_url()
-    return [{
-        "product_id": p.product_id, "product_name": p.product_name,
-        "product_icon": p.product_icon or f"{base}/assets/product/{p.product_id}.svg",
-        "product_desc": p.product_desc, "amount_min": p.amount_min, "amount_max": p.amount_max,
-        "interest_rate": bodies.rate_text(p.interest_rate), "gp_link": p.gp_link,
-        "term_unit": p.term_unit, "terms": list(p.terms),
-    } for p in lender.products.values()]
+    return [
+        {
+            "product_id": p.product_id,
+            "product_name": p.product_name,
+            "product_icon": p.product_icon or f"{base}/assets/product/{p.product_id}.svg",
+            "product_desc": p.product_desc,
+            "amount_min": p.amount_min,
+            "amount_max": p.amount_max,
+            "interest_rate": bodies.rate_text(p.interest_rate),
+            "gp_link": p.gp_link,
+            "term_unit": p.term_unit,
+            "terms": list(p.terms),
+        }
+        for p in lender.products.values()
+    ]
 
 
 def partner_view(lender: Lender, p: Partner, *, secrets: bool = False) -> dict:
     out: dict[str, Any] = {
-        "partner_token": p.partner_token, "name": p.name, "callback_url": p.callback_url,
-        "encrypt_callbacks": p.encrypt_callbacks, "callbacks_paused": p.callbacks_paused,
-        "chaos": p.chaos or {}, "clock": clockmod.describe(lender.clock_of(p), lender.wall()),
+        "partner_token": p.partner_token,
+        "name": p.name,
+        "callback_url": p.callback_url,
+        "encrypt_callbacks": p.encrypt_callbacks,
+        "callbacks_paused": p.callbacks_paused,
+        "chaos": p.chaos or {},
+        "clock": clockmod.describe(lender.clock_of(p), lender.wall()),
         "products": product_list(lender),
     }
     if secrets:
@@ -82,7 +96,9 @@ def get_partner(lender: Lender, token: str, secrets: bool = False) -> dict:
 
 def list_partners(lender: Lender) -> list[dict]:
     with lender.store.transaction() as s:
-        return [partner_view(lender, p) for p in s.scalars(select(Partner).order_by(Partner.created_at))]
+        return [
+            partner_view(lender, p) for p in s.scalars(select(Partner).order_by(Partner.created_at))
+        ]
 
 
 def create_partner(lender: Lender, body: PartnerCreate | Mapping[str, Any]) -> dict:
@@ -94,9 +110,16 @@ def create_partner(lender: Lender, body: PartnerCreate | Mapping[str, Any]) -> d
     with lender.store.transaction() as s:
         if s.get(Partner, token) is not None:
             raise ControlError("invalid_field", f"partner_token {token!r} exists", http_status=409)
-        p = lender.new_partner(token, key, iv, name=req.name or "", callback_url=req.callback_url,
-                               clock_mode=req.clock_mode, clock_rate=req.clock_rate,
-                               encrypt_callbacks=req.encrypt_callbacks)
+        p = lender.new_partner(
+            token,
+            key,
+            iv,
+            name=req.name or "",
+            callback_url=req.callback_url,
+            clock_mode=req.clock_mode,
+            clock_rate=req.clock_rate,
+            encrypt_callbacks=req.encrypt_callbacks,
+        )
         s.add(p)
         s.flush()
         return partner_view(lender, p, secrets=True)
@@ -108,20 +131,36 @@ def update_partner(lender: Lender, token: str, body: PartnerPatch | Mapping[str,
     given = patch.model_dump(exclude_unset=True)
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)
-        for key in ("callback_url", "name", "aes_key", "aes_iv", "encrypt_callbacks",
-                    "callbacks_paused", "chaos"):
+        for key in (
+            "callback_url",
+            "name",
+            "aes_key",
+            "aes_iv",
+            "encrypt_callbacks",
+            "callbacks_paused",
+            "chaos",
+        ):
             if given.get(key) is not None:
                 setattr(p, key, given[key])
         if "clock_mode" in given or "clock_rate" in given:
-            _save_clock(p, _clock_call(lambda: clockmod.change_mode(
-                lender.clock_of(p), lender.wall(), patch.clock_mode or p.clock_mode,
-                patch.clock_rate)))
+            _save_clock(
+                p,
+                _clock_call(
+                    lambda: clockmod.change_mode(
+                        lender.clock_of(p),
+                        lender.wall(),
+                        patch.clock_mode or p.clock_mode,
+                        patch.clock_rate,
+                    )
+                ),
+            )
         view = partner_view(lender, p)
     lender.on_outbox()  # a new callback URL or an unpaused partner may have deliveries waiting
     return view
 
 
 # ---- clocks ----
+
 
 def _clock_call(fn: Any) -> clockmod.ClockState:
     try:
@@ -168,6 +207,7 @@ def _move_clock(lender: Lender, token: str, move: Any) -> dict:
 
 # ---- orders ----
 
+
 def _order(s: Any, token: str, order_no: str, store: Any = None) -> Order:
     """The order; with `store`, locked for update (another process may be changing it)."""
     q = select(Order).where(Order.partner_token == token, Order.order_no == order_no)
@@ -178,17 +218,28 @@ def _order(s: Any, token: str, order_no: str, store: Any = None) -> Order:
 
 
 def order_summary(lender: Lender, o: Order) -> dict:
-    return {"order_no": o.order_no, "partner_token": o.partner_token, "product_id": o.product_id,
-            "status": o.status, "status_name": Status(o.status).name.lower(),
-            "user_name": o.user_name, "user_mobile": o.user_mobile,
-            "application_amount": o.application_amount, "application_term": o.application_term,
-            "term_unit": o.term_unit, "approved_amount": o.approved_amount,
-            "scenario": o.scenario.get("rule"), "created_at": lender.fmt(o.created_at),
-            "updated_at": lender.fmt(o.updated_at), "due_at": lender.fmt(o.due_at)}
+    return {
+        "order_no": o.order_no,
+        "partner_token": o.partner_token,
+        "product_id": o.product_id,
+        "status": o.status,
+        "status_name": Status(o.status).name.lower(),
+        "user_name": o.user_name,
+        "user_mobile": o.user_mobile,
+        "application_amount": o.application_amount,
+        "application_term": o.application_term,
+        "term_unit": o.term_unit,
+        "approved_amount": o.approved_amount,
+        "scenario": o.scenario.get("rule"),
+        "created_at": lender.fmt(o.created_at),
+        "updated_at": lender.fmt(o.updated_at),
+        "due_at": lender.fmt(o.due_at),
+    }
 
 
-def list_orders(lender: Lender, token: str | None = None, status: int | None = None,
-                limit: int = 200) -> list[dict]:
+def list_orders(
+    lender: Lender, token: str | None = None, status: int | None = None, limit: int = 200
+) -> list[dict]:
     with lender.store.transaction() as s:
         q = select(Order).order_by(Order.id.desc()).limit(limit)
         if token:
@@ -204,36 +255,77 @@ def order_detail(lender: Lender, token: str, order_no: str) -> dict:
         now = lender.now(p)
         o = _order(s, token, order_no)
         out = order_summary(lender, o)
-        out.update({
-            "allowed_triggers": allowed_triggers(o.status),
-            # the last payout failure's reason code (Xendit-style), shown nowhere in the protocol
-            "payout_error": o.payout_error or None,
-            "scenario": o.scenario,
-            "approval": bodies.approval(lender, o),
-            "repay_plan": bodies.repay_plan(lender, s, o, now) if o.loan_time else None,
-            "timeline": [{"from": t.from_status, "to": t.to_status, "trigger": t.trigger,
-                          "at": lender.fmt(t.at), "cause": t.cause}
-                         for t in s.scalars(select(TimelineRow).where(TimelineRow.order_id == o.id)
-                                            .order_by(TimelineRow.id))],
-            "bank_cards": [{"bank_code": c.bank_code, "bank_card": c.bank_card, "active": c.active}
-                           for c in s.scalars(select(BankCard).where(BankCard.order_id == o.id))],
-            "repay_codes": [{"repay_code": c.code, "repay_type": c.repay_type, "amount": c.amount,
-                             "method_code": c.method_code, "state": _code_state(c, now),
-                             "expire_time": lender.fmt(c.expires_at), "delay_term": c.delay_term}
-                            for c in s.scalars(select(RepayCode).where(RepayCode.order_id == o.id))],
-            "payments": [{"repay_code": pm.repay_code, "repay_type": pm.repay_type,
-                          "amount": pm.amount, "at": lender.fmt(pm.at), "source": pm.source}
-                         for pm in s.scalars(select(Payment).where(Payment.order_id == o.id))],
-            "extensions": bodies.delay_list(lender, s, o)["delay_list"],
-            "pending_events": [{"kind": e.kind, "due_at": lender.fmt(e.due_at)}
-                               for e in s.scalars(select(DueEvent).where(
-                                   DueEvent.order_id == o.id, DueEvent.state == "pending")
-                                   .order_by(DueEvent.due_at))],
-            "callbacks": [{"id": c.id, "path": c.path, "state": c.state, "attempts": c.attempts,
-                           "body": c.body}
-                          for c in s.scalars(select(Callback).where(Callback.order_id == o.id)
-                                             .order_by(Callback.id))],
-        })
+        out.update(
+            {
+                "allowed_triggers": allowed_triggers(o.status),
+                # the last payout failure's reason code (Xendit-style), not in the protocol
+                "payout_error": o.payout_error or None,
+                "scenario": o.scenario,
+                "approval": bodies.approval(lender, o),
+                "repay_plan": bodies.repay_plan(lender, s, o, now) if o.loan_time else None,
+                "timeline": [
+                    {
+                        "from": t.from_status,
+                        "to": t.to_status,
+                        "trigger": t.trigger,
+                        "at": lender.fmt(t.at),
+                        "cause": t.cause,
+                    }
+                    for t in s.scalars(
+                        select(TimelineRow)
+                        .where(TimelineRow.order_id == o.id)
+                        .order_by(TimelineRow.id)
+                    )
+                ],
+                "bank_cards": [
+                    {"bank_code": c.bank_code, "bank_card": c.bank_card, "active": c.active}
+                    for c in s.scalars(select(BankCard).where(BankCard.order_id == o.id))
+                ],
+                "repay_codes": [
+                    {
+                        "repay_code": c.code,
+                        "repay_type": c.repay_type,
+                        "amount": c.amount,
+                        "method_code": c.method_code,
+                        "state": _code_state(c, now),
+                        "expire_time": lender.fmt(c.expires_at),
+                        "delay_term": c.delay_term,
+                    }
+                    for c in s.scalars(select(RepayCode).where(RepayCode.order_id == o.id))
+                ],
+                "payments": [
+                    {
+                        "repay_code": pm.repay_code,
+                        "repay_type": pm.repay_type,
+                        "amount": pm.amount,
+                        "at": lender.fmt(pm.at),
+                        "source": pm.source,
+                    }
+                    for pm in s.scalars(select(Payment).where(Payment.order_id == o.id))
+                ],
+                "extensions": bodies.delay_list(lender, s, o)["delay_list"],
+                "pending_events": [
+                    {"kind": e.kind, "due_at": lender.fmt(e.due_at)}
+                    for e in s.scalars(
+                        select(DueEvent)
+                        .where(DueEvent.order_id == o.id, DueEvent.state == "pending")
+                        .order_by(DueEvent.due_at)
+                    )
+                ],
+                "callbacks": [
+                    {
+                        "id": c.id,
+                        "path": c.path,
+                        "state": c.state,
+                        "attempts": c.attempts,
+                        "body": c.body,
+                    }
+                    for c in s.scalars(
+                        select(Callback).where(Callback.order_id == o.id).order_by(Callback.id)
+                    )
+                ],
+            }
+        )
         return out
 
 
@@ -246,8 +338,9 @@ def transition(lender: Lender, order_no: str, body: Transition | Mapping[str, An
     req = ensure(Transition, body)
     token, trigger, kw = req.partner_token, req.trigger, req.params
     if trigger not in FORCEABLE:
-        raise ControlError("illegal_trigger", f"unknown trigger {trigger!r}; triggers: "
-                                              f"{', '.join(FORCEABLE)}")
+        raise ControlError(
+            "illegal_trigger", f"unknown trigger {trigger!r}; triggers: {', '.join(FORCEABLE)}"
+        )
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)
         now = lender.now(p)
@@ -255,16 +348,20 @@ def transition(lender: Lender, order_no: str, body: Transition | Mapping[str, An
     with lender.store.transaction() as s:
         o = _order(s, token, order_no, lender.store)
         if trigger not in allowed_triggers(o.status):
-            raise ControlError("illegal_trigger", f"order {order_no} is {o.status} "
-                               f"({Status(o.status).name.lower()}); allowed: "
-                               f"{', '.join(allowed_triggers(o.status)) or 'none (final)'}",
-                               http_status=409)
+            raise ControlError(
+                "illegal_trigger",
+                f"order {order_no} is {o.status} "
+                f"({Status(o.status).name.lower()}); allowed: "
+                f"{', '.join(allowed_triggers(o.status)) or 'none (final)'}",
+                http_status=409,
+            )
         apply(Ctx(lender, s, now, f"forced via control API: {trigger}"), o, trigger, **kw)
     lender.on_outbox()
     return order_detail(lender, token, order_no)
 
 
 # ---- reset ----
+
 
 def reset(lender: Lender, token: str | None = None) -> dict:
     """Wipe one partner's orders and history (or everything), then reload the fixtures."""
@@ -275,15 +372,23 @@ def reset(lender: Lender, token: str | None = None) -> dict:
         if token:
             order_ids = order_ids.where(Order.partner_token == token)
         ids = list(s.scalars(order_ids))
-        callback_ids = select(Callback.id).where(Callback.order_id.in_(ids)) if token else select(Callback.id)
+        callback_ids = (
+            select(Callback.id).where(Callback.order_id.in_(ids)) if token else select(Callback.id)
+        )
         s.execute(delete(CallbackAttempt).where(CallbackAttempt.callback_id.in_(callback_ids)))
-        for table in (Callback,):
-            q = delete(table)
-            s.execute(q.where(table.partner_token == token) if token else q)
-        for table in (TimelineRow, BankCard, DueEvent, RepayCode, ExtensionRow, Payment):
+        by_partner: tuple[Any, ...] = (Callback, JournalEntry, FaultRule)
+        by_order: tuple[Any, ...] = (
+            TimelineRow,
+            BankCard,
+            DueEvent,
+            RepayCode,
+            ExtensionRow,
+            Payment,
+        )
+        for table in by_order:
             s.execute(delete(table).where(table.order_id.in_(ids)))
         s.execute(delete(Order).where(Order.id.in_(ids)))
-        for table in (JournalEntry, FaultRule):
+        for table in by_partner:
             q = delete(table)
             s.execute(q.where(table.partner_token == token) if token else q)
         if token:

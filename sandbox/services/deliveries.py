@@ -23,18 +23,34 @@ def _wall_iso(lender: Lender, ts: float | None) -> str | None:
 
 
 def _attempt_view(lender: Lender, a: CallbackAttempt) -> dict:
-    return {"at": _wall_iso(lender, a.at), "url": a.url, "request_body": a.request_body,
-            "status_code": a.status_code, "response_body": a.response_body,
-            "latency_ms": a.latency_ms, "error": a.error}
+    return {
+        "at": _wall_iso(lender, a.at),
+        "url": a.url,
+        "request_body": a.request_body,
+        "status_code": a.status_code,
+        "response_body": a.response_body,
+        "latency_ms": a.latency_ms,
+        "error": a.error,
+    }
 
 
 def _blocker(s: Session, row: Callback) -> int | None:
-    return s.scalar(select(Callback.id).where(
-        Callback.partner_token == row.partner_token, Callback.order_no == row.order_no,
-        Callback.state == "pending", Callback.id < row.id).order_by(Callback.id).limit(1))
+    return s.scalar(
+        select(Callback.id)
+        .where(
+            Callback.partner_token == row.partner_token,
+            Callback.order_no == row.order_no,
+            Callback.state == "pending",
+            Callback.id < row.id,
+        )
+        .order_by(Callback.id)
+        .limit(1)
+    )
 
 
-def _waiting(lender: Lender, s: Session, row: Callback, p: Partner | None, now: float) -> str | None:
+def _waiting(
+    lender: Lender, s: Session, row: Callback, p: Partner | None, now: float
+) -> str | None:
     """Why a pending delivery has not gone out yet, in words."""
     if row.state != "pending":
         return None
@@ -53,23 +69,37 @@ def _waiting(lender: Lender, s: Session, row: Callback, p: Partner | None, now: 
     return "due now"
 
 
-def delivery_view(lender: Lender, s: Session, row: Callback, partner: Partner | None,
-                  attempts: list[CallbackAttempt]) -> dict:
+def delivery_view(
+    lender: Lender,
+    s: Session,
+    row: Callback,
+    partner: Partner | None,
+    attempts: list[CallbackAttempt],
+) -> dict:
     now = lender.wall()
-    as_sent = attempts[-1].request_body if attempts else (
-        request_content(partner, row.body).decode("utf-8") if partner else None)
+    as_sent = (
+        attempts[-1].request_body
+        if attempts
+        else (request_content(partner, row.body).decode("utf-8") if partner else None)
+    )
     return {
-        "id": row.id, "partner_token": row.partner_token, "order_no": row.order_no,
-        "path": row.path, "state": row.state,
+        "id": row.id,
+        "partner_token": row.partner_token,
+        "order_no": row.order_no,
+        "path": row.path,
+        "state": row.state,
         "waiting": _waiting(lender, s, row, partner, now),
-        "attempts": row.attempts, "max_attempts": lender.settings.callbacks.max_attempts,
-        "created_at": lender.fmt(row.created_at),            # virtual: the transition's time
-        "next_attempt_at": _wall_iso(lender, row.next_attempt_at) if row.state == "pending" else None,
+        "attempts": row.attempts,
+        "max_attempts": lender.settings.callbacks.max_attempts,
+        "created_at": lender.fmt(row.created_at),  # virtual: the transition's time
+        "next_attempt_at": _wall_iso(lender, row.next_attempt_at)
+        if row.state == "pending"
+        else None,
         "delivered_at": _wall_iso(lender, row.delivered_at),
         "last_error": row.last_error,
         "url": (partner.callback_url + row.path) if partner and partner.callback_url else None,
-        "body": row.body,                                     # decrypted
-        "request_body": as_sent,                              # as sent (or as it will be)
+        "body": row.body,  # decrypted
+        "request_body": as_sent,  # as sent (or as it will be)
         "attempt_log": [_attempt_view(lender, a) for a in attempts],
     }
 
@@ -77,22 +107,34 @@ def delivery_view(lender: Lender, s: Session, row: Callback, partner: Partner | 
 def _views(lender: Lender, s: Session, rows: list[Callback]) -> list[dict]:
     ids = [r.id for r in rows]
     log_of: dict[int, list[CallbackAttempt]] = {i: [] for i in ids}
-    for a in s.scalars(select(CallbackAttempt).where(CallbackAttempt.callback_id.in_(ids))
-                       .order_by(CallbackAttempt.id)):
+    for a in s.scalars(
+        select(CallbackAttempt)
+        .where(CallbackAttempt.callback_id.in_(ids))
+        .order_by(CallbackAttempt.id)
+    ):
         log_of[a.callback_id].append(a)
     partners = {t: s.get(Partner, t) for t in {r.partner_token for r in rows}}
     return [delivery_view(lender, s, r, partners[r.partner_token], log_of[r.id]) for r in rows]
 
 
-def list_deliveries(lender: Lender, token: str | None = None, order_no: str | None = None,
-                    state: str | None = None, limit: int = 200) -> list[dict]:
+def list_deliveries(
+    lender: Lender,
+    token: str | None = None,
+    order_no: str | None = None,
+    state: str | None = None,
+    limit: int = 200,
+) -> list[dict]:
     """The newest `limit` deliveries matching the filters, oldest first."""
     if state and state not in STATES:
-        raise SandboxError("invalid_field", f"state must be one of {', '.join(STATES)}",
-                           http_status=400)
+        raise SandboxError(
+            "invalid_field", f"state must be one of {', '.join(STATES)}", http_status=400
+        )
     q = select(Callback).order_by(Callback.id.desc()).limit(max(1, min(limit, 1000)))
-    for column, value in ((Callback.partner_token, token), (Callback.order_no, order_no),
-                          (Callback.state, state)):
+    for column, value in (
+        (Callback.partner_token, token),
+        (Callback.order_no, order_no),
+        (Callback.state, state),
+    ):
         if value:
             q = q.where(column == value)
     with lender.store.transaction() as s:
@@ -102,8 +144,9 @@ def list_deliveries(lender: Lender, token: str | None = None, order_no: str | No
 def _row(s: Session, callback_id: int) -> Callback:
     row = s.get(Callback, callback_id) if 0 < callback_id < 2**63 else None  # SQL integer range
     if row is None:
-        raise SandboxError("not_found", f"no callback delivery with id {callback_id}",
-                           http_status=404)
+        raise SandboxError(
+            "not_found", f"no callback delivery with id {callback_id}", http_status=404
+        )
     return row
 
 

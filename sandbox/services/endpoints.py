@@ -47,6 +47,7 @@ class Call:
 
 # ---- people and products ----
 
+
 def _person_history(call: Call, idcard: str | None, mobile: str) -> list[Order]:
     q = select(Order).where(Order.partner_token == call.partner.partner_token)
     cond = Order.user_mobile == mobile
@@ -66,59 +67,84 @@ def _check_person(call: Call, idcard: str | None, mobile: str, exclude: str = ""
         raise SandboxError("recently_rejected")
     busy = [o for o in history if o.status in UNSETTLED or o.status == Status.REVIEWING]
     if busy:
-        raise SandboxError("unsettled_loan", f"order {busy[0].order_no} is in status {busy[0].status}")
-    return scenarios.is_magic_reloan(rules, mobile) or any(o.status == Status.SETTLED for o in history)
+        raise SandboxError(
+            "unsettled_loan", f"order {busy[0].order_no} is in status {busy[0].status}"
+        )
+    return scenarios.is_magic_reloan(rules, mobile) or any(
+        o.status == Status.SETTLED for o in history
+    )
 
 
 def _check_nik(call: Call, nik: str | None, field: str) -> None:
     if nik and call.lender.settings.responses.strict_nik:
         today = date.fromtimestamp(call.now)
         if people.parse_nik(nik, today=today) is None:
-            raise invalid(field, "is not a valid NIK (region code, birth date DDMMYY with +40 "
-                                 "for women, serial)")
+            raise invalid(
+                field,
+                "is not a valid NIK (region code, birth date DDMMYY with +40 for women, serial)",
+            )
 
 
 def _check_terms(product: Product, amount: int, term: int, unit: int, limit: int) -> None:
     if unit != product.term_unit:
-        raise SandboxError("amount_not_offered", f"term_unit {unit}: product {product.product_id} "
-                                                 f"lends in unit {product.term_unit}")
+        raise SandboxError(
+            "amount_not_offered",
+            f"term_unit {unit}: product {product.product_id} lends in unit {product.term_unit}",
+        )
     if unit == 1 and term < 7:
         raise invalid("application_term", "must be >= 7 days")
     if term not in product.terms:
-        raise SandboxError("amount_not_offered", f"application_term {term}: offered "
-                                                 f"{list(product.terms)}")
+        raise SandboxError(
+            "amount_not_offered", f"application_term {term}: offered {list(product.terms)}"
+        )
     if not product.amount_min <= amount <= limit:
-        raise SandboxError("amount_not_offered", f"application_amount {amount}: allowed "
-                                                 f"{product.amount_min}-{limit}")
+        raise SandboxError(
+            "amount_not_offered",
+            f"application_amount {amount}: allowed {product.amount_min}-{limit}",
+        )
     if (amount - product.amount_min) % product.amount_step:
-        raise SandboxError("amount_not_offered", f"application_amount {amount}: must step by "
-                                                 f"{product.amount_step} from {product.amount_min}")
+        raise SandboxError(
+            "amount_not_offered",
+            f"application_amount {amount}: must step by "
+            f"{product.amount_step} from {product.amount_min}",
+        )
 
 
 def _loan_range(product: Product, limit: int) -> list[dict]:
-    return [{"amount": a, "term": list(product.terms)} for a in pricing.amount_levels(product, limit)]
+    return [
+        {"amount": a, "term": list(product.terms)} for a in pricing.amount_levels(product, limit)
+    ]
 
 
-def _order(call: Call, order_no: str, product_id: str | None = None, *, lock: bool = False) -> Order:
-    q = select(Order).where(Order.partner_token == call.partner.partner_token,
-                            Order.order_no == order_no)
+def _order(
+    call: Call, order_no: str, product_id: str | None = None, *, lock: bool = False
+) -> Order:
+    q = select(Order).where(
+        Order.partner_token == call.partner.partner_token, Order.order_no == order_no
+    )
     order = call.s.scalars(call.lender.store.lock_row(q) if lock else q).first()
     if order is None:
         raise SandboxError("order_not_found", f"order_no {order_no!r}")
     if product_id is not None and str(product_id) != order.product_id:
-        raise SandboxError("order_mismatch", f"product_id {product_id!r}: the order is for "
-                                             f"product {order.product_id!r}")
+        raise SandboxError(
+            "order_mismatch",
+            f"product_id {product_id!r}: the order is for product {order.product_id!r}",
+        )
     return order
 
 
 # ---- 02 / 03 / 04: stateless ----
 
+
 def precheck(call: Call, r: v.PrecheckReq) -> dict:
     product = call.lender.product(r.product_id)
     _check_nik(call, r.user_idcard, "user_idcard")
     reloan = _check_person(call, r.user_idcard, r.user_mobile)
-    return {"is_reloan": int(reloan), "loan_range": _loan_range(product, product.max_amount(reloan)),
-            "term_unit": product.term_unit}
+    return {
+        "is_reloan": int(reloan),
+        "loan_range": _loan_range(product, product.max_amount(reloan)),
+        "term_unit": product.term_unit,
+    }
 
 
 def loan_amount(call: Call, r: v.AmountReq) -> dict:
@@ -127,23 +153,32 @@ def loan_amount(call: Call, r: v.AmountReq) -> dict:
     reloan = _check_person(call, r.user_idcard, r.user_mobile)
     limit = product.max_amount(reloan)
     default_amount = min(product.default_amount or product.amount_min, limit)
-    return {"loan_range": _loan_range(product, limit), "term_unit": product.term_unit,
-            "default_amount": default_amount,
-            "default_term": product.default_term or product.terms[0]}
+    return {
+        "loan_range": _loan_range(product, limit),
+        "term_unit": product.term_unit,
+        "default_amount": default_amount,
+        "default_term": product.default_term or product.terms[0],
+    }
 
 
 def loan_interest(call: Call, r: v.InterestReq) -> dict:
     product = call.lender.product(r.product_id)
     reloan = _check_person(call, r.user_idcard, r.user_mobile)
-    _check_terms(product, r.application_amount, r.application_term, r.term_unit,
-                 product.max_amount(reloan))
+    _check_terms(
+        product, r.application_amount, r.application_term, r.term_unit, product.max_amount(reloan)
+    )
     q = pricing.quote(product, r.application_amount, r.application_term)
-    return {"interest_amount": q.interest, "admin_amount": q.admin, "actual_amount": q.actual,
-            "repay_amount": q.repay,
-            "expiry_time": call.lender.fmt(pricing.due_at(product, call.now, r.application_term))}
+    return {
+        "interest_amount": q.interest,
+        "admin_amount": q.admin,
+        "actual_amount": q.actual,
+        "repay_amount": q.repay,
+        "expiry_time": call.lender.fmt(pricing.due_at(product, call.now, r.application_term)),
+    }
 
 
 # ---- 05 / 06: orders ----
+
 
 def _hash(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -153,32 +188,57 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
     info = r.order_info
     product = call.lender.product(r.product_id)
     if info.product_id != r.product_id:
-        raise SandboxError("order_mismatch", f"order_info.product_id {info.product_id!r} differs "
-                                             f"from product_id {r.product_id!r}")
+        raise SandboxError(
+            "order_mismatch",
+            f"order_info.product_id {info.product_id!r} differs from product_id {r.product_id!r}",
+        )
     digest = _hash(r.model_dump(mode="json"))
-    existing = call.s.scalars(select(Order).where(Order.partner_token == call.partner.partner_token,
-                                                  Order.order_no == info.order_no)).first()
+    existing = call.s.scalars(
+        select(Order).where(
+            Order.partner_token == call.partner.partner_token, Order.order_no == info.order_no
+        )
+    ).first()
     if existing is not None:
         if existing.payload_hash == digest:
             return {}  # protocol.md §4: an identical replay is idempotent
         raise SandboxError("duplicate_order", f"order_no {info.order_no!r} exists with other data")
     _check_nik(call, info.user_idcard, "order_info.user_idcard")
     reloan = _check_person(call, info.user_idcard, info.user_mobile)
-    _check_terms(product, info.application_amount, info.application_term, info.term_unit,
-                 product.max_amount(reloan))
+    _check_terms(
+        product,
+        info.application_amount,
+        info.application_term,
+        info.term_unit,
+        product.max_amount(reloan),
+    )
     settings = call.lender.settings
-    fate = scenarios.decide(settings.data.rules, settings.data.default, seed=settings.scenarios.seed,
-                            partner=call.partner.partner_token, order_no=info.order_no,
-                            mobile=info.user_mobile)
-    order = Order(partner_token=call.partner.partner_token, order_no=info.order_no,
-                  product_id=product.product_id, status=int(Status.NEW),
-                  user_mobile=info.user_mobile, user_idcard=info.user_idcard,
-                  user_name=info.user_name, is_reloan=int(reloan),
-                  application_amount=info.application_amount,
-                  application_term=info.application_term, term_unit=info.term_unit,
-                  payload_hash=digest, basic_info=r.basic_info.model_dump(mode="json"),
-                  device_ip=r.device_ip, scenario=fate.as_dict(), created_at=call.now,
-                  updated_at=call.now)
+    fate = scenarios.decide(
+        settings.data.rules,
+        settings.data.default,
+        seed=settings.scenarios.seed,
+        partner=call.partner.partner_token,
+        order_no=info.order_no,
+        mobile=info.user_mobile,
+    )
+    order = Order(
+        partner_token=call.partner.partner_token,
+        order_no=info.order_no,
+        product_id=product.product_id,
+        status=int(Status.NEW),
+        user_mobile=info.user_mobile,
+        user_idcard=info.user_idcard,
+        user_name=info.user_name,
+        is_reloan=int(reloan),
+        application_amount=info.application_amount,
+        application_term=info.application_term,
+        term_unit=info.term_unit,
+        payload_hash=digest,
+        basic_info=r.basic_info.model_dump(mode="json"),
+        device_ip=r.device_ip,
+        scenario=fate.as_dict(),
+        created_at=call.now,
+        updated_at=call.now,
+    )
     call.s.add(order)
     call.s.flush()
     ctx = call.ctx("05 push-basic-info")
@@ -196,27 +256,39 @@ def push_supplement_info(call: Call, r: v.SupplementReq) -> dict:
     for field in ("application_amount", "application_term", "term_unit", "user_mobile"):
         given = getattr(info, field)
         if given is not None and given != getattr(order, field):
-            raise SandboxError("order_mismatch", f"order_info.{field} {given!r} differs from the "
-                                                 f"order's {getattr(order, field)!r}")
+            raise SandboxError(
+                "order_mismatch",
+                f"order_info.{field} {given!r} differs from the order's {getattr(order, field)!r}",
+            )
     order.supplement_info = supplement
     face_ok = r.supplement_info.pass_face_photo == 1 and r.supplement_info.same_person == 1
     if not face_ok and order.scenario.get("rule") == "default":
         # a failed liveness / face match is a realistic reason to reject at review
-        order.scenario = {**order.scenario, "review": "reject",
-                          "reject_reason": "Verifikasi wajah gagal"}
+        order.scenario = {
+            **order.scenario,
+            "review": "reject",
+            "reject_reason": "Verifikasi wajah gagal",
+        }
     apply(call.ctx("06 push-supplement-info"), order, "submit")
     return {}
 
 
 # ---- 07-10: banks and contract ----
 
+
 def bank_list(call: Call, r: v.BankListReq) -> dict:
     call.lender.product(r.product_id)
     data = call.lender.settings.data
     if r.action_type == 1:
-        return {"banklist": [{"bank_code": b.bank_code, "bank_name": b.bank_name} for b in data.banks]}
-    return {"banklist": [{"bank_code": m.bank_code, "method_code": m.method_code,
-                          "repay_method": m.repay_method} for m in data.repay_methods]}
+        return {
+            "banklist": [{"bank_code": b.bank_code, "bank_name": b.bank_name} for b in data.banks]
+        }
+    return {
+        "banklist": [
+            {"bank_code": m.bank_code, "method_code": m.method_code, "repay_method": m.repay_method}
+            for m in data.repay_methods
+        ]
+    }
 
 
 def _same_name(a: str, b: str) -> bool:
@@ -229,59 +301,94 @@ def bind_bank(call: Call, r: v.BindBankReq) -> dict:
     if bank is None:
         raise SandboxError("unknown_bank", f"bank_code {r.bank_code!r} (see 07 get-bank-list)")
     if not _same_name(r.user_name, order.user_name):
-        raise SandboxError("name_mismatch", f"user_name {r.user_name!r} differs from the order's "
-                                            f"{order.user_name!r}")
+        raise SandboxError(
+            "name_mismatch",
+            f"user_name {r.user_name!r} differs from the order's {order.user_name!r}",
+        )
     problem = banks.account_problem(bank.bank_code, r.bank_card)
     if problem:
         raise invalid("bank_card", problem)
     apply(call.ctx("08 push-bind-bank"), order, "bind_card")
-    for card in call.s.scalars(select(BankCard).where(BankCard.order_id == order.id,
-                                                       BankCard.active.is_(True))):
+    for card in call.s.scalars(
+        select(BankCard).where(BankCard.order_id == order.id, BankCard.active.is_(True))
+    ):
         card.active = False
-    call.s.add(BankCard(order_id=order.id, bank_code=bank.bank_code, bank_card=r.bank_card,
-                        user_name=r.user_name, active=True, created_at=call.now))
+    call.s.add(
+        BankCard(
+            order_id=order.id,
+            bank_code=bank.bank_code,
+            bank_card=r.bank_card,
+            user_name=r.user_name,
+            active=True,
+            created_at=call.now,
+        )
+    )
     return {}
 
 
 def _active_cards(call: Call, order: Order) -> list[BankCard]:
-    return list(call.s.scalars(select(BankCard).where(BankCard.order_id == order.id,
-                                                      BankCard.active.is_(True))))
+    return list(
+        call.s.scalars(
+            select(BankCard).where(BankCard.order_id == order.id, BankCard.active.is_(True))
+        )
+    )
 
 
 def get_bind_bank(call: Call, r: v.OrderReq) -> dict:
     order = _order(call, r.order_no, r.product_id)
-    return {"order_no": order.order_no, "card_list": [
-        {"bank_code": c.bank_code, "bank_card": c.bank_card, "extra_info": ""}
-        for c in _active_cards(call, order)]}
+    return {
+        "order_no": order.order_no,
+        "card_list": [
+            {"bank_code": c.bank_code, "bank_card": c.bank_card, "extra_info": ""}
+            for c in _active_cards(call, order)
+        ],
+    }
 
 
 def loan_contract(call: Call, r: v.OrderReq) -> dict:
     order = _order(call, r.order_no, r.product_id)
     product = call.lender.product(order.product_id)
-    return {"contract_url": call.lender.contract_url(call.partner, order.order_no),
-            "contract_desc": f"Perjanjian pinjaman {product.product_name} - {order.order_no}"}
+    return {
+        "contract_url": call.lender.contract_url(call.partner, order.order_no),
+        "contract_desc": f"Perjanjian pinjaman {product.product_name} - {order.order_no}",
+    }
 
 
 # ---- 11-13: confirm and status ----
+
 
 def order_confirm(call: Call, r: v.ConfirmReq) -> dict:
     order = _order(call, r.order_no, r.product_id, lock=True)
     product = call.lender.product(order.product_id)
     if order.status == Status.APPROVED and order.confirmed:
-        if (r.application_amount, r.application_term) == (order.approved_amount, order.approved_term):
+        if (r.application_amount, r.application_term) == (
+            order.approved_amount,
+            order.approved_term,
+        ):
             return {}  # a retried confirm (e.g. after a timeout) is idempotent
-        raise SandboxError("wrong_state", f"order {order.order_no} is already confirmed for "
-                                          f"{order.approved_amount}/{order.approved_term}")
+        raise SandboxError(
+            "wrong_state",
+            f"order {order.order_no} is already confirmed for "
+            f"{order.approved_amount}/{order.approved_term}",
+        )
     if order.status not in (Status.APPROVED, Status.PAYOUT_FAILED):
         apply(call.ctx("11 push-order-confirm"), order, "confirm")  # raises wrong_state
     approved = order.approved_amount or 0
     _check_terms(product, r.application_amount, r.application_term, r.term_unit, approved)
     if not _active_cards(call, order):
-        detail = ("the payout failed: bind another account with 08 first"
-                  if order.status == Status.PAYOUT_FAILED else "bind an account with 08 first")
+        detail = (
+            "the payout failed: bind another account with 08 first"
+            if order.status == Status.PAYOUT_FAILED
+            else "bind an account with 08 first"
+        )
         raise SandboxError("no_bank_card", detail)
-    apply(call.ctx("11 push-order-confirm"), order, "confirm",
-          amount=r.application_amount, term=r.application_term)
+    apply(
+        call.ctx("11 push-order-confirm"),
+        order,
+        "confirm",
+        amount=r.application_amount,
+        term=r.application_term,
+    )
     return {}
 
 
@@ -295,11 +402,13 @@ def approval_result(call: Call, r: v.OrderReq) -> dict:
 
 # ---- 14-18: repayment and extension ----
 
+
 def _disbursed(order: Order, allowed: tuple[Status, ...] = tuple(DISBURSED)) -> None:
     if order.status not in allowed:
         names = "/".join(str(int(s)) for s in allowed)
-        raise SandboxError("wrong_state", f"order {order.order_no} is in status {order.status}; "
-                                          f"this needs {names}")
+        raise SandboxError(
+            "wrong_state", f"order {order.order_no} is in status {order.status}; this needs {names}"
+        )
 
 
 def repay_plan(call: Call, r: v.OrderReq) -> dict:
@@ -311,9 +420,13 @@ def repay_plan(call: Call, r: v.OrderReq) -> dict:
 def _delay_term(product: Product, order: Order, term: int | None) -> int:
     ext = product.extension
     if not ext.enabled:
-        raise SandboxError("extension_not_allowed", f"product {product.product_id} has no extension")
+        raise SandboxError(
+            "extension_not_allowed", f"product {product.product_id} has no extension"
+        )
     if order.extensions >= ext.limit:
-        raise SandboxError("extension_not_allowed", f"limit reached ({order.extensions}/{ext.limit})")
+        raise SandboxError(
+            "extension_not_allowed", f"limit reached ({order.extensions}/{ext.limit})"
+        )
     term = term or ext.default_term
     if term not in ext.terms:
         raise SandboxError("extension_not_allowed", f"delay_term {term}: offered {list(ext.terms)}")
@@ -326,19 +439,36 @@ def repay_detail(call: Call, r: v.RepayDetailReq) -> dict:
     product = call.lender.product(order.product_id)
     method = call.lender.methods.get(r.method_code)
     if method is None or method.repay_method != r.repay_method:
-        raise SandboxError("unknown_bank", f"method_code {r.method_code!r} with repay_method "
-                                           f"{r.repay_method} (see 07 get-bank-list action_type 2)")
+        raise SandboxError(
+            "unknown_bank",
+            f"method_code {r.method_code!r} with repay_method "
+            f"{r.repay_method} (see 07 get-bank-list action_type 2)",
+        )
     delay_term = None
     if r.repay_type == 2:
         delay_term = _delay_term(product, order, r.delay_term)
         amount = bodies.extension_quote(call.lender, order, delay_term, call.now)["delay_amount"]
     else:
         amount = bodies.balance(order, product, call.now).total
-    code = payments.issue_code(call.lender, call.s, order, call.now, repay_type=r.repay_type,
-                               method=method, amount=amount, delay_term=delay_term)
-    return {"order_no": order.order_no, "repay_amount": code.amount, "repay_code": code.code,
-            "expire_time": call.lender.fmt(code.expires_at), "bank_code": code.bank_code,
-            "method_code": code.method_code, "merchant_name": code.merchant_name}
+    code = payments.issue_code(
+        call.lender,
+        call.s,
+        order,
+        call.now,
+        repay_type=r.repay_type,
+        method=method,
+        amount=amount,
+        delay_term=delay_term,
+    )
+    return {
+        "order_no": order.order_no,
+        "repay_amount": code.amount,
+        "repay_code": code.code,
+        "expire_time": call.lender.fmt(code.expires_at),
+        "bank_code": code.bank_code,
+        "method_code": code.method_code,
+        "merchant_name": code.merchant_name,
+    }
 
 
 def delay_list(call: Call, r: v.OrderReq) -> dict:
@@ -363,9 +493,11 @@ def delay_detail(call: Call, r: v.OrderReq) -> dict:
 
 # ---- the table ----
 
+
 @dataclass(frozen=True)
 class Endpoint:
     """An endpoint of the protocol and the handler that implements it."""
+
     spec: Spec
     handler: Callable[[Call, Any], dict]
 
@@ -375,14 +507,22 @@ class Endpoint:
 
 
 HANDLERS: dict[str, Callable[[Call, Any], dict]] = {
-    "/get-loan-precheck": precheck, "/get-loan-amount": loan_amount,
-    "/get-loan-interest": loan_interest, "/push-basic-info": push_basic_info,
-    "/push-supplement-info": push_supplement_info, "/get-bank-list": bank_list,
-    "/push-bind-bank": bind_bank, "/get-bind-bank": get_bind_bank,
-    "/get-loan-contract": loan_contract, "/push-order-confirm": order_confirm,
-    "/get-order-status": order_status, "/get-approval-result": approval_result,
-    "/get-repay-plan": repay_plan, "/get-repay-detail": repay_detail,
-    "/get-delay-list": delay_list, "/get-delay-interest": delay_interest,
+    "/get-loan-precheck": precheck,
+    "/get-loan-amount": loan_amount,
+    "/get-loan-interest": loan_interest,
+    "/push-basic-info": push_basic_info,
+    "/push-supplement-info": push_supplement_info,
+    "/get-bank-list": bank_list,
+    "/push-bind-bank": bind_bank,
+    "/get-bind-bank": get_bind_bank,
+    "/get-loan-contract": loan_contract,
+    "/push-order-confirm": order_confirm,
+    "/get-order-status": order_status,
+    "/get-approval-result": approval_result,
+    "/get-repay-plan": repay_plan,
+    "/get-repay-detail": repay_detail,
+    "/get-delay-list": delay_list,
+    "/get-delay-interest": delay_interest,
     "/get-delay-detail": delay_detail,
 }
 ENDPOINTS: tuple[Endpoint, ...] = tuple(Endpoint(spec, HANDLERS[spec.path]) for spec in SPECS)

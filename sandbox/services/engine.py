@@ -43,27 +43,55 @@ SYNC_MATCHED = {"synchronize_session": "fetch"}
 class Ctx:
     """One transition's surroundings: lender, session, virtual `now`, and the cause text."""
 
-    def __init__(self, lender: Lender, s: Session, now: float, cause: str,
-                 event: DueEvent | None = None):
+    def __init__(
+        self, lender: Lender, s: Session, now: float, cause: str, event: DueEvent | None = None
+    ):
         self.lender, self.s, self.now, self.cause = lender, s, now, cause
         self.event = event  # the due event being fired, if any
         self.scheduled: list[float] = []  # due times of events scheduled in this transaction
 
     def schedule(self, order: Order, kind: str, due: float, **data: object) -> None:
-        self.s.add(DueEvent(partner_token=order.partner_token, order_id=order.id, kind=kind,
-                            due_at=due, state="pending", data=data))
+        self.s.add(
+            DueEvent(
+                partner_token=order.partner_token,
+                order_id=order.id,
+                kind=kind,
+                due_at=due,
+                state="pending",
+                data=data,
+            )
+        )
         self.scheduled.append(due)
 
     def callback(self, order: Order, path: str, body: dict) -> None:
-        self.s.add(Callback(partner_token=order.partner_token, order_id=order.id,
-                            order_no=order.order_no, path=path, body=body, created_at=self.now,
-                            state="pending", attempts=0, next_attempt_at=self.lender.wall(),
-                            lease_until=0.0, last_error=""))
+        self.s.add(
+            Callback(
+                partner_token=order.partner_token,
+                order_id=order.id,
+                order_no=order.order_no,
+                path=path,
+                body=body,
+                created_at=self.now,
+                state="pending",
+                attempts=0,
+                next_attempt_at=self.lender.wall(),
+                lease_until=0.0,
+                last_error="",
+            )
+        )
 
 
 def record(ctx: Ctx, order: Order, source: int | None, dest: int, trigger: str) -> None:
-    ctx.s.add(TimelineRow(order_id=order.id, from_status=source, to_status=dest,
-                          trigger=trigger, at=ctx.now, cause=ctx.cause))
+    ctx.s.add(
+        TimelineRow(
+            order_id=order.id,
+            from_status=source,
+            to_status=dest,
+            trigger=trigger,
+            at=ctx.now,
+            cause=ctx.cause,
+        )
+    )
 
 
 def apply(ctx: Ctx, order: Order, trigger: str, **kw: object) -> None:
@@ -85,27 +113,30 @@ def apply(ctx: Ctx, order: Order, trigger: str, **kw: object) -> None:
     if trigger in ("approve", "reject"):
         ctx.callback(order, "/callback-approval-result", bodies.approval(ctx.lender, order))
     if trigger in ("disburse", "extend", "overdue", "settle"):
-        ctx.callback(order, "/callback-repay-plan",
-                     bodies.repay_plan(ctx.lender, ctx.s, order, ctx.now))
+        ctx.callback(
+            order, "/callback-repay-plan", bodies.repay_plan(ctx.lender, ctx.s, order, ctx.now)
+        )
 
 
 # The statuses in which each kind of due event can still act. A status change retires the
 # order's other pending events, so pending lists and `next_event` show only live ones and the
 # clock does not wade through stale events.
 LIVE_IN: dict[str, frozenset[int]] = {
-    "review": frozenset({Status.REVIEWING}), "payout": frozenset({Status.APPROVED}),
-    "approval_expiry": frozenset({Status.APPROVED}), "abandon": frozenset({Status.NEW}),
+    "review": frozenset({Status.REVIEWING}),
+    "payout": frozenset({Status.APPROVED}),
+    "approval_expiry": frozenset({Status.APPROVED}),
+    "abandon": frozenset({Status.NEW}),
     "payout_failed_expiry": frozenset({Status.PAYOUT_FAILED}),
     "overdue": frozenset({Status.REPAYING}),
     "auto_repay": frozenset({Status.REPAYING, Status.OVERDUE}),
-    "code_expiry": frozenset({Status.REPAYING, Status.OVERDUE}),   # settled: codes are void
+    "code_expiry": frozenset({Status.REPAYING, Status.OVERDUE}),  # settled: codes are void
 }
 
 
 # The kinds each status retires: every kind not live in it.
 DEAD_IN: dict[Status, tuple[str, ...]] = {
-    status: tuple(kind for kind, live in LIVE_IN.items() if status not in live)
-    for status in Status}
+    status: tuple(kind for kind, live in LIVE_IN.items() if status not in live) for status in Status
+}
 
 
 def _stale_events(store: Store) -> Any:
@@ -114,19 +145,33 @@ def _stale_events(store: Store) -> Any:
     # stale and drop it. `firing` (the due event being fired, done but perhaps not flushed
     # yet) is left alone.
     events = DueEvent.__table__
-    stale = store.claim(select(events.c.id).where(
-        events.c.order_id == bindparam("of_order"), events.c.state == "pending",
-        events.c.kind.in_(bindparam("dead", expanding=True)), events.c.id != bindparam("firing")))
-    return (update(events).where(events.c.id.in_(stale.scalar_subquery())).values(state="void")
-            .returning(events.c.id))
+    stale = store.claim(
+        select(events.c.id).where(
+            events.c.order_id == bindparam("of_order"),
+            events.c.state == "pending",
+            events.c.kind.in_(bindparam("dead", expanding=True)),
+            events.c.id != bindparam("firing"),
+        )
+    )
+    return (
+        update(events)  # type: ignore[arg-type]  # DueEvent.__table__ is a Table
+        .where(events.c.id.in_(stale.scalar_subquery()))
+        .values(state="void")
+        .returning(events.c.id)
+    )
 
 
 def _retire_events(ctx: Ctx, order: Order, dest: Status) -> None:
     if ctx.s.autoflush:  # what the ORM does before its own statements (a table UPDATE is not)
         ctx.s.flush()
-    voided = ctx.s.execute(ctx.lender.store.prepared(_stale_events),
-                           {"of_order": order.id, "dead": DEAD_IN[dest],
-                            "firing": ctx.event.id if ctx.event is not None else 0}).scalars()
+    voided = ctx.s.execute(
+        ctx.lender.store.prepared(_stale_events),
+        {
+            "of_order": order.id,
+            "dead": DEAD_IN[dest],
+            "firing": ctx.event.id if ctx.event is not None else 0,
+        },
+    ).scalars()
     # A table UPDATE skips the ORM's bulk-update bookkeeping (most of its cost): the events
     # loaded in the session (a batch of process_due) learn their new state here.
     for event_id in voided:
@@ -147,11 +192,19 @@ def override_outcome(s: Session, order: Order, **changes: object) -> None:
     decides until a transition is forced, like the 009 scenario."""
     order.scenario = {**order.scenario, **changes}  # a new dict: SQLAlchemy sees the change
     if changes.get("review") == "stuck":
-        s.execute(update(DueEvent).where(DueEvent.order_id == order.id, DueEvent.kind == "review",
-                                         DueEvent.state == "pending").values(state="void"))
+        s.execute(
+            update(DueEvent)
+            .where(
+                DueEvent.order_id == order.id,
+                DueEvent.kind == "review",
+                DueEvent.state == "pending",
+            )
+            .values(state="void")
+        )
 
 
 # ---- effects, one per trigger ----
+
 
 def _on_submit(ctx: Ctx, order: Order, **_: object) -> None:
     if outcome(order).review != "stuck":
@@ -184,8 +237,9 @@ def _on_reject(ctx: Ctx, order: Order, reason: str | None = None, **_: object) -
     order.remark = reason or outcome(order).reject_reason or banks.make_reject_reason(rng)
 
 
-def _on_confirm(ctx: Ctx, order: Order, amount: int | None = None, term: int | None = None,
-                **_: object) -> None:
+def _on_confirm(
+    ctx: Ctx, order: Order, amount: int | None = None, term: int | None = None, **_: object
+) -> None:
     if amount is not None and term is not None:
         _set_figures(order, ctx.lender.product(order.product_id), amount, term)
     order.confirmed = True
@@ -213,42 +267,88 @@ def _schedule_due_events(ctx: Ctx, order: Order, product: pricing.Product) -> No
 def _on_fail_payout(ctx: Ctx, order: Order, reason: str | None = None, **_: object) -> None:
     order.payout_attempts += 1
     order.confirmed = False
-    rng = rng_for(ctx.lender.settings.scenarios.seed, order.order_no, "payout", order.payout_attempts)
+    rng = rng_for(
+        ctx.lender.settings.scenarios.seed, order.order_no, "payout", order.payout_attempts
+    )
     code, message = banks.make_payout_failure(rng)
     order.payout_error = reason or code
     order.remark = message
     # A failed payout needs a new account: 08 re-binds, then 11 confirms again.
-    ctx.s.execute(update(BankCard).where(BankCard.order_id == order.id).values(active=False),
-                  execution_options=SYNC_MATCHED)
-    ctx.schedule(order, "payout_failed_expiry",
-                 ctx.now + ctx.lender.settings.lifecycle.payout_failed_expiry,
-                 attempt=order.payout_attempts)
+    ctx.s.execute(
+        update(BankCard).where(BankCard.order_id == order.id).values(active=False),
+        execution_options=SYNC_MATCHED,
+    )
+    ctx.schedule(
+        order,
+        "payout_failed_expiry",
+        ctx.now + ctx.lender.settings.lifecycle.payout_failed_expiry,
+        attempt=order.payout_attempts,
+    )
 
 
-def _on_settle(ctx: Ctx, order: Order, paid: int | None = None, code: str = "",
-               source: str = "forced", **_: object) -> None:
+def _on_settle(
+    ctx: Ctx,
+    order: Order,
+    paid: int | None = None,
+    code: str = "",
+    source: str = "forced",
+    **_: object,
+) -> None:
     product = ctx.lender.product(order.product_id)
     amount = bodies.balance(order, product, ctx.now).total if paid is None else paid
     order.paid_amount += amount
     order.settled_at = ctx.now
-    ctx.s.add(Payment(order_id=order.id, repay_code=code, repay_type=1, amount=amount,
-                      at=ctx.now, source=source))
+    ctx.s.add(
+        Payment(
+            order_id=order.id,
+            repay_code=code,
+            repay_type=1,
+            amount=amount,
+            at=ctx.now,
+            source=source,
+        )
+    )
     _void_open_codes(ctx, order)
 
 
-def _on_extend(ctx: Ctx, order: Order, delay_term: int | None = None, paid: int | None = None,
-               code: str = "", source: str = "forced", **_: object) -> None:
+def _on_extend(
+    ctx: Ctx,
+    order: Order,
+    delay_term: int | None = None,
+    paid: int | None = None,
+    code: str = "",
+    source: str = "forced",
+    **_: object,
+) -> None:
     product = ctx.lender.product(order.product_id)
     term = delay_term or product.extension.default_term
     q = bodies.extension_quote(ctx.lender, order, term, ctx.now)
     amount = q["delay_amount"] if paid is None else paid
     old_due = order.due_at or ctx.now
     new_due = pricing.extension_due(old_due, ctx.now, term)
-    ctx.s.add(ExtensionRow(order_id=order.id, loan_amount=order.approved_amount or 0,
-                           delay_amount=amount, delay_term=term, term_unit=1, delay_time=ctx.now,
-                           start_time=old_due, expiry_time=new_due, repay_code=code))
-    ctx.s.add(Payment(order_id=order.id, repay_code=code, repay_type=2, amount=amount,
-                      at=ctx.now, source=source))
+    ctx.s.add(
+        ExtensionRow(
+            order_id=order.id,
+            loan_amount=order.approved_amount or 0,
+            delay_amount=amount,
+            delay_term=term,
+            term_unit=1,
+            delay_time=ctx.now,
+            start_time=old_due,
+            expiry_time=new_due,
+            repay_code=code,
+        )
+    )
+    ctx.s.add(
+        Payment(
+            order_id=order.id,
+            repay_code=code,
+            repay_type=2,
+            amount=amount,
+            at=ctx.now,
+            source=source,
+        )
+    )
     order.paid_amount += amount
     order.extension_paid += amount
     order.extensions += 1
@@ -260,19 +360,28 @@ def _on_extend(ctx: Ctx, order: Order, delay_term: int | None = None, paid: int 
 
 
 def _void_open_codes(ctx: Ctx, order: Order, keep: str = "") -> None:
-    ctx.s.execute(update(RepayCode).where(RepayCode.order_id == order.id, RepayCode.state == "open",
-                                          RepayCode.code != keep).values(state="void"),
-                  execution_options=SYNC_MATCHED)
+    ctx.s.execute(
+        update(RepayCode)
+        .where(RepayCode.order_id == order.id, RepayCode.state == "open", RepayCode.code != keep)
+        .values(state="void"),
+        execution_options=SYNC_MATCHED,
+    )
 
 
 EFFECTS: dict[str, Callable[..., None]] = {
-    "submit": _on_submit, "approve": _on_approve, "reject": _on_reject, "confirm": _on_confirm,
-    "disburse": _on_disburse, "fail_payout": _on_fail_payout, "settle": _on_settle,
+    "submit": _on_submit,
+    "approve": _on_approve,
+    "reject": _on_reject,
+    "confirm": _on_confirm,
+    "disburse": _on_disburse,
+    "fail_payout": _on_fail_payout,
+    "settle": _on_settle,
     "extend": _on_extend,
 }
 
 
 # ---- due events ----
+
 
 def _review(ctx: Ctx, order: Order, ev: DueEvent) -> None:
     if order.status == Status.REVIEWING:
@@ -291,13 +400,16 @@ def _cancel_if(status: Status, unconfirmed: bool = False) -> Callable[[Ctx, Orde
     def handler(ctx: Ctx, order: Order, ev: DueEvent) -> None:
         if order.status == status and not (unconfirmed and order.confirmed):
             apply(ctx, order, "cancel")
+
     return handler
 
 
 def _payout_failed_expiry(ctx: Ctx, order: Order, ev: DueEvent) -> None:
     # Counted from the latest failure: a re-bind + confirm that failed again restarts it.
-    if order.status == Status.PAYOUT_FAILED and \
-            ev.data.get("attempt", order.payout_attempts) == order.payout_attempts:
+    if (
+        order.status == Status.PAYOUT_FAILED
+        and ev.data.get("attempt", order.payout_attempts) == order.payout_attempts
+    ):
         apply(ctx, order, "cancel")
 
 
@@ -312,9 +424,12 @@ def _auto_repay(ctx: Ctx, order: Order, ev: DueEvent) -> None:
 
 
 def _code_expiry(ctx: Ctx, order: Order, ev: DueEvent) -> None:
-    ctx.s.execute(update(RepayCode).where(RepayCode.code == ev.data.get("code"),
-                                          RepayCode.state == "open").values(state="void"),
-                  execution_options=SYNC_MATCHED)
+    ctx.s.execute(
+        update(RepayCode)
+        .where(RepayCode.code == ev.data.get("code"), RepayCode.state == "open")
+        .values(state="void"),
+        execution_options=SYNC_MATCHED,
+    )
 
 
 HANDLERS: dict[str, Callable[[Ctx, Order, DueEvent], None]] = {
@@ -332,20 +447,25 @@ BATCH = 500
 
 
 # Partner `token`'s pending events due at or before `until`.
-DUE_BY = (DueEvent.partner_token == bindparam("token"), DueEvent.state == "pending",
-          DueEvent.due_at <= bindparam("until"))
+DUE_BY = (
+    DueEvent.partner_token == bindparam("token"),
+    DueEvent.state == "pending",
+    DueEvent.due_at <= bindparam("until"),
+)
 ANY_DUE = exists().where(*DUE_BY)  # a catch-up has work to do
 
 
 def _due_events(store: Store) -> Any:
-    return store.claim(select(DueEvent).where(*DUE_BY).order_by(DueEvent.due_at, DueEvent.id)
-                       .limit(BATCH))
+    return store.claim(
+        select(DueEvent).where(*DUE_BY).order_by(DueEvent.due_at, DueEvent.id).limit(BATCH)
+    )
 
 
 def _locked_orders(store: Store) -> Any:
     # In id order: two processes locking orders of overlapping batches never wait on each other.
-    return store.lock_row(select(Order).where(Order.id.in_(bindparam("ids", expanding=True)))
-                          .order_by(Order.id))
+    return store.lock_row(
+        select(Order).where(Order.id.in_(bindparam("ids", expanding=True))).order_by(Order.id)
+    )
 
 
 def process_due(lender: Lender, token: str, until: float) -> int:
@@ -357,8 +477,9 @@ def process_due(lender: Lender, token: str, until: float) -> int:
     fired = 0
     while True:
         with lender.store.transaction() as s:
-            events = list(s.scalars(lender.store.prepared(_due_events),
-                                    {"token": token, "until": until}))
+            events = list(
+                s.scalars(lender.store.prepared(_due_events), {"token": token, "until": until})
+            )
             if not events:
                 return fired
             fired += _fire_batch(lender, s, events)
@@ -374,8 +495,12 @@ def _fire_batch(lender: Lender, s: Session, events: list[DueEvent]) -> int:
     batch touched it), and at commit."""
     # Lock the orders: another process may be firing a different event of the same order.
     # The dict's strong references keep them in the session's (weak) identity map.
-    orders = {o.id: o for o in s.scalars(lender.store.prepared(_locked_orders),
-                                         {"ids": sorted({ev.order_id for ev in events})})}
+    orders = {
+        o.id: o
+        for o in s.scalars(
+            lender.store.prepared(_locked_orders), {"ids": sorted({ev.order_id for ev in events})}
+        )
+    }
     # Likewise the partner, so the views (callback 21's url_info) find it without a query.
     partner = lender.partner(s, events[0].partner_token)  # noqa: F841
     horizon, fired = float("inf"), 0
@@ -408,6 +533,9 @@ def _fire_event(ctx: Ctx, ev: DueEvent, order: Order | None) -> None:
 
 
 def next_due(s: Session, token: str) -> float | None:
-    return s.scalar(select(DueEvent.due_at).where(DueEvent.partner_token == token,
-                                                  DueEvent.state == "pending")
-                    .order_by(DueEvent.due_at).limit(1))
+    return s.scalar(
+        select(DueEvent.due_at)
+        .where(DueEvent.partner_token == token, DueEvent.state == "pending")
+        .order_by(DueEvent.due_at)
+        .limit(1)
+    )

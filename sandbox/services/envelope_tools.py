@@ -28,8 +28,9 @@ def codec_for(lender: Lender, req: CodecChoice) -> tuple[Codec, str]:
     with lender.store.transaction() as s:
         p = s.get(Partner, req.partner_token)
         if p is None:
-            raise ControlError("unknown_partner", f"partner_token {req.partner_token!r}",
-                               http_status=404)
+            raise ControlError(
+                "unknown_partner", f"partner_token {req.partner_token!r}", http_status=404
+            )
         return Codec(p.aes_key, p.aes_iv), req.partner_token
 
 
@@ -48,9 +49,11 @@ def encrypt(lender: Lender, body: Encrypt | Mapping[str, Any]) -> dict[str, Any]
     plaintext = _plaintext(req.data, req.escape)
     codec, token = codec_for(lender, req)
     encode_data = codec.encrypt_text(plaintext)
-    return {"encode_data": encode_data, "plaintext": plaintext,
-            "envelope": {"partner_token": token or "<your partner_token>",
-                         "encode_data": encode_data}}
+    return {
+        "encode_data": encode_data,
+        "plaintext": plaintext,
+        "envelope": {"partner_token": token or "<your partner_token>", "encode_data": encode_data},
+    }
 
 
 def decrypt(lender: Lender, body: Decrypt | Mapping[str, Any]) -> dict[str, Any]:

@@ -47,11 +47,18 @@ from .senders import HttpxSender
 
 # ---- the stored rules ----
 
+
 def rule_view(row: FaultRule) -> dict[str, Any]:
     state = row.rule
-    return {"id": row.id, **state["spec"], "remaining": row.remaining,
-            "matched": state["matched"], "applied": state["applied"],
-            "spent": row.remaining == 0, "created_at": clockmod.iso(row.created_at)}
+    return {
+        "id": row.id,
+        **state["spec"],
+        "remaining": row.remaining,
+        "matched": state["matched"],
+        "applied": state["applied"],
+        "spent": row.remaining == 0,
+        "created_at": clockmod.iso(row.created_at),
+    }
 
 
 def _check_partners(s: Any, scope: str | None, rules: Sequence[RuleBase] = ()) -> None:
@@ -70,9 +77,16 @@ def list_rules(lender: Lender, partner: str | None = None) -> dict[str, Any]:
 
 
 def _save(lender: Lender, s: Any, rules: list[RuleBase]) -> None:
-    rows = [FaultRule(partner_token=r.partner_token, path=r.path, remaining=r.count,
-                      rule={"spec": r.model_dump(mode="json"), "matched": 0, "applied": 0},
-                      created_at=lender.wall()) for r in rules]
+    rows = [
+        FaultRule(
+            partner_token=r.partner_token,
+            path=r.path,
+            remaining=r.count,
+            rule={"spec": r.model_dump(mode="json"), "matched": 0, "applied": 0},
+            created_at=lender.wall(),
+        )
+        for r in rules
+    ]
     s.add_all(rows)
     s.flush()
     for row in rows:
@@ -117,8 +131,9 @@ def add_rules(lender: Lender, body: dict[str, Any]) -> dict[str, Any]:
     return list_rules(lender, scope)
 
 
-def clear_rules(lender: Lender, rule_id: int | None = None,
-                partner: str | None = None) -> dict[str, Any]:
+def clear_rules(
+    lender: Lender, rule_id: int | None = None, partner: str | None = None
+) -> dict[str, Any]:
     """DELETE /sandbox/faults[?id=][&partner_token=]: one rule, one partner's, or all."""
     q = delete(FaultRule)
     if rule_id is not None:
@@ -127,11 +142,13 @@ def clear_rules(lender: Lender, rule_id: int | None = None,
         q = q.where(FaultRule.partner_token == partner)
     with lender.store.transaction() as s:
         _check_partners(s, partner)
-        deleted = s.execute(q).rowcount
+        deleted = s.execute(q).rowcount  # type: ignore[attr-defined]  # a DELETE's CursorResult
     if rule_id is not None and not deleted:
-        raise ControlError("not_found", f"no fault rule with id {rule_id}"
-                                            + (f" for partner {partner!r}" if partner else ""),
-                           http_status=404)
+        raise ControlError(
+            "not_found",
+            f"no fault rule with id {rule_id}" + (f" for partner {partner!r}" if partner else ""),
+            http_status=404,
+        )
     return {"deleted": deleted}
 
 
@@ -151,15 +168,26 @@ def _consider(row: FaultRule) -> Fired | None:
 
 LIVE = or_(FaultRule.remaining.is_(None), FaultRule.remaining > 0)
 # Built once (immutable SQL): statement construction costs more than the query itself.
-LIVE_RULES = (select(FaultRule)
-              .where(FaultRule.path.in_(bindparam("paths", expanding=True)),
-                     FaultRule.partner_token.in_(bindparam("partners", expanding=True)), LIVE)
-              .order_by(FaultRule.id))
-ANY_LIVE = (select(FaultRule.id)
-            .where(FaultRule.path.in_(bindparam("paths", expanding=True)), LIVE).limit(1))
+LIVE_RULES = (
+    select(FaultRule)
+    .where(
+        FaultRule.path.in_(bindparam("paths", expanding=True)),
+        FaultRule.partner_token.in_(bindparam("partners", expanding=True)),
+        LIVE,
+    )
+    .order_by(FaultRule.id)
+)
+ANY_LIVE = (
+    select(FaultRule.id)
+    .where(FaultRule.path.in_(bindparam("paths", expanding=True)), LIVE)
+    .limit(1)
+)
 # Whether any live rule targets a path and partner (`rule_params`): `pick` would find rows.
-TARGETED = exists().where(FaultRule.path.in_(bindparam("paths", expanding=True)),
-                          FaultRule.partner_token.in_(bindparam("partners", expanding=True)), LIVE)
+TARGETED = exists().where(
+    FaultRule.path.in_(bindparam("paths", expanding=True)),
+    FaultRule.partner_token.in_(bindparam("partners", expanding=True)),
+    LIVE,
+)
 
 
 def rule_params(path: str, partner_token: str) -> dict[str, list[str]]:
@@ -172,12 +200,16 @@ def pick(lender: Lender, kinds: frozenset[str], t: Target) -> tuple[list[Fired],
     rule of any kind targets this path and partner)."""
     fired: list[Fired] = []
     with lender.store.transaction() as s:
-        rows = list(s.scalars(lender.store.lock_row(LIVE_RULES),
-                              rule_params(t.path, t.partner_token)))
+        rows = list(
+            s.scalars(lender.store.lock_row(LIVE_RULES), rule_params(t.path, t.partner_token))
+        )
         for row in rows:
             spec = row.rule["spec"]
-            if (spec["kind"] not in kinds or spec.get("order_no") not in ("", t.order_no)
-                    or any(_slot(f.kind) == _slot(spec["kind"]) for f in fired)):
+            if (
+                spec["kind"] not in kinds
+                or spec.get("order_no") not in ("", t.order_no)
+                or any(_slot(f.kind) == _slot(spec["kind"]) for f in fired)
+            ):
                 continue
             hit = _consider(row)
             if hit is not None:
@@ -185,8 +217,8 @@ def pick(lender: Lender, kinds: frozenset[str], t: Target) -> tuple[list[Fired],
     return fired, bool(rows)
 
 
-
 # ---- HTTP faults: which fire (the web layer carries them out) ----
+
 
 def peek(lender: Lender, body: bytes) -> tuple[str, dict[str, Any] | None]:
     """(partner_token, decrypted payload or None) of a request, never raising."""
@@ -218,6 +250,7 @@ def plan_http(lender: Lender, path: str, body: bytes) -> HttpPlan:
 
 
 # ---- business faults: hooks inside the request pipeline ----
+
 
 class FaultAnswer(SandboxError):
     """business_error / confirm_unknown: an answer a rule chose, with any code."""
@@ -261,8 +294,13 @@ def after_handler(lender: Lender, path: str, reply: Any) -> None:
 
 
 def _orders(s: Any, t: Target) -> list[Order]:
-    return list(s.scalars(select(Order).where(Order.partner_token == t.partner_token,
-                                              Order.order_no == t.order_no)))
+    return list(
+        s.scalars(
+            select(Order).where(
+                Order.partner_token == t.partner_token, Order.order_no == t.order_no
+            )
+        )
+    )
 
 
 def _stick_reviewing_now(s: Any, row: FaultRule) -> None:
@@ -303,16 +341,20 @@ def _confirm_unknown(lender: Lender, t: Target, f: Fired, reply: Any) -> None:
 
 
 AFTER_EFFECTS: dict[str, Callable[[Lender, Target, Fired, Any], None]] = {
-    "review_stuck": _review_stuck, "payout_retry": _payout_retry,
-    "callback_first": _callback_first, "confirm_unknown": _confirm_unknown,
+    "review_stuck": _review_stuck,
+    "payout_retry": _payout_retry,
+    "callback_first": _callback_first,
+    "confirm_unknown": _confirm_unknown,
 }
 
 
 def _unattempted(lender: Lender, token: str, seen: dict[int, int] | None = None) -> dict[int, int]:
     """{id: attempts} of the partner's callbacks due now and not attempted since `seen`."""
     q = select(Callback.id, Callback.attempts).where(
-        Callback.partner_token == token, Callback.state == "pending",
-        Callback.next_attempt_at <= lender.wall())
+        Callback.partner_token == token,
+        Callback.state == "pending",
+        Callback.next_attempt_at <= lender.wall(),
+    )
     if seen is not None:
         q = q.where(Callback.id.in_(list(seen)))
     with lender.store.transaction() as s:

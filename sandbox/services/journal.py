@@ -52,8 +52,9 @@ def normalize_path(path: str | None) -> str | None:
     return path if path.startswith("/") else "/" + path
 
 
-def list_entries(lender: Lender, partner: str | None = None, path: str | None = None,
-                 limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+def list_entries(
+    lender: Lender, partner: str | None = None, path: str | None = None, limit: int = DEFAULT_LIMIT
+) -> list[dict[str, Any]]:
     """The newest `limit` entries first, optionally of one partner and/or one path."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ControlError("invalid_field", f"limit must be 1-{MAX_LIMIT}")
@@ -74,5 +75,5 @@ def clear(lender: Lender, partner: str | None = None) -> dict[str, Any]:
     if partner:
         q = q.where(JournalEntry.partner_token == partner)
     with lender.store.transaction() as s:
-        deleted = s.execute(q).rowcount
+        deleted = s.execute(q).rowcount  # type: ignore[attr-defined]  # a DELETE's CursorResult
     return {"deleted": deleted, "partner_token": partner or None}

@@ -58,24 +58,56 @@ class Lender:
                     row.data = data
             for p in self.settings.partners:
                 if s.get(Partner, p.partner_token) is None:
-                    s.add(self.new_partner(p.partner_token, p.aes_key, p.aes_iv, name=p.name,
-                                           callback_url=p.callback_url, clock_mode=p.clock_mode,
-                                           clock_rate=p.clock_rate,
-                                           encrypt_callbacks=p.encrypt_callbacks, wall=wall))
+                    s.add(
+                        self.new_partner(
+                            p.partner_token,
+                            p.aes_key,
+                            p.aes_iv,
+                            name=p.name,
+                            callback_url=p.callback_url,
+                            clock_mode=p.clock_mode,
+                            clock_rate=p.clock_rate,
+                            encrypt_callbacks=p.encrypt_callbacks,
+                            wall=wall,
+                        )
+                    )
 
-    def new_partner(self, token: str, key: str, iv: str, *, name: str = "", callback_url: str = "",
-                    clock_mode: str | None = None, clock_rate: float | None = None,
-                    encrypt_callbacks: bool | None = None, wall: float | None = None) -> Partner:
+    def new_partner(
+        self,
+        token: str,
+        key: str,
+        iv: str,
+        *,
+        name: str = "",
+        callback_url: str = "",
+        clock_mode: str | None = None,
+        clock_rate: float | None = None,
+        encrypt_callbacks: bool | None = None,
+        wall: float | None = None,
+    ) -> Partner:
         wall = self.wall() if wall is None else wall
-        c = clockmod.start(clock_mode or self.settings.clock.mode, wall,
-                           rate=clock_rate or self.settings.clock.rate)
-        return Partner(partner_token=token, name=name or token, aes_key=key, aes_iv=iv,
-                       callback_url=callback_url,
-                       encrypt_callbacks=self.settings.callbacks.encrypt
-                       if encrypt_callbacks is None else encrypt_callbacks,
-                       callbacks_paused=False, chaos={}, clock_mode=c.mode, clock_rate=c.rate,
-                       clock_anchor_wall=c.anchor_wall, clock_anchor_virtual=c.anchor_virtual,
-                       created_at=wall)
+        c = clockmod.start(
+            clock_mode or self.settings.clock.mode,
+            wall,
+            rate=clock_rate or self.settings.clock.rate,
+        )
+        return Partner(
+            partner_token=token,
+            name=name or token,
+            aes_key=key,
+            aes_iv=iv,
+            callback_url=callback_url,
+            encrypt_callbacks=self.settings.callbacks.encrypt
+            if encrypt_callbacks is None
+            else encrypt_callbacks,
+            callbacks_paused=False,
+            chaos={},
+            clock_mode=c.mode,
+            clock_rate=c.rate,
+            clock_anchor_wall=c.anchor_wall,
+            clock_anchor_virtual=c.anchor_virtual,
+            created_at=wall,
+        )
 
     # ---- lookups ----
 
@@ -95,8 +127,12 @@ class Lender:
     # ---- time ----
 
     def clock_of(self, partner: Partner) -> clockmod.ClockState:
-        return clockmod.ClockState(partner.clock_mode, partner.clock_rate,
-                                   partner.clock_anchor_wall, partner.clock_anchor_virtual)
+        return clockmod.ClockState(
+            partner.clock_mode,
+            partner.clock_rate,
+            partner.clock_anchor_wall,
+            partner.clock_anchor_virtual,
+        )
 
     def now(self, partner: Partner) -> float:
         return clockmod.virtual_now(self.clock_of(partner), self.wall())
@@ -122,8 +158,9 @@ class Lender:
         return f"{self.settings.public_url()}/repay/{partner.partner_token}/{order_no}?sig={sig}"
 
 
-def create_lender(settings: Settings, *, store: Store | None = None,
-                  wall: Callable[[], float] | None = None) -> Lender:
+def create_lender(
+    settings: Settings, *, store: Store | None = None, wall: Callable[[], float] | None = None
+) -> Lender:
     """A lender on `settings` (its own store unless one is given), fixtures loaded."""
     kwargs: dict = {} if wall is None else {"wall": wall}
     lender = Lender(settings, store or Store(settings.database.url), **kwargs)

@@ -42,6 +42,7 @@ STATES = ("pending", "delivered", "dead")
 
 # ---- the retry policy ----
 
+
 def backoff(cfg: CallbackSettings, attempts: int, rng: Any | None = None) -> float:
     """Delay before attempt `attempts + 1`: min(first * factor^(attempts-1), max) +/- jitter."""
     base = min(cfg.first_delay * cfg.factor ** max(attempts - 1, 0), cfg.max_delay)
@@ -74,15 +75,23 @@ def refusal(status: int, text: str) -> str:
 
 def _roll(lender: Lender, kind: str, row: Callback) -> Any:
     # Seeded per delivery, so a chaos run is reproducible (design.md "Outcomes").
-    return rng_for(lender.settings.scenarios.seed, "callback-chaos", kind, row.partner_token,
-                   row.id, row.attempts)
+    return rng_for(
+        lender.settings.scenarios.seed,
+        "callback-chaos",
+        kind,
+        row.partner_token,
+        row.id,
+        row.attempts,
+    )
 
 
 # ---- claiming ----
 
+
 @dataclass(frozen=True)
 class Job:
     """One claimed delivery: everything the send needs, taken from the row at claim time."""
+
     id: int
     url: str
     content: bytes
@@ -108,20 +117,31 @@ def request_content(partner: Partner, body: dict) -> bytes:
 
 def _receivers(s: Session) -> dict[str, Receiver]:
     """Partners that can receive now: a callback URL and not paused (others' rows just wait)."""
-    rows = s.scalars(select(Partner).where(Partner.callback_url != "",
-                                           Partner.callbacks_paused.is_(False)))
+    rows = s.scalars(
+        select(Partner).where(Partner.callback_url != "", Partner.callbacks_paused.is_(False))
+    )
     return {p.partner_token: Receiver(p, Chaos.of(p.chaos)) for p in rows}
 
 
 def _due(lender: Lender, now: float, receivers: dict[str, Receiver], limit: int) -> Any:
-    q = select(Callback).where(Callback.state == "pending", Callback.next_attempt_at <= now,
-                               Callback.lease_until <= now,
-                               Callback.partner_token.in_(list(receivers)))
+    q = select(Callback).where(
+        Callback.state == "pending",
+        Callback.next_attempt_at <= now,
+        Callback.lease_until <= now,
+        Callback.partner_token.in_(list(receivers)),
+    )
     if lender.settings.callbacks.ordered:
         earlier = aliased(Callback)
-        blocked = select(earlier.id).where(
-            earlier.partner_token == Callback.partner_token, earlier.order_no == Callback.order_no,
-            earlier.state == "pending", earlier.id < Callback.id).exists()
+        blocked = (
+            select(earlier.id)
+            .where(
+                earlier.partner_token == Callback.partner_token,
+                earlier.order_no == Callback.order_no,
+                earlier.state == "pending",
+                earlier.id < Callback.id,
+            )
+            .exists()
+        )
         # Partners with reorder chaos are ordered in Python (`_reorder`), row by row.
         loose = [t for t, r in receivers.items() if r.chaos.reorder]
         q = q.where(or_(Callback.partner_token.in_(loose), ~blocked) if loose else ~blocked)
@@ -147,21 +167,32 @@ def claim(lender: Lender, now: float, limit: int) -> list[Job]:
 
 
 def _job(lender: Lender, row: Callback, r: Receiver, lease: float) -> Job:
-    duplicate = r.chaos.duplicate > 0 and _roll(lender, "duplicate", row).random() < r.chaos.duplicate
-    return Job(row.id, r.partner.callback_url + row.path, request_content(r.partner, row.body),
-               lease, duplicate)
+    duplicate = (
+        r.chaos.duplicate > 0 and _roll(lender, "duplicate", row).random() < r.chaos.duplicate
+    )
+    return Job(
+        row.id,
+        r.partner.callback_url + row.path,
+        request_content(r.partner, row.body),
+        lease,
+        duplicate,
+    )
 
 
-def _apply_chaos(lender: Lender, s: Session, rows: list[Callback],
-                 receivers: dict[str, Receiver], now: float) -> list[Callback]:
+def _apply_chaos(
+    lender: Lender, s: Session, rows: list[Callback], receivers: dict[str, Receiver], now: float
+) -> list[Callback]:
     held: set[int] = set()
     keep = []
     for row in rows:
         chaos = receivers[row.partner_token].chaos
         if _delayed(lender, row, chaos, now):
             continue
-        if chaos.reorder and lender.settings.callbacks.ordered \
-                and not _reorder(lender, s, row, chaos, now, held):
+        if (
+            chaos.reorder
+            and lender.settings.callbacks.ordered
+            and not _reorder(lender, s, row, chaos, now, held)
+        ):
             continue
         keep.append(row)
     return [row for row in keep if row.id not in held]
@@ -181,15 +212,23 @@ def _delayed(lender: Lender, row: Callback, chaos: Chaos, now: float) -> bool:
     return True
 
 
-def _reorder(lender: Lender, s: Session, row: Callback, chaos: Chaos, now: float,
-             held: set[int]) -> bool:
+def _reorder(
+    lender: Lender, s: Session, row: Callback, chaos: Chaos, now: float, held: set[int]
+) -> bool:
     """Chaos `reorder`: may `row` go although earlier rows of its order are pending?
 
     Not chosen: ordinary ordering (it waits). Chosen: it goes, and the earlier rows that
     are due now are held back for `reorder_hold` seconds so it really overtakes them."""
-    earlier = list(s.scalars(select(Callback).where(
-        Callback.partner_token == row.partner_token, Callback.order_no == row.order_no,
-        Callback.state == "pending", Callback.id < row.id)))
+    earlier = list(
+        s.scalars(
+            select(Callback).where(
+                Callback.partner_token == row.partner_token,
+                Callback.order_no == row.order_no,
+                Callback.state == "pending",
+                Callback.id < row.id,
+            )
+        )
+    )
     if not earlier:
         return True
     if _roll(lender, "reorder", row).random() >= chaos.reorder:
@@ -213,6 +252,7 @@ def release(lender: Lender, jobs: Sequence[Job]) -> None:
 
 
 # ---- sending and recording ----
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -264,16 +304,26 @@ def record(lender: Lender, outcomes: Sequence[Outcome]) -> None:
                 log.info("callback %s changed while in flight; result dropped", job.id)
                 continue
             for a in results:
-                s.add(CallbackAttempt(callback_id=row.id, at=a.at, url=job.url,
-                                      request_body=job.content.decode("utf-8"),
-                                      status_code=a.status, response_body=a.response,
-                                      latency_ms=round(a.latency_ms, 3), error=a.error))
+                s.add(
+                    CallbackAttempt(
+                        callback_id=row.id,
+                        at=a.at,
+                        url=job.url,
+                        request_body=job.content.decode("utf-8"),
+                        status_code=a.status,
+                        response_body=a.response,
+                        latency_ms=round(a.latency_ms, 3),
+                        error=a.error,
+                    )
+                )
             row.attempts += len(results)
             row.lease_until = 0.0
             _judge(lender, lender.settings.callbacks, row, results)
 
 
-def _judge(lender: Lender, cfg: CallbackSettings, row: Callback, results: Sequence[Attempt]) -> None:
+def _judge(
+    lender: Lender, cfg: CallbackSettings, row: Callback, results: Sequence[Attempt]
+) -> None:
     first = results[0]
     if first.ok:
         row.state, row.delivered_at = "delivered", lender.wall()
@@ -288,11 +338,14 @@ def _judge(lender: Lender, cfg: CallbackSettings, row: Callback, results: Sequen
 
 # ---- flushing: tests and in-process use ----
 
+
 async def flush(lender: Lender, sender: Sender) -> int:
     """One pass: claim what is due now (up to batch_size), send it all concurrently, record.
 
     Returns how many deliveries were attempted."""
-    jobs = await asyncio.to_thread(claim, lender, lender.wall(), lender.settings.callbacks.batch_size)
+    jobs = await asyncio.to_thread(
+        claim, lender, lender.wall(), lender.settings.callbacks.batch_size
+    )
     if not jobs:
         return 0
     sent = await asyncio.gather(*(send(lender, sender, j) for j in jobs), return_exceptions=True)
@@ -318,6 +371,7 @@ async def flush_until_idle(lender: Lender, sender: Sender, max_rounds: int = 100
 
 def deliver_now(lender: Lender, sender: Sender | None = None, max_rounds: int = 100) -> int:
     """Sync `flush_until_idle` for in-process use; without `sender`, a fresh HttpxSender."""
+
     async def run() -> int:
         if sender is not None:
             return await flush_until_idle(lender, sender, max_rounds)

@@ -33,8 +33,11 @@ class NothingToPay(SandboxError):
     """The order has no bill: not disbursed yet, or already settled."""
 
     def __init__(self, order_no: str, status: int) -> None:
-        super().__init__("payment_rejected", f"order {order_no} is in status {status}: "
-                                             f"nothing to pay", http_status=409)
+        super().__init__(
+            "payment_rejected",
+            f"order {order_no} is in status {status}: nothing to pay",
+            http_status=409,
+        )
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,9 @@ def _signed_order(lender: Lender, s: Session, link: Link, purpose: str) -> tuple
         raise BadLink()
     if not hmac.compare_digest(lender.sign(partner, purpose, link.order_no), link.sig):
         raise BadLink()
-    order = s.scalars(select(Order).where(Order.partner_token == link.token,
-                                          Order.order_no == link.order_no)).first()
+    order = s.scalars(
+        select(Order).where(Order.partner_token == link.token, Order.order_no == link.order_no)
+    ).first()
     if order is None:
         raise BadLink()
     return partner, order
@@ -65,15 +69,23 @@ def contract(lender: Lender, link: Link) -> dict[str, Any]:
         now = lender.now(partner)
         amount = order.approved_amount or order.application_amount
         term = order.approved_term or order.application_term
-        card = s.scalars(select(BankCard).where(BankCard.order_id == order.id,
-                                                BankCard.active.is_(True))).first()
+        card = s.scalars(
+            select(BankCard).where(BankCard.order_id == order.id, BankCard.active.is_(True))
+        ).first()
         due = order.due_at or pricing.due_at(product, now, term)
-        return {"order": order, "product": product, "quote": pricing.quote(product, amount, term),
-                "card": card, "partner": partner,
-                "unit": "hari" if product.term_unit == 1 else "bulan",
-                "rate": bodies.rate_text(product.interest_rate * 100), "today": lender.fmt(now),
-                "due": lender.fmt(due), "approved": order.approved_amount is not None,
-                "overdue_rate": bodies.rate_text(product.overdue_rate * 100)}
+        return {
+            "order": order,
+            "product": product,
+            "quote": pricing.quote(product, amount, term),
+            "card": card,
+            "partner": partner,
+            "unit": "hari" if product.term_unit == 1 else "bulan",
+            "rate": bodies.rate_text(product.interest_rate * 100),
+            "today": lender.fmt(now),
+            "due": lender.fmt(due),
+            "approved": order.approved_amount is not None,
+            "overdue_rate": bodies.rate_text(product.overdue_rate * 100),
+        }
 
 
 def repayment(lender: Lender, link: Link) -> dict[str, Any]:
@@ -82,8 +94,11 @@ def repayment(lender: Lender, link: Link) -> dict[str, Any]:
         partner, order = _signed_order(lender, s, link, "repay")
         now = lender.now(partner)
         plan = bodies.repay_plan(lender, s, order, now) if order.loan_time else None
-        return {"order": order, "plan": plan,
-                "payable": order.status in (Status.REPAYING, Status.OVERDUE)}
+        return {
+            "order": order,
+            "plan": plan,
+            "payable": order.status in (Status.REPAYING, Status.OVERDUE),
+        }
 
 
 def pay_now(lender: Lender, link: Link) -> dict[str, Any]:

@@ -33,9 +33,9 @@ class Reply:
     body: dict[str, Any]
     http_status: int = 200
     partner_token: str = ""
-    partner: Partner | None = None          # as read on arrival (detached), when it was known
-    request: dict[str, Any] | None = None   # the decrypted payload, when it decrypted
-    data: Any = None                        # plain `data` (before any response encryption)
+    partner: Partner | None = None  # as read on arrival (detached), when it was known
+    request: dict[str, Any] | None = None  # the decrypted payload, when it decrypted
+    data: Any = None  # plain `data` (before any response encryption)
     fault: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -71,7 +71,7 @@ def handle(lender: Lender, path: str, body: bytes, *, journal: bool = True) -> R
         lender.on_outbox()
         out_codec = codec if lender.settings.responses.encrypt_data else None
         reply.body = render(path, 0, "success", reply.data, mode=mode, codec=out_codec)
-        faults.after_handler(lender, path, reply)   # confirm_unknown, review_stuck, ...
+        faults.after_handler(lender, path, reply)  # confirm_unknown, review_stuck, ...
     except SandboxError as e:
         reply.body = render(path, e.code, e.message, {}, mode=mode)
         reply.http_status = e.http_status
@@ -94,8 +94,9 @@ def _arrival(lender: Lender, path: str, token: str) -> tuple[Partner, float, boo
     with lender.store.transaction() as s:
         partner = lender.partner(s, token)
         now = lender.now(partner)
-        due, targeted = s.execute(PENDING_WORK, {"token": token, "until": now,
-                                                 **faults.rule_params(path, token)}).one()
+        due, targeted = s.execute(
+            PENDING_WORK, {"token": token, "until": now, **faults.rule_params(path, token)}
+        ).one()
     return partner, now, bool(due), bool(targeted)
 
 
@@ -105,26 +106,40 @@ def record(lender: Lender, path: str, body: bytes, reply: Reply, *, answered: bo
     virtual_at = None
     try:
         with lender.store.transaction() as s:
-            partner = reply.partner or (s.get(Partner, reply.partner_token)
-                                        if reply.partner_token else None)
+            partner = reply.partner or (
+                s.get(Partner, reply.partner_token) if reply.partner_token else None
+            )
             if partner is not None:
                 virtual_at = lender.now(partner)
-            s.add(JournalEntry(partner_token=reply.partner_token if partner else "",
-                               path=path, at=lender.wall(), virtual_at=virtual_at,
-                               request_raw=body[:65536].decode("utf-8", "replace"),
-                               request=reply.request,
-                               response=reply.body if answered else None,
-                               http_status=reply.http_status,
-                               code=reply.code if answered else None, fault=reply.fault))
+            s.add(
+                JournalEntry(
+                    partner_token=reply.partner_token if partner else "",
+                    path=path,
+                    at=lender.wall(),
+                    virtual_at=virtual_at,
+                    request_raw=body[:65536].decode("utf-8", "replace"),
+                    request=reply.request,
+                    response=reply.body if answered else None,
+                    http_status=reply.http_status,
+                    code=reply.code if answered else None,
+                    fault=reply.fault,
+                )
+            )
     except Exception:  # the journal must never break an answer
         log.exception("could not write the journal")
 
 
-def record_unprocessed(lender: Lender, path: str, body: bytes, plan: HttpPlan,
-                       http_status: int) -> None:
+def record_unprocessed(
+    lender: Lender, path: str, body: bytes, plan: HttpPlan, http_status: int
+) -> None:
     """Journal a request the web layer answered with an HTTP fault before any handler ran.
 
     `http_status` 0 means no HTTP answer at all (the connection was dropped)."""
-    reply = Reply(body={}, http_status=http_status, partner_token=plan.partner_token,
-                  request=plan.request, fault=plan.describe())
+    reply = Reply(
+        body={},
+        http_status=http_status,
+        partner_token=plan.partner_token,
+        request=plan.request,
+        fault=plan.describe(),
+    )
     record(lender, path, body, reply, answered=False)

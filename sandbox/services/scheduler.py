@@ -62,8 +62,9 @@ def start(lender: Lender) -> Runner:
     tick = lender.settings.scheduler.tick
     sender = HttpxSender()
     worker = Worker(lender, sender)
-    sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
-                                              "misfire_grace_time": None})
+    sched = BackgroundScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    )
     sched.add_job(process_moving_clocks, "interval", args=[lender], seconds=tick, id="due")
     sched.add_job(worker.wake, "interval", seconds=tick, id="outbox")
     worker.start()

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import httpx
 
-RESPONSE_LIMIT = 64 * 1024      # characters of a receiver's answer kept in the attempt log
+RESPONSE_LIMIT = 64 * 1024  # characters of a receiver's answer kept in the attempt log
 JSON_TYPE = "application/json;charset=utf-8"
 
 
@@ -35,8 +35,9 @@ class HttpxSender:
         # httpx's timeout is per phase; asyncio.timeout bounds the whole attempt, so a receiver
         # that trickles bytes cannot outlive the lease.
         async with asyncio.timeout(timeout):
-            async with self.client.stream("POST", url, content=content, timeout=timeout,
-                                          headers={"content-type": JSON_TYPE}) as r:
+            async with self.client.stream(
+                "POST", url, content=content, timeout=timeout, headers={"content-type": JSON_TYPE}
+            ) as r:
                 body = await _read_capped(r)
         return r.status_code, body.decode(r.encoding or "utf-8", "replace")
 

@@ -20,11 +20,18 @@ from ..store import Callback, Order, Partner
 from .control import order_summary
 from .lender import Lender
 
-POLL = 0.05           # seconds between reads
+POLL = 0.05  # seconds between reads
 
 
-async def wait_for_order(lender: Lender, token: str, order_no: str, *, status: int | None,
-                         acknowledged: bool, timeout: float) -> dict[str, Any]:
+async def wait_for_order(
+    lender: Lender,
+    token: str,
+    order_no: str,
+    *,
+    status: int | None,
+    acknowledged: bool,
+    timeout: float,
+) -> dict[str, Any]:
     """Poll until the order is in `status` and/or every callback it had when the wait began
     is delivered; the order summary with `reached`. A dead callback ends the wait unreached."""
     deadline = time.monotonic() + timeout
@@ -39,21 +46,28 @@ async def wait_for_order(lender: Lender, token: str, order_no: str, *, status: i
         await asyncio.sleep(POLL)
 
 
-def _look(lender: Lender, token: str, order_no: str, horizon: int | None
-          ) -> tuple[dict[str, Any], set[str], int]:
+def _look(
+    lender: Lender, token: str, order_no: str, horizon: int | None
+) -> tuple[dict[str, Any], set[str], int]:
     """One short read: the order summary and the states of its callbacks up to `horizon`
     (None: the newest now, which becomes the horizon)."""
     with lender.store.transaction() as s:
         if s.get(Partner, token) is None:
             raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
-        order = s.scalars(select(Order).where(Order.partner_token == token,
-                                              Order.order_no == order_no)).first()
+        order = s.scalars(
+            select(Order).where(Order.partner_token == token, Order.order_no == order_no)
+        ).first()
         if order is None:
-            raise ControlError("order_not_found", f"order_no {order_no!r} of partner {token!r}",
-                               http_status=404)
+            raise ControlError(
+                "order_not_found", f"order_no {order_no!r} of partner {token!r}", http_status=404
+            )
         if horizon is None:
-            horizon = s.scalar(select(func.max(Callback.id)).where(
-                Callback.order_id == order.id)) or 0
-        states = set(s.scalars(select(Callback.state).where(Callback.order_id == order.id,
-                                                            Callback.id <= horizon)))
+            horizon = (
+                s.scalar(select(func.max(Callback.id)).where(Callback.order_id == order.id)) or 0
+            )
+        states = set(
+            s.scalars(
+                select(Callback.state).where(Callback.order_id == order.id, Callback.id <= horizon)
+            )
+        )
         return order_summary(lender, order), states, horizon

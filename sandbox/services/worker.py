@@ -44,9 +44,12 @@ class Worker:
         def hook() -> None:
             previous()
             self.wake()
+
         self.lender.on_outbox = hook
-        self._background = [self._loop.create_task(self._claim_loop(), name="callback-claims"),
-                            self._loop.create_task(self._record_loop(), name="callback-records")]
+        self._background = [
+            self._loop.create_task(self._claim_loop(), name="callback-claims"),
+            self._loop.create_task(self._record_loop(), name="callback-records"),
+        ]
         self._wake.set()  # rows left pending by an earlier run go out now
 
     def wake(self) -> None:

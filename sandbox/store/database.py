@@ -52,8 +52,9 @@ class Store:
     @staticmethod
     def _make_engine(url: str) -> Engine:
         if url in ("sqlite://", "sqlite:///:memory:"):
-            engine = create_engine("sqlite://", poolclass=StaticPool,
-                                   connect_args={"check_same_thread": False})
+            engine = create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
         elif url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False})
         else:
@@ -70,8 +71,10 @@ class Store:
             if meta is None:
                 s.add(SchemaMeta(id=1, version=SCHEMA_VERSION))
             elif meta.version != SCHEMA_VERSION:
-                raise StoreError(f"database schema version {meta.version}, this sandbox needs "
-                                 f"{SCHEMA_VERSION}: use a fresh database or migrate")
+                raise StoreError(
+                    f"database schema version {meta.version}, this sandbox needs "
+                    f"{SCHEMA_VERSION}: use a fresh database or migrate"
+                )
         if self.is_sqlite and ":memory:" not in self.url and self.url != "sqlite://":
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -126,9 +129,13 @@ class Store:
         if self._copies_cache is None:
             self._copies_cache = LRUCache(1000)
         dialect = self.engine.dialect
-        engine = Engine(StaticPool(lambda: conn, dialect=dialect), dialect, self.engine.url,
-                        query_cache_size=0,
-                        execution_options={"compiled_cache": self._copies_cache})
+        engine = Engine(
+            StaticPool(lambda: conn, dialect=dialect),  # type: ignore[arg-type]
+            dialect,
+            self.engine.url,
+            query_cache_size=0,
+            execution_options={"compiled_cache": self._copies_cache},
+        )
         copy = Store("sqlite://", engine=engine)
         copy._prepared = self._prepared  # the same backend: the same statements
         return copy

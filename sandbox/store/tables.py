@@ -8,7 +8,7 @@ on the partner's clock, "wall" ones on the host's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class SchemaMeta(Base):
@@ -43,25 +43,27 @@ class Partner(Base):
     callback_url: Mapped[str] = mapped_column(String(500), default="")
     encrypt_callbacks: Mapped[bool] = mapped_column(Boolean, default=True)
     callbacks_paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    chaos: Mapped[dict[str, Any]] = mapped_column(default=dict)        # callback chaos settings
+    chaos: Mapped[dict[str, Any]] = mapped_column(default=dict)  # callback chaos settings
     clock_mode: Mapped[str] = mapped_column(String(10))
     clock_rate: Mapped[float] = mapped_column(Float, default=1.0)
     clock_anchor_wall: Mapped[float] = mapped_column(Float)
     clock_anchor_virtual: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[float] = mapped_column(Float)                   # wall
+    created_at: Mapped[float] = mapped_column(Float)  # wall
 
 
 class ProductRow(Base):
     __tablename__ = "products"
     product_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    data: Mapped[dict[str, Any]]                                       # the fixture, as JSON
+    data: Mapped[dict[str, Any]]  # the fixture, as JSON
 
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("partner_token", "order_no"),
-                      Index("ix_orders_person", "partner_token", "user_idcard"),
-                      Index("ix_orders_mobile", "partner_token", "user_mobile"))
+    __table_args__ = (
+        UniqueConstraint("partner_token", "order_no"),
+        Index("ix_orders_person", "partner_token", "user_idcard"),
+        Index("ix_orders_mobile", "partner_token", "user_mobile"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64), ForeignKey("partners.partner_token"))
     order_no: Mapped[str] = mapped_column(String(32))
@@ -74,11 +76,11 @@ class Order(Base):
     application_amount: Mapped[int]
     application_term: Mapped[int]
     term_unit: Mapped[int]
-    payload_hash: Mapped[str] = mapped_column(String(64))             # 05 idempotency
+    payload_hash: Mapped[str] = mapped_column(String(64))  # 05 idempotency
     basic_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     supplement_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     device_ip: Mapped[str] = mapped_column(String(64), default="")
-    scenario: Mapped[dict[str, Any]] = mapped_column(default=dict)    # the decided outcome
+    scenario: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the decided outcome
     # figures fixed at approval
     approved_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
     approved_term: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -92,11 +94,11 @@ class Order(Base):
     approval_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     loan_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     due_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    interest_due: Mapped[int] = mapped_column(Integer, default=0)      # interest of the current period
+    interest_due: Mapped[int] = mapped_column(Integer, default=0)  # interest of the current period
     extensions: Mapped[int] = mapped_column(Integer, default=0)
     settled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     paid_amount: Mapped[int] = mapped_column(Integer, default=0)
-    extension_paid: Mapped[int] = mapped_column(Integer, default=0)    # counts to the 100 % cap
+    extension_paid: Mapped[int] = mapped_column(Integer, default=0)  # counts to the 100 % cap
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
@@ -119,7 +121,7 @@ class TimelineRow(Base):
     from_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     to_status: Mapped[int]
     trigger: Mapped[str] = mapped_column(String(32))
-    at: Mapped[float] = mapped_column(Float)                           # virtual
+    at: Mapped[float] = mapped_column(Float)  # virtual
     cause: Mapped[str] = mapped_column(String(200))
 
 
@@ -130,7 +132,7 @@ class DueEvent(Base):
     partner_token: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
-    due_at: Mapped[float] = mapped_column(Float)                       # virtual
+    due_at: Mapped[float] = mapped_column(Float)  # virtual
     state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | void
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -141,7 +143,7 @@ class RepayCode(Base):
     code: Mapped[str] = mapped_column(String(40), unique=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     partner_token: Mapped[str] = mapped_column(String(64))
-    repay_type: Mapped[int]                                            # 1 repay, 2 extension
+    repay_type: Mapped[int]  # 1 repay, 2 extension
     delay_term: Mapped[int | None] = mapped_column(Integer, nullable=True)
     amount: Mapped[int]
     repay_method: Mapped[int]
@@ -150,7 +152,7 @@ class RepayCode(Base):
     merchant_name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
-    state: Mapped[str] = mapped_column(String(10), default="open")     # open | paid | void
+    state: Mapped[str] = mapped_column(String(10), default="open")  # open | paid | void
     paid_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
@@ -162,9 +164,9 @@ class ExtensionRow(Base):
     delay_amount: Mapped[int]
     delay_term: Mapped[int]
     term_unit: Mapped[int]
-    delay_time: Mapped[float] = mapped_column(Float)                   # paid at (virtual)
-    start_time: Mapped[float] = mapped_column(Float)                   # old due
-    expiry_time: Mapped[float] = mapped_column(Float)                  # new due
+    delay_time: Mapped[float] = mapped_column(Float)  # paid at (virtual)
+    start_time: Mapped[float] = mapped_column(Float)  # old due
+    expiry_time: Mapped[float] = mapped_column(Float)  # new due
     repay_code: Mapped[str] = mapped_column(String(40))
 
 
@@ -175,26 +177,29 @@ class Payment(Base):
     repay_code: Mapped[str] = mapped_column(String(40))
     repay_type: Mapped[int]
     amount: Mapped[int]
-    at: Mapped[float] = mapped_column(Float)                           # virtual
-    source: Mapped[str] = mapped_column(String(32))                    # api | page | scenario
+    at: Mapped[float] = mapped_column(Float)  # virtual
+    source: Mapped[str] = mapped_column(String(32))  # api | page | scenario
 
 
 class Callback(Base):
     """The outbox: one row per callback to deliver (protocol.md §5)."""
+
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_due", "state", "next_attempt_at"),
-                      Index("ix_callbacks_order", "partner_token", "order_no"))
+    __table_args__ = (
+        Index("ix_callbacks_due", "state", "next_attempt_at"),
+        Index("ix_callbacks_order", "partner_token", "order_no"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     order_no: Mapped[str] = mapped_column(String(32))
     path: Mapped[str] = mapped_column(String(64))
     body: Mapped[dict[str, Any]]
-    created_at: Mapped[float] = mapped_column(Float)                   # virtual
+    created_at: Mapped[float] = mapped_column(Float)  # virtual
     state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | delivered | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0) # wall
-    lease_until: Mapped[float] = mapped_column(Float, default=0.0)     # wall: claimed by a worker
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)  # wall
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)  # wall: claimed by a worker
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
@@ -203,9 +208,9 @@ class CallbackAttempt(Base):
     __tablename__ = "callback_attempts"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id"), index=True)
-    at: Mapped[float] = mapped_column(Float)                           # wall
+    at: Mapped[float] = mapped_column(Float)  # wall
     url: Mapped[str] = mapped_column(String(500))
-    request_body: Mapped[str] = mapped_column(Text)                    # as sent
+    request_body: Mapped[str] = mapped_column(Text)  # as sent
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response_body: Mapped[str] = mapped_column(Text, default="")
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
@@ -218,7 +223,7 @@ class JournalEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64), default="")
     path: Mapped[str] = mapped_column(String(64))
-    at: Mapped[float] = mapped_column(Float)                           # wall
+    at: Mapped[float] = mapped_column(Float)  # wall
     virtual_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     request_raw: Mapped[str] = mapped_column(Text)
     request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # decrypted
@@ -232,7 +237,7 @@ class FaultRule(Base):
     __tablename__ = "faults"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64), default="")  # "" = every partner
-    path: Mapped[str] = mapped_column(String(64), default="")           # "" = every path
+    path: Mapped[str] = mapped_column(String(64), default="")  # "" = every path
     rule: Mapped[dict[str, Any]]
     remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)

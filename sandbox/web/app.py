@@ -33,22 +33,27 @@ log = logging.getLogger("sandbox")
 
 
 def get_routes(lender: Lender) -> list[BaseRoute]:
-    return [*lender_routes(lender),
-            Mount("/sandbox", routes=control.routes()),
-            *pages.routes(lender),
-            *dashboard.routes(lender),
-            *openapi.routes(lender)]
+    return [
+        *lender_routes(lender),
+        Mount("/sandbox", routes=control.routes()),
+        *pages.routes(lender),
+        *dashboard.routes(lender),
+        *openapi.routes(lender),
+    ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     path = request.url.path
     if path.startswith("/sandbox"):
-        return JSONResponse({"code": exc.status_code, "error": "http", "message": exc.detail},
-                            status_code=exc.status_code)
+        return JSONResponse(
+            {"code": exc.status_code, "error": "http", "message": exc.detail},
+            status_code=exc.status_code,
+        )
     # docs/protocol.md §1 ruling: transport problems use HTTP status codes, still in the envelope
     text = {404: f"unknown path {path}", 405: "every lender endpoint is POST"}.get(
-        exc.status_code, str(exc.detail))
+        exc.status_code, str(exc.detail)
+    )
     body = render(path, BY_NAME["bad_envelope"].code, text, {})
     return protocol_json(body, exc.status_code)
 
@@ -58,8 +63,10 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     internal = BY_NAME["internal"]
     if request.url.path.startswith(("/sandbox", "/dashboard")):
-        return JSONResponse({"code": internal.code, "error": internal.name,
-                             "message": internal.meaning}, status_code=500)
+        return JSONResponse(
+            {"code": internal.code, "error": internal.name, "message": internal.meaning},
+            status_code=500,
+        )
     return protocol_json(render(request.url.path, internal.code, internal.message, {}))
 
 
@@ -86,8 +93,13 @@ class AdminGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.protect and scope["type"] == "http" and self._guarded(scope["path"]):
             if not self.token or dict(scope["headers"]).get(b"authorization") != self.expected:
-                body = json.dumps({"code": 401, "error": "unauthorized",
-                                   "message": "send Authorization: Bearer <admin token>"})
+                body = json.dumps(
+                    {
+                        "code": 401,
+                        "error": "unauthorized",
+                        "message": "send Authorization: Bearer <admin token>",
+                    }
+                )
                 await JSONResponse(json.loads(body), status_code=401)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -97,8 +109,13 @@ class AdminGuard:
         return path.startswith(("/sandbox", "/dashboard")) and path != "/sandbox/health"
 
 
-def create_app(settings: Settings | None = None, *, lender: Lender | None = None,
-               background: bool = True, on_ready: Callable[[], None] | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    lender: Lender | None = None,
+    background: bool = True,
+    on_ready: Callable[[], None] | None = None,
+) -> Starlette:
     """The whole sandbox as an ASGI app. `background` runs the scheduler (due events, outbox);
     `on_ready` is called once start-up is done (serve prints its banner then)."""
     settings = settings or (lender.settings if lender else load_settings())
@@ -116,9 +133,13 @@ def create_app(settings: Settings | None = None, *, lender: Lender | None = None
                 await runner.stop()
 
     from starlette.middleware import Middleware
-    app = Starlette(routes=get_routes(the_lender), lifespan=lifespan,
-                    exception_handlers={HTTPException: _http_error, Exception: _internal_error},
-                    middleware=[Middleware(AdminGuard, settings=settings)])
+
+    app = Starlette(
+        routes=get_routes(the_lender),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        middleware=[Middleware(AdminGuard, settings=settings)],
+    )
     app.state.lender = the_lender
     return app
 

@@ -30,6 +30,7 @@ from ..services.lender import Lender
 @dataclass(frozen=True)
 class Call:
     """One control request, parsed: path parameters, body and query as their models."""
+
     lender: Lender
     path: dict[str, Any]
     body: Any = None
@@ -39,15 +40,15 @@ class Call:
 @dataclass(frozen=True)
 class ControlRoute:
     method: str
-    path: str                      # under /sandbox
+    path: str  # under /sandbox
     tag: str
     summary: str
     handler: Callable[[Call], Any]
-    answer: Any                    # a model or list[model]: what the route answers (200)
-    body: type[BaseModel] | Any | None = None   # the body's model (RuleBody: fault rules)
+    answer: Any  # a model or list[model]: what the route answers (200)
+    body: type[BaseModel] | Any | None = None  # the body's model (RuleBody: fault rules)
     query: type[m.Query] | None = None
     description: str = ""
-    blocking: bool = True          # runs in the thread pool (it reads or writes the store)
+    blocking: bool = True  # runs in the thread pool (it reads or writes the store)
     statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx it may answer
 
     @property
@@ -58,13 +59,21 @@ class ControlRoute:
 async def _wait(c: Call) -> dict[str, Any]:
     q: m.WaitQuery = c.query
     return await waiting.wait_for_order(
-        c.lender, q.partner_token, c.path["order_no"], status=q.status,
-        acknowledged=q.callback == "acknowledged", timeout=q.timeout)
+        c.lender,
+        q.partner_token,
+        c.path["order_no"],
+        status=q.status,
+        acknowledged=q.callback == "acknowledged",
+        timeout=q.timeout,
+    )
 
 
 def _health(c: Call) -> dict[str, Any]:
-    return {"status": "ok", "database": c.lender.store.engine.dialect.name,
-            "partners": len(control.list_partners(c.lender))}
+    return {
+        "status": "ok",
+        "database": c.lender.store.engine.dialect.name,
+        "partners": len(control.list_partners(c.lender)),
+    }
 
 
 PARTNERS, CLOCKS, ORDERS = "Control: partners", "Control: clocks", "Control: orders"
@@ -73,104 +82,278 @@ SERVER, TOOLS, PAYMENTS = "Control: server", "Control: tools", "Control: payment
 R = ControlRoute
 
 ROUTES: tuple[ControlRoute, ...] = (
-    R("GET", "/health", SERVER, "Liveness, database and partner count", _health, a.Health,
-      description="Open even when an admin token protects the rest of /sandbox."),
-    R("GET", "/partners", PARTNERS, "Every partner (without secrets)",
-      lambda c: control.list_partners(c.lender), list[a.PartnerView]),
-    R("POST", "/partners", PARTNERS, "Onboard a partner (spec §01)",
-      lambda c: control.create_partner(c.lender, c.body), a.PartnerView, body=m.PartnerCreate,
-      description="Creates a partner, generating what is not given; answers its credentials "
-                  "and the lender's product list.", statuses=(400, 409)),
-    R("GET", "/partners/{token}", PARTNERS, "One partner",
-      lambda c: control.get_partner(c.lender, c.path["token"], secrets=c.query.secrets),
-      a.PartnerView, query=m.SecretsQuery),
-    R("PATCH", "/partners/{token}", PARTNERS,
-      "Change a partner's callback URL, chaos, clock or keys",
-      lambda c: control.update_partner(c.lender, c.path["token"], c.body), a.PartnerView,
-      body=m.PartnerPatch),
-    R("GET", "/partners/{token}/clock", CLOCKS, "A partner's clock",
-      lambda c: control.get_clock(c.lender, c.path["token"]), a.ClockView),
-    R("POST", "/partners/{token}/clock/advance", CLOCKS,
-      "Move the clock forward and fire every due event on the way",
-      lambda c: control.advance_clock(c.lender, c.path["token"], c.body.total), a.ClockView,
-      body=m.ClockAdvance,
-      description="Returns when the state is consistent: every event up to the new time has "
-                  "fired, in due-time order, each at its own virtual time."),
-    R("POST", "/partners/{token}/clock/set", CLOCKS, "Move the clock to an instant (forward only)",
-      lambda c: control.set_clock(c.lender, c.path["token"], c.body.instant), a.ClockView,
-      body=m.ClockSet),
-    R("POST", "/partners/{token}/callbacks/pause", CALLBACKS, "Hold a partner's callbacks",
-      lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": True}),
-      a.PartnerView, description="Deliveries stay pending without using attempts."),
-    R("POST", "/partners/{token}/callbacks/resume", CALLBACKS, "Deliver what was held, in order",
-      lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": False}),
-      a.PartnerView),
-    R("GET", "/orders", ORDERS, "Orders, newest first",
-      lambda c: control.list_orders(c.lender, c.query.partner_token, c.query.status,
-                                    c.query.limit),
-      list[a.OrderSummary], query=m.OrdersQuery),
-    R("GET", "/orders/{order_no}", ORDERS,
-      "An order with timeline, bank cards, codes, payments, extensions, events and callbacks",
-      lambda c: control.order_detail(c.lender, c.query.partner_token, c.path["order_no"]),
-      a.OrderDetail, query=m.PartnerQuery),
-    R("POST", "/orders/{order_no}/transition", ORDERS, "Force a legal transition",
-      lambda c: control.transition(c.lender, c.path["order_no"], c.body), a.OrderDetail,
-      body=m.Transition, statuses=(400, 404, 409),
-      description="Any trigger the state machine allows from the order's status; an illegal "
-                  "one is a 409 naming the allowed triggers."),
-    R("GET", "/orders/{order_no}/wait", ORDERS,
-      "Long-poll until an order reaches a status and/or its callbacks are acknowledged",
-      _wait, a.WaitResult, query=m.WaitQuery, blocking=False),
-    R("POST", "/payments", PAYMENTS, "A borrower pays a code from 15",
-      lambda c: payments.pay(c.lender, c.body.repay_code, c.body.amount), a.PaymentResult,
-      body=m.Payment, statuses=(400, 404, 409),
-      description="A full repayment settles the order (200); an extension fee extends it "
-                  "(back to 170)."),
-    R("GET", "/callbacks", CALLBACKS, "Callback deliveries and attempts",
-      lambda c: deliveries.list_deliveries(c.lender, c.query.partner_token, c.query.order_no,
-                                           c.query.state, c.query.limit),
-      list[a.Delivery], query=m.CallbacksQuery,
-      description="Newest `limit` (default 200), oldest first; each with its decrypted body, "
-                  "the body as sent, why it still waits, and every attempt."),
-    R("GET", "/callbacks/{id:int}", CALLBACKS, "One delivery",
-      lambda c: deliveries.get_delivery(c.lender, c.path["id"]), a.Delivery),
-    R("POST", "/callbacks/{id:int}/redeliver", CALLBACKS, "Send again",
-      lambda c: deliveries.redeliver(c.lender, c.path["id"]), a.Delivery,
-      description="A new attempt cycle (pending, due now); the attempt log keeps the earlier "
-                  "attempts."),
-    R("GET", "/journal", JOURNAL, "Requests received, decrypted",
-      lambda c: journal.list_entries(c.lender, c.query.partner_token, c.query.path,
-                                     c.query.limit),
-      list[a.JournalEntry], query=m.JournalQuery,
-      description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault)."),
-    R("DELETE", "/journal", JOURNAL, "Clear the journal (or a partner's)",
-      lambda c: journal.clear(c.lender, c.query.partner_token), a.Deleted, query=m.ScopeQuery),
-    R("GET", "/faults", FAULTS, "Fault rules, with remaining counts",
-      lambda c: faults.list_rules(c.lender, c.query.partner_token), FaultRules,
-      query=m.ScopeQuery),
-    R("PUT", "/faults", FAULTS, "Replace the fault rules",
-      lambda c: faults.put_rules(c.lender, c.body), FaultRules, body=RuleBody,
-      description="One rule or {\"rules\": [...]}. Replaces every rule, or only one partner's "
-                  "when a partner_token is given at the top level (a single rule's own "
-                  "partner_token counts). A rule as GET shows it can be PUT back. See the "
-                  "fault kinds table."),
-    R("POST", "/faults", FAULTS, "Add fault rules",
-      lambda c: faults.add_rules(c.lender, c.body), FaultRules, body=RuleBody,
-      description="Same body as PUT; the other rules stay."),
-    R("DELETE", "/faults", FAULTS, "Delete fault rules",
-      lambda c: faults.clear_rules(c.lender, c.query.id, c.query.partner_token), a.Deleted,
-      query=m.FaultsDeleteQuery, description="All, one (`id`) or one partner's."),
-    R("POST", "/reset", SERVER, "Wipe orders and history, reload fixtures",
-      lambda c: control.reset(c.lender, c.body.partner_token), a.ResetResult, body=m.Reset,
-      description="Of one partner (its clock restarts) or everything."),
-    R("POST", "/tools/encrypt", TOOLS, "Encrypt a payload like PHP",
-      lambda c: envelope_tools.encrypt(c.lender, c.body), a.Encrypted, body=m.Encrypt,
-      description="`data` as an object is JSON-encoded like PHP json_encode (escaped slashes "
-                  "and unicode unless `escape` is false); a string is encrypted as is."),
-    R("POST", "/tools/decrypt", TOOLS, "Decrypt an encode_data",
-      lambda c: envelope_tools.decrypt(c.lender, c.body), a.Decrypted, body=m.Decrypt,
-      description="A whole envelope works as the body. A wrong key or IV is a 400 that says "
-                  "so (10003 undecryptable, 10004 not_json with a hex preview)."),
+    R(
+        "GET",
+        "/health",
+        SERVER,
+        "Liveness, database and partner count",
+        _health,
+        a.Health,
+        description="Open even when an admin token protects the rest of /sandbox.",
+    ),
+    R(
+        "GET",
+        "/partners",
+        PARTNERS,
+        "Every partner (without secrets)",
+        lambda c: control.list_partners(c.lender),
+        list[a.PartnerView],
+    ),
+    R(
+        "POST",
+        "/partners",
+        PARTNERS,
+        "Onboard a partner (spec §01)",
+        lambda c: control.create_partner(c.lender, c.body),
+        a.PartnerView,
+        body=m.PartnerCreate,
+        description="Creates a partner, generating what is not given; answers its credentials "
+        "and the lender's product list.",
+        statuses=(400, 409),
+    ),
+    R(
+        "GET",
+        "/partners/{token}",
+        PARTNERS,
+        "One partner",
+        lambda c: control.get_partner(c.lender, c.path["token"], secrets=c.query.secrets),
+        a.PartnerView,
+        query=m.SecretsQuery,
+    ),
+    R(
+        "PATCH",
+        "/partners/{token}",
+        PARTNERS,
+        "Change a partner's callback URL, chaos, clock or keys",
+        lambda c: control.update_partner(c.lender, c.path["token"], c.body),
+        a.PartnerView,
+        body=m.PartnerPatch,
+    ),
+    R(
+        "GET",
+        "/partners/{token}/clock",
+        CLOCKS,
+        "A partner's clock",
+        lambda c: control.get_clock(c.lender, c.path["token"]),
+        a.ClockView,
+    ),
+    R(
+        "POST",
+        "/partners/{token}/clock/advance",
+        CLOCKS,
+        "Move the clock forward and fire every due event on the way",
+        lambda c: control.advance_clock(c.lender, c.path["token"], c.body.total),
+        a.ClockView,
+        body=m.ClockAdvance,
+        description="Returns when the state is consistent: every event up to the new time has "
+        "fired, in due-time order, each at its own virtual time.",
+    ),
+    R(
+        "POST",
+        "/partners/{token}/clock/set",
+        CLOCKS,
+        "Move the clock to an instant (forward only)",
+        lambda c: control.set_clock(c.lender, c.path["token"], c.body.instant),
+        a.ClockView,
+        body=m.ClockSet,
+    ),
+    R(
+        "POST",
+        "/partners/{token}/callbacks/pause",
+        CALLBACKS,
+        "Hold a partner's callbacks",
+        lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": True}),
+        a.PartnerView,
+        description="Deliveries stay pending without using attempts.",
+    ),
+    R(
+        "POST",
+        "/partners/{token}/callbacks/resume",
+        CALLBACKS,
+        "Deliver what was held, in order",
+        lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": False}),
+        a.PartnerView,
+    ),
+    R(
+        "GET",
+        "/orders",
+        ORDERS,
+        "Orders, newest first",
+        lambda c: control.list_orders(
+            c.lender, c.query.partner_token, c.query.status, c.query.limit
+        ),
+        list[a.OrderSummary],
+        query=m.OrdersQuery,
+    ),
+    R(
+        "GET",
+        "/orders/{order_no}",
+        ORDERS,
+        "An order with timeline, bank cards, codes, payments, extensions, events and callbacks",
+        lambda c: control.order_detail(c.lender, c.query.partner_token, c.path["order_no"]),
+        a.OrderDetail,
+        query=m.PartnerQuery,
+    ),
+    R(
+        "POST",
+        "/orders/{order_no}/transition",
+        ORDERS,
+        "Force a legal transition",
+        lambda c: control.transition(c.lender, c.path["order_no"], c.body),
+        a.OrderDetail,
+        body=m.Transition,
+        statuses=(400, 404, 409),
+        description="Any trigger the state machine allows from the order's status; an illegal "
+        "one is a 409 naming the allowed triggers.",
+    ),
+    R(
+        "GET",
+        "/orders/{order_no}/wait",
+        ORDERS,
+        "Long-poll until an order reaches a status and/or its callbacks are acknowledged",
+        _wait,
+        a.WaitResult,
+        query=m.WaitQuery,
+        blocking=False,
+    ),
+    R(
+        "POST",
+        "/payments",
+        PAYMENTS,
+        "A borrower pays a code from 15",
+        lambda c: payments.pay(c.lender, c.body.repay_code, c.body.amount),
+        a.PaymentResult,
+        body=m.Payment,
+        statuses=(400, 404, 409),
+        description="A full repayment settles the order (200); an extension fee extends it "
+        "(back to 170).",
+    ),
+    R(
+        "GET",
+        "/callbacks",
+        CALLBACKS,
+        "Callback deliveries and attempts",
+        lambda c: deliveries.list_deliveries(
+            c.lender, c.query.partner_token, c.query.order_no, c.query.state, c.query.limit
+        ),
+        list[a.Delivery],
+        query=m.CallbacksQuery,
+        description="Newest `limit` (default 200), oldest first; each with its decrypted body, "
+        "the body as sent, why it still waits, and every attempt.",
+    ),
+    R(
+        "GET",
+        "/callbacks/{id:int}",
+        CALLBACKS,
+        "One delivery",
+        lambda c: deliveries.get_delivery(c.lender, c.path["id"]),
+        a.Delivery,
+    ),
+    R(
+        "POST",
+        "/callbacks/{id:int}/redeliver",
+        CALLBACKS,
+        "Send again",
+        lambda c: deliveries.redeliver(c.lender, c.path["id"]),
+        a.Delivery,
+        description="A new attempt cycle (pending, due now); the attempt log keeps the earlier "
+        "attempts.",
+    ),
+    R(
+        "GET",
+        "/journal",
+        JOURNAL,
+        "Requests received, decrypted",
+        lambda c: journal.list_entries(
+            c.lender, c.query.partner_token, c.query.path, c.query.limit
+        ),
+        list[a.JournalEntry],
+        query=m.JournalQuery,
+        description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault).",
+    ),
+    R(
+        "DELETE",
+        "/journal",
+        JOURNAL,
+        "Clear the journal (or a partner's)",
+        lambda c: journal.clear(c.lender, c.query.partner_token),
+        a.Deleted,
+        query=m.ScopeQuery,
+    ),
+    R(
+        "GET",
+        "/faults",
+        FAULTS,
+        "Fault rules, with remaining counts",
+        lambda c: faults.list_rules(c.lender, c.query.partner_token),
+        FaultRules,
+        query=m.ScopeQuery,
+    ),
+    R(
+        "PUT",
+        "/faults",
+        FAULTS,
+        "Replace the fault rules",
+        lambda c: faults.put_rules(c.lender, c.body),
+        FaultRules,
+        body=RuleBody,
+        description='One rule or {"rules": [...]}. Replaces every rule, or only one partner\'s '
+        "when a partner_token is given at the top level (a single rule's own "
+        "partner_token counts). A rule as GET shows it can be PUT back. See the "
+        "fault kinds table.",
+    ),
+    R(
+        "POST",
+        "/faults",
+        FAULTS,
+        "Add fault rules",
+        lambda c: faults.add_rules(c.lender, c.body),
+        FaultRules,
+        body=RuleBody,
+        description="Same body as PUT; the other rules stay.",
+    ),
+    R(
+        "DELETE",
+        "/faults",
+        FAULTS,
+        "Delete fault rules",
+        lambda c: faults.clear_rules(c.lender, c.query.id, c.query.partner_token),
+        a.Deleted,
+        query=m.FaultsDeleteQuery,
+        description="All, one (`id`) or one partner's.",
+    ),
+    R(
+        "POST",
+        "/reset",
+        SERVER,
+        "Wipe orders and history, reload fixtures",
+        lambda c: control.reset(c.lender, c.body.partner_token),
+        a.ResetResult,
+        body=m.Reset,
+        description="Of one partner (its clock restarts) or everything.",
+    ),
+    R(
+        "POST",
+        "/tools/encrypt",
+        TOOLS,
+        "Encrypt a payload like PHP",
+        lambda c: envelope_tools.encrypt(c.lender, c.body),
+        a.Encrypted,
+        body=m.Encrypt,
+        description="`data` as an object is JSON-encoded like PHP json_encode (escaped slashes "
+        "and unicode unless `escape` is false); a string is encrypted as is.",
+    ),
+    R(
+        "POST",
+        "/tools/decrypt",
+        TOOLS,
+        "Decrypt an encode_data",
+        lambda c: envelope_tools.decrypt(c.lender, c.body),
+        a.Decrypted,
+        body=m.Decrypt,
+        description="A whole envelope works as the body. A wrong key or IV is a 400 that says "
+        "so (10003 undecryptable, 10004 not_json with a hex preview).",
+    ),
 )
 
 
@@ -198,12 +381,14 @@ def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
     elif route.body is not None:
         body = m.parse(route.body, _json_body(raw))
     query = m.parse(route.query, dict(request.query_params)) if route.query else None
-    return Call(lender=request.app.state.lender, path=dict(request.path_params), body=body,
-                query=query)
+    return Call(
+        lender=request.app.state.lender, path=dict(request.path_params), body=body, query=query
+    )
 
 
 def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
     """The ASGI endpoint of a route: parse, run (off the loop when it blocks), answer JSON."""
+
     async def answer(request: Request) -> Response:
         try:
             raw = await request.body() if route.body is not None else b""
@@ -215,8 +400,10 @@ def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
         except SandboxError as e:
             return json_error(e)
         return JSONResponse(result)
-    answer.__name__ = answer.__qualname__ = (route.method.lower() + route.path.replace("/", "_")
-                                             .replace("{", "").replace("}", "").replace(":", "_"))
+
+    answer.__name__ = answer.__qualname__ = route.method.lower() + route.path.replace(
+        "/", "_"
+    ).replace("{", "").replace("}", "").replace(":", "_")
     return answer
 
 

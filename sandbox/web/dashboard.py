@@ -6,6 +6,7 @@ force a transition) that redirect back. Guarded like /sandbox/* (web.app).
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +22,7 @@ from ..services.lender import Lender
 from .pages import render
 
 
-def _render(name: str, **ctx: object) -> HTMLResponse:
+def _render(name: str, **ctx: Any) -> HTMLResponse:
     return render(name, **ctx)
 
 
@@ -33,15 +34,27 @@ async def _form(request: Request) -> dict[str, str]:
 def routes(lender: Lender) -> list[Route]:
     def index(request: Request) -> Response:
         partners = control.list_partners(lender)
-        token = request.query_params.get("partner") or (partners[0]["partner_token"] if partners else "")
+        token = request.query_params.get("partner") or (
+            partners[0]["partner_token"] if partners else ""
+        )
         status = request.query_params.get("status")
-        orders = control.list_orders(lender, token, int(status) if status and status.isdigit() else None, 100)
-        return _render("dashboard.html", partners=partners, token=token, orders=orders,
-                       counts=overview.order_counts(lender, token), statuses=list(Status),
-                       callbacks=overview.callback_states(lender, token),
-                       requests=overview.recent_requests(lender, token), fmt=lender.fmt,
-                       clock=control.get_clock(lender, token) if token else None,
-                       message=request.query_params.get("msg", ""), warnings=lender.warnings())
+        orders = control.list_orders(
+            lender, token, int(status) if status and status.isdigit() else None, 100
+        )
+        return _render(
+            "dashboard.html",
+            partners=partners,
+            token=token,
+            orders=orders,
+            counts=overview.order_counts(lender, token),
+            statuses=list(Status),
+            callbacks=overview.callback_states(lender, token),
+            requests=overview.recent_requests(lender, token),
+            fmt=lender.fmt,
+            clock=control.get_clock(lender, token) if token else None,
+            message=request.query_params.get("msg", ""),
+            warnings=lender.warnings(),
+        )
 
     def order(request: Request) -> Response:
         token = request.query_params.get("partner", "demo")
@@ -49,8 +62,12 @@ def routes(lender: Lender) -> list[Route]:
             detail = control.order_detail(lender, token, request.path_params["order_no"])
         except SandboxError as e:
             return HTMLResponse(f"<p>{e.message}</p>", status_code=404)
-        return _render("dashboard_order.html", o=detail, token=token,
-                       message=request.query_params.get("msg", ""))
+        return _render(
+            "dashboard_order.html",
+            o=detail,
+            token=token,
+            message=request.query_params.get("msg", ""),
+        )
 
     def back(path: str, msg: str) -> RedirectResponse:
         sep = "&" if "?" in path else "?"
@@ -72,8 +89,9 @@ def routes(lender: Lender) -> list[Route]:
         token, order_no = str(form.get("partner", "")), request.path_params["order_no"]
         trigger = str(form.get("trigger", ""))
         try:
-            await run_in_threadpool(control.transition, lender, order_no,
-                                    {"partner_token": token, "trigger": trigger})
+            await run_in_threadpool(
+                control.transition, lender, order_no, {"partner_token": token, "trigger": trigger}
+            )
             msg = f"{trigger}: done"
         except SandboxError as e:
             msg = e.message

@@ -43,9 +43,16 @@ def _type_text(s: dict, doc: dict) -> str:
 
 def _rule(s: dict) -> str:
     bits = [f"pattern {s['pattern']}"] if s.get("pattern") else []
-    for key, label in (("minimum", ">="), ("maximum", "<="), ("minLength", "min length"),
-                       ("maxLength", "max length"), ("minItems", "min items"),
-                       ("maxItems", "max items"), ("const", "="), ("default", "default")):
+    for key, label in (
+        ("minimum", ">="),
+        ("maximum", "<="),
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minItems", "min items"),
+        ("maxItems", "max items"),
+        ("const", "="),
+        ("default", "default"),
+    ):
         if key in s and s[key] not in (None, ""):
             bits.append(f"{label} {json.dumps(s[key], ensure_ascii=False)}")
     if "enum" in s:
@@ -63,8 +70,9 @@ def _optional(s: dict) -> tuple[dict, bool]:
     return s, False
 
 
-def schema_rows(schema: dict, doc: dict, name: str = "", required: bool = True,
-                depth: int = 0) -> list[Row]:
+def schema_rows(
+    schema: dict, doc: dict, name: str = "", required: bool = True, depth: int = 0
+) -> list[Row]:
     """A schema as table rows: dotted field names, type, required, rule, description."""
     s, nullable = _optional(resolve(schema, doc))
     if depth > 8:
@@ -73,11 +81,21 @@ def schema_rows(schema: dict, doc: dict, name: str = "", required: bool = True,
         return [r for v in s["oneOf"] for r in _variant_rows(v, doc, name, depth)]
     rows: list[Row] = []
     if name:
-        rows.append(Row(name, _type_text(s, doc) + (" | null" if nullable else ""),
-                        required and not nullable, _rule(s), s.get("description", "")))
+        rows.append(
+            Row(
+                name,
+                _type_text(s, doc) + (" | null" if nullable else ""),
+                required and not nullable,
+                _rule(s),
+                s.get("description", ""),
+            )
+        )
     if s.get("type") == "array" and isinstance(s.get("items"), dict):
-        rows += schema_rows(s["items"], doc, f"{name}[]", True, depth + 1)[1:] \
-            if _is_object(s["items"], doc) else []
+        rows += (
+            schema_rows(s["items"], doc, f"{name}[]", True, depth + 1)[1:]
+            if _is_object(s["items"], doc)
+            else []
+        )
     for prop, sub in s.get("properties", {}).items():
         full = f"{name}.{prop}" if name else prop
         rows += schema_rows(sub, doc, full, prop in s.get("required", ()), depth + 1)
@@ -95,8 +113,10 @@ def _variant_rows(variant: dict, doc: dict, name: str, depth: int) -> list[Row]:
         return [Row(name or "(body)", "object", True, "", f"a {title}: {v.get('description', '')}")]
     kind = v.get("properties", {}).get("kind", {}).get("const") or v.get("title", "")
     rows = schema_rows(v, doc, name, True, depth + 1)
-    return [Row(f"[{kind}] {r.name}" if kind else r.name, r.type, r.required, r.rule,
-                r.description) for r in rows]
+    return [
+        Row(f"[{kind}] {r.name}" if kind else r.name, r.type, r.required, r.rule, r.description)
+        for r in rows
+    ]
 
 
 def _dump(value: Any) -> str:
@@ -107,16 +127,21 @@ def _op_view(path: str, method: str, op: dict, doc: dict) -> dict:
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
     answer = op["responses"]["200"].get("content", {}).get("application/json", {})
     return {
-        "id": op["operationId"], "method": method.upper(), "path": path,
-        "summary": op.get("summary", ""), "description": op.get("description", ""),
+        "id": op["operationId"],
+        "method": method.upper(),
+        "path": path,
+        "summary": op.get("summary", ""),
+        "description": op.get("description", ""),
         "params": op.get("parameters", []),
         "body_rows": schema_rows(body["schema"], doc) if "schema" in body else [],
         "payload_rows": schema_rows(op["x-payload"], doc) if "x-payload" in op else [],
         "payload_example": _dump(op["x-payload-example"]) if "x-payload-example" in op else "",
         "envelope_example": _dump(body["example"]) if "example" in body else "",
-        "answer_rows": schema_rows(op["x-answer-data"] if "x-answer-data" in op
-                                   else answer.get("schema", {}), doc) if
-        ("x-answer-data" in op or "schema" in answer) else [],
+        "answer_rows": schema_rows(
+            op["x-answer-data"] if "x-answer-data" in op else answer.get("schema", {}), doc
+        )
+        if ("x-answer-data" in op or "schema" in answer)
+        else [],
     }
 
 
@@ -126,13 +151,19 @@ def page_model(doc: dict) -> dict:
     for path, item in doc["paths"].items():
         for method, op in item.items():
             groups[op["tags"][0]].append(_op_view(path, method, op, doc))
-    hooks = [_op_view("/" + name, "post", item["post"], doc) | {
-        "payload_rows": schema_rows(item["post"]["x-payload"], doc)}
-        for name, item in doc["webhooks"].items()]
-    return {"doc": doc, "groups": groups, "webhooks": hooks,
-            "catalog": doc["components"]["schemas"]["ErrorCode"]["x-catalog"],
-            "fault_kinds": doc["x-fault-kinds"],
-            "fault_rows": schema_rows(doc["components"]["schemas"]["FaultRule"], doc)}
+    hooks = [
+        _op_view("/" + name, "post", item["post"], doc)
+        | {"payload_rows": schema_rows(item["post"]["x-payload"], doc)}
+        for name, item in doc["webhooks"].items()
+    ]
+    return {
+        "doc": doc,
+        "groups": groups,
+        "webhooks": hooks,
+        "catalog": doc["components"]["schemas"]["ErrorCode"]["x-catalog"],
+        "fault_kinds": doc["x-fault-kinds"],
+        "fault_rows": schema_rows(doc["components"]["schemas"]["FaultRule"], doc),
+    }
 
 
 def md(text: Any) -> Markup:
@@ -143,9 +174,9 @@ def md(text: Any) -> Markup:
 
 
 def render_docs(doc: dict) -> str:
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                      autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
     env.filters["md"] = md
     return env.get_template("docs.html").render(**page_model(doc))
-
-

@@ -61,12 +61,19 @@ class DroppedResponse(Response):
         self.rule_id = rule_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        why = (f"fault rule {self.rule_id} (kind drop): the sandbox closed the connection "
-               f"on purpose (PUT /sandbox/faults)")
+        why = (
+            f"fault rule {self.rule_id} (kind drop): the sandbox closed the connection "
+            f"on purpose (PUT /sandbox/faults)"
+        )
         if _in_test_client(scope):
             raise httpx.RemoteProtocolError(why)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json;charset=utf-8")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json;charset=utf-8")],
+            }
+        )
         raise ConnectionDropped(why)
 
 
@@ -98,8 +105,13 @@ def _envelope(reply: Any, respond: Callable[[dict, int], Response]) -> Response:
     return respond(reply.body, reply.http_status)
 
 
-async def serve(lender: Lender, request: Request, path: str, body: bytes,
-                respond: Callable[[dict, int], Response]) -> Response:
+async def serve(
+    lender: Lender,
+    request: Request,
+    path: str,
+    body: bytes,
+    respond: Callable[[dict, int], Response],
+) -> Response:
     """A lender endpoint with its HTTP faults: delay, then the answer or a fault's answer.
 
     `respond(body, status)` renders a protocol envelope (app.protocol_json)."""
@@ -108,14 +120,21 @@ async def serve(lender: Lender, request: Request, path: str, body: bytes,
         await asyncio.sleep((plan.delay.ms or 0) / 1000)
     answer = plan.answer
     if answer is not None and not plan.runs_handler:
-        await run_in_threadpool(pipeline.record_unprocessed, lender, path, body, plan,
-                                answer_status(answer))
+        await run_in_threadpool(
+            pipeline.record_unprocessed, lender, path, body, plan, answer_status(answer)
+        )
         return await _fault_answer(request, answer)
     return await _processed(lender, request, path, body, plan, respond)
 
 
-async def _processed(lender: Lender, request: Request, path: str, body: bytes, plan: HttpPlan,
-                     respond: Callable[[dict, int], Response]) -> Response:
+async def _processed(
+    lender: Lender,
+    request: Request,
+    path: str,
+    body: bytes,
+    plan: HttpPlan,
+    respond: Callable[[dict, int], Response],
+) -> Response:
     """The lender handles the request; then its answer, or the fault's in its place."""
     reply = await run_in_threadpool(pipeline.handle, lender, path, body, journal=False)
     if reply.extra.get("callback_first"):
@@ -133,6 +152,7 @@ async def _processed(lender: Lender, request: Request, path: str, body: bytes, p
 
 
 # ---- the routes ----
+
 
 def protocol_json(body: dict, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/json;charset=utf-8")
@@ -163,5 +183,4 @@ def lender_routes(lender: Lender) -> list[BaseRoute]:
             return protocol_json(render(path, e.code, e.message, {}), 413)
         return await serve(lender, request, path, body, protocol_json)
 
-    return [Route(e.path, endpoint, methods=["POST"], name=e.path.strip("/"))
-            for e in SPECS]
+    return [Route(e.path, endpoint, methods=["POST"], name=e.path.strip("/")) for e in SPECS]

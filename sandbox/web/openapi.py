@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -45,6 +45,7 @@ def _json(schema: dict) -> dict:
 
 # ---- schemas from the models ----
 
+
 def _item(answer: Any) -> type[BaseModel] | None:
     """The model of an answer (a model, or list[model])."""
     if get_origin(answer) is list:
@@ -55,16 +56,21 @@ def _item(answer: Any) -> type[BaseModel] | None:
 def _schema_of(answer: Any) -> dict:
     item = _item(answer)
     assert item is not None, answer
-    return {"type": "array", "items": ref(item.__name__)} if get_origin(answer) is list \
+    return (
+        {"type": "array", "items": ref(item.__name__)}
+        if get_origin(answer) is list
         else ref(item.__name__)
+    )
 
 
-def _models() -> list[tuple[type[BaseModel], str]]:
+def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Every model the document names, each with the JSON-schema mode it is shown in."""
-    out: list[tuple[type[BaseModel], str]] = []
+    out: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     # Serialization mode keeps the patterns that the numeric-string coercion hides in
     # validation mode; numbers are accepted wherever a digit string is (docs/protocol.md §3).
-    out += [(m, "serialization") for m in sorted({s.model for s in SPECS}, key=lambda m: m.__name__)]
+    out += [
+        (m, "serialization") for m in sorted({s.model for s in SPECS}, key=lambda m: m.__name__)
+    ]
     out += [(m, "validation") for m in {*answers.DATA.values(), *answers.CALLBACK_BODIES.values()}]
     for r in ROUTES:
         for model in (r.body, _item(r.answer)):
@@ -103,48 +109,72 @@ def fault_schemas() -> dict[str, dict]:
     for option in schema["oneOf"]:
         name = option["$ref"].rsplit("/", 1)[-1]
         kind = defs[name]
-        defs["Stored" + name] = {**kind, "properties": {**kind["properties"],
-                                                        **counters["properties"]},
-                                 "required": [*kind.get("required", ()), *counters["required"]]}
+        defs["Stored" + name] = {
+            **kind,
+            "properties": {**kind["properties"], **counters["properties"]},
+            "required": [*kind.get("required", ()), *counters["required"]],
+        }
         variants.append(ref("Stored" + name))
     defs["StoredRule"] = {"oneOf": variants, "description": counters["description"]}
-    defs["FaultRules"] = {"type": "object", "properties": {"rules": {
-        "type": "array", "items": ref("StoredRule")}}, "required": ["rules"],
-        "additionalProperties": False, "description": faultrules.FaultRules.__doc__}
-    defs["RuleBody"] = {"oneOf": [ref("FaultRule"), ref("FaultRuleSet")],
-                        "description": "One rule, or {\"rules\": [...]}"}
+    defs["FaultRules"] = {
+        "type": "object",
+        "properties": {"rules": {"type": "array", "items": ref("StoredRule")}},
+        "required": ["rules"],
+        "additionalProperties": False,
+        "description": faultrules.FaultRules.__doc__,
+    }
+    defs["RuleBody"] = {
+        "oneOf": [ref("FaultRule"), ref("FaultRuleSet")],
+        "description": 'One rule, or {"rules": [...]}',
+    }
     return defs
 
 
 def catalog_schema() -> dict:
     rows = "\n".join(f"| {e.code} | {e.name} | {e.message} | {e.meaning} |" for e in CATALOG)
-    return {"type": "integer", "enum": [0, *(e.code for e in CATALOG)],
-            "description": "0 is success; every other code is in this catalog "
-                           "(docs/errors.md):\n\n| code | name | message | meaning |\n"
-                           "|---|---|---|---|\n" + rows,
-            "x-catalog": [{"code": e.code, "name": e.name, "message": e.message,
-                           "meaning": e.meaning} for e in CATALOG]}
+    return {
+        "type": "integer",
+        "enum": [0, *(e.code for e in CATALOG)],
+        "description": "0 is success; every other code is in this catalog "
+        "(docs/errors.md):\n\n| code | name | message | meaning |\n"
+        "|---|---|---|---|\n" + rows,
+        "x-catalog": [
+            {"code": e.code, "name": e.name, "message": e.message, "meaning": e.meaning}
+            for e in CATALOG
+        ],
+    }
 
 
 def envelope_schemas() -> dict[str, dict]:
     return {
-        "Envelope": {"type": "object", "required": ["partner_token", "encode_data"],
-                     "description": "Every request to the lender and every callback (§1).",
-                     "properties": {
-                         "partner_token": {"type": "string"},
-                         "encode_data": {"type": "string", "description": (
-                             "base64(AES-128-CBC(JSON payload)) with the partner's key/IV, "
-                             "PKCS#7, like PHP openssl_encrypt")}}},
-        "Answer": {"type": "object", "required": ["code", "data"],
-                   "description": "The lender's answer. The text key is `msg` for 09, 10, 11 "
-                                  "and 16 and `message` elsewhere (a setting changes this); "
-                                  "`data` is plain JSON unless the lender encrypts it.",
-                   "properties": {"code": ref("ErrorCode"),
-                                  "message": {"type": "string",
-                                              "description": "Indonesian; English detail after"},
-                                  "msg": {"type": "string",
-                                          "description": "the same, under the spec's other key"},
-                                  "data": {"description": "see the endpoint's answer data"}}},
+        "Envelope": {
+            "type": "object",
+            "required": ["partner_token", "encode_data"],
+            "description": "Every request to the lender and every callback (§1).",
+            "properties": {
+                "partner_token": {"type": "string"},
+                "encode_data": {
+                    "type": "string",
+                    "description": (
+                        "base64(AES-128-CBC(JSON payload)) with the partner's key/IV, "
+                        "PKCS#7, like PHP openssl_encrypt"
+                    ),
+                },
+            },
+        },
+        "Answer": {
+            "type": "object",
+            "required": ["code", "data"],
+            "description": "The lender's answer. The text key is `msg` for 09, 10, 11 "
+            "and 16 and `message` elsewhere (a setting changes this); "
+            "`data` is plain JSON unless the lender encrypts it.",
+            "properties": {
+                "code": ref("ErrorCode"),
+                "message": {"type": "string", "description": "Indonesian; English detail after"},
+                "msg": {"type": "string", "description": "the same, under the spec's other key"},
+                "data": {"description": "see the endpoint's answer data"},
+            },
+        },
         "ErrorCode": catalog_schema(),
     }
 
@@ -155,33 +185,53 @@ def components() -> dict[str, dict]:
 
 # ---- operations ----
 
+
 def _operation_id(method: str, path: str) -> str:
     return (method.lower() + re.sub(r"\W+", "_", re.sub(r":\w+}", "}", path))).strip("_")
 
 
 def _parameters(route: ControlRoute) -> list[dict]:
     names = re.findall(r"{(\w+)(?::(\w+))?}", route.path)
-    out: list[dict] = [{"name": n, "in": "path", "required": True,
-                        "schema": {"type": "integer" if kind == "int" else "string"}}
-                       for n, kind in names]
+    out: list[dict] = [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer" if kind == "int" else "string"},
+        }
+        for n, kind in names
+    ]
     if route.query is not None:
         schema = route.query.model_json_schema(ref_template=REF)
         required = set(schema.get("required", ()))
         for name, sub in schema["properties"].items():
-            out.append({"name": name, "in": "query", "required": name in required,
-                        "schema": sub, "description": sub.get("description", "")})
+            out.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in required,
+                    "schema": sub,
+                    "description": sub.get("description", ""),
+                }
+            )
     return out
 
 
 def control_operation(route: ControlRoute) -> dict:
     out: dict[str, Any] = {
-        "tags": [route.tag], "summary": route.summary, "description": route.description,
+        "tags": [route.tag],
+        "summary": route.summary,
+        "description": route.description,
         "operationId": _operation_id(route.method, route.full_path),
         "parameters": _parameters(route),
-        "responses": {"200": {"description": "OK", **_json(_schema_of(route.answer))},
-                      "4XX": {"description": "Bad input (400, naming the field), unknown "
-                                             "partner/order (404), conflict (409)",
-                              **_json(ref("ControlErrorBody"))}},
+        "responses": {
+            "200": {"description": "OK", **_json(_schema_of(route.answer))},
+            "4XX": {
+                "description": "Bad input (400, naming the field), unknown "
+                "partner/order (404), conflict (409)",
+                **_json(ref("ControlErrorBody")),
+            },
+        },
     }
     if route.body is not None:
         name = "RuleBody" if route.body is faultrules.RuleBody else route.body.__name__
@@ -190,8 +240,9 @@ def control_operation(route: ControlRoute) -> dict:
 
 
 def _payload_examples() -> dict[str, dict]:
-    order = samples.sample_order("openapi-docs", today=date(2026, 3, 2), rules=[], suffix="001",
-                                 order_no="ORD20260302000123")
+    order = samples.sample_order(
+        "openapi-docs", today=date(2026, 3, 2), rules=[], suffix="001", order_no="ORD20260302000123"
+    )
     return order.payloads()
 
 
@@ -200,18 +251,24 @@ def lender_operation(e: Spec, example: dict) -> dict:
     envelope = {"partner_token": "demo", "encode_data": codec.encrypt_json(example)}
     data = answers.DATA[e.path].__name__
     return {
-        "tags": [LENDER_TAG], "operationId": e.name.replace("-", "_"),
+        "tags": [LENDER_TAG],
+        "operationId": e.name.replace("-", "_"),
         "summary": f"{e.number} {e.summary}",
         "description": f"Endpoint {e.number}. The body is the envelope; its `encode_data` "
-                       f"decrypts to the **{e.model.__name__}** payload (schema in "
-                       f"`x-payload`). Business errors answer HTTP 200 with a non-zero code.",
-        "x-payload": ref(e.model.__name__), "x-payload-example": example,
+        f"decrypts to the **{e.model.__name__}** payload (schema in "
+        f"`x-payload`). Business errors answer HTTP 200 with a non-zero code.",
+        "x-payload": ref(e.model.__name__),
+        "x-payload-example": example,
         "x-answer-data": ref(data),
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": ref("Envelope"), "example": envelope}}},
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ref("Envelope"), "example": envelope}},
+        },
         "responses": {
-            "200": {"description": f"The answer; `data` is a {data} when `code` is 0",
-                    **_json(ref("Answer"))},
+            "200": {
+                "description": f"The answer; `data` is a {data} when `code` is 0",
+                **_json(ref("Answer")),
+            },
             "404": {"description": "Unknown path (envelope, code 10001)", **_json(ref("Answer"))},
             "405": {"description": "Not a POST", **_json(ref("Answer"))},
             "413": {"description": "Body too large (code 10013)", **_json(ref("Answer"))},
@@ -223,16 +280,21 @@ def webhooks() -> dict[str, dict]:
     out = {}
     for number, path, summary in CALLBACKS:
         body = answers.CALLBACK_BODIES[path].__name__
-        out[path.strip("/")] = {"post": {
-            "tags": ["Callbacks (19-21)"], "summary": f"{number}: {summary}",
-            "operationId": path.strip("/").replace("-", "_"),
-            "description": f"Sent to the partner's callback_url + {path} in the envelope, "
-                           f"encrypted with its key/IV (or plain JSON). Retried until the "
-                           f"receiver answers code 0.",
-            "x-payload": ref(body),
-            "requestBody": {"required": True, **_json(ref("Envelope"))},
-            "responses": {"200": {"description": 'Acknowledge with {"code": 0}',
-                                  **_json(ref("Answer"))}}}}
+        out[path.strip("/")] = {
+            "post": {
+                "tags": ["Callbacks (19-21)"],
+                "summary": f"{number}: {summary}",
+                "operationId": path.strip("/").replace("-", "_"),
+                "description": f"Sent to the partner's callback_url + {path} in the envelope, "
+                f"encrypted with its key/IV (or plain JSON). Retried until the "
+                f"receiver answers code 0.",
+                "x-payload": ref(body),
+                "requestBody": {"required": True, **_json(ref("Envelope"))},
+                "responses": {
+                    "200": {"description": 'Acknowledge with {"code": 0}', **_json(ref("Answer"))}
+                },
+            }
+        }
     return out
 
 
@@ -241,21 +303,44 @@ PAGES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
     ("/openapi.json", "Reference", "This document", ()),
     ("/docs", "Reference", "This document as a readable page (offline)", ()),
     ("/dashboard", "Pages", "The dashboard: partners, clocks, orders", ()),
-    ("/contract/{token}/{order_no}", "Pages", "The loan contract page (10)",
-     (("sig", "signature from the contract_url"),)),
-    ("/repay/{token}/{order_no}", "Pages", "The URL repayment page (14 url_info)",
-     (("sig", "signature from url_info"),)),
+    (
+        "/contract/{token}/{order_no}",
+        "Pages",
+        "The loan contract page (10)",
+        (("sig", "signature from the contract_url"),),
+    ),
+    (
+        "/repay/{token}/{order_no}",
+        "Pages",
+        "The URL repayment page (14 url_info)",
+        (("sig", "signature from url_info"),),
+    ),
 )
 
 
 def page_operation(path: str, tag: str, summary: str, query: tuple[tuple[str, str], ...]) -> dict:
-    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-              for n in re.findall(r"{(\w+)}", path)]
-    params += [{"name": n, "in": "query", "required": False, "schema": {"type": "string"},
-                "description": d} for n, d in query]
-    return {"tags": [tag], "summary": summary, "description": "",
-            "operationId": _operation_id("get", path), "parameters": params,
-            "responses": {"200": {"description": "OK"}}}
+    params = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        for n in re.findall(r"{(\w+)}", path)
+    ]
+    params += [
+        {
+            "name": n,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": d,
+        }
+        for n, d in query
+    ]
+    return {
+        "tags": [tag],
+        "summary": summary,
+        "description": "",
+        "operationId": _operation_id("get", path),
+        "parameters": params,
+        "responses": {"200": {"description": "OK"}},
+    }
 
 
 def build(lender: Lender | None = None) -> dict[str, Any]:
@@ -273,14 +358,19 @@ def build(lender: Lender | None = None) -> dict[str, Any]:
     tags = [LENDER_TAG, *(r.tag for r in ROUTES), *(p[1] for p in PAGES)]
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Lender Sandbox", "version": "1",
-                 "description": "A stateful mock lender for the partner lending API: the "
-                                "lender endpoints 02-18 (encrypted envelopes), the callbacks "
-                                "19-21 it sends, and the sandbox-only control API under "
-                                "/sandbox."},
+        "info": {
+            "title": "Lender Sandbox",
+            "version": "1",
+            "description": "A stateful mock lender for the partner lending API: the "
+            "lender endpoints 02-18 (encrypted envelopes), the callbacks "
+            "19-21 it sends, and the sandbox-only control API under "
+            "/sandbox.",
+        },
         "servers": [{"url": url}],
         "tags": [{"name": t} for t in dict.fromkeys(tags)],
-        "paths": paths, "webhooks": webhooks(), "components": components(),
+        "paths": paths,
+        "webhooks": webhooks(),
+        "components": components(),
         "x-fault-kinds": [vars(k) for k in faultrules.FAULT_KINDS],
     }
 
@@ -301,5 +391,7 @@ def routes(lender: Lender) -> list[BaseRoute]:
             built["html"] = render_docs(document())
         return HTMLResponse(built["html"])
 
-    return [Route("/openapi.json", openapi_json, methods=["GET"]),
-            Route("/docs", docs, methods=["GET"])]
+    return [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]

@@ -7,6 +7,7 @@ The data comes from `services.pages`, which checks the signed links; this module
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -19,11 +20,13 @@ from ..core.errors import SandboxError
 from ..services import pages
 from ..services.lender import Lender
 
-TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                        autoescape=select_autoescape(["html", "svg"]))
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html", "svg"]),
+)
 
 
-def render(name: str, status: int = 200, **ctx: object) -> HTMLResponse:
+def render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
     return HTMLResponse(TEMPLATES.get_template(name).render(**ctx), status_code=status)
 
 
@@ -32,8 +35,11 @@ def _error(message: str, status: int) -> HTMLResponse:
 
 
 def _link(request: Request) -> pages.Link:
-    return pages.Link(request.path_params["token"], request.path_params["order_no"],
-                      request.query_params.get("sig", ""))
+    return pages.Link(
+        request.path_params["token"],
+        request.path_params["order_no"],
+        request.query_params.get("sig", ""),
+    )
 
 
 def routes(lender: Lender) -> list[Route]:
@@ -49,8 +55,12 @@ def routes(lender: Lender) -> list[Route]:
             data = pages.repayment(lender, _link(request))
         except pages.BadLink:
             return _error("Tautan pembayaran tidak valid atau pesanan tidak ditemukan.", 404)
-        return render("repay.html", **data, paid=request.query_params.get("paid"),
-                      error=request.query_params.get("error"))
+        return render(
+            "repay.html",
+            **data,
+            paid=request.query_params.get("paid"),
+            error=request.query_params.get("error"),
+        )
 
     async def repay_submit(request: Request) -> Response:
         link = _link(request)
@@ -71,8 +81,9 @@ def routes(lender: Lender) -> list[Route]:
         if product is None:
             return Response(status_code=404)
         letters = "".join(w[0] for w in product.product_name.split()[:2]).upper()
-        svg = TEMPLATES.get_template("icon.svg").render(letters=letters,
-                                                         hue=sum(map(ord, pid)) * 47 % 360)
+        svg = TEMPLATES.get_template("icon.svg").render(
+            letters=letters, hue=sum(map(ord, pid)) * 47 % 360
+        )
         return Response(svg, media_type="image/svg+xml")
 
     return [

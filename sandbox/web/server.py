@@ -19,20 +19,30 @@ def banner(lender: Lender) -> str:
     for p in s.partners:
         lines.append(f"  partner_token={p.partner_token}  aes_key={p.aes_key}  aes_iv={p.aes_iv}")
     lines.append("")
-    for p in lender.products.values():
-        unit = "days" if p.term_unit == 1 else "months"
-        lines.append(f"  product {p.product_id} {p.product_name}: {p.amount_min}-{p.amount_max} IDR, "
-                     f"terms {list(p.terms)} {unit}, interest {p.interest_rate}/{unit[:-1]}")
-    lines += ["", f"  try:  curl -s {url}/sandbox/health", f"  docs: {url}/docs",
-              "  magic mobile suffixes choose outcomes: see fixtures/scenarios.toml", ""]
+    for product in lender.products.values():
+        unit = "days" if product.term_unit == 1 else "months"
+        lines.append(
+            f"  product {product.product_id} {product.product_name}: {product.amount_min}-"
+            f"{product.amount_max} IDR, terms {list(product.terms)} {unit}, "
+            f"interest {product.interest_rate}/{unit[:-1]}"
+        )
+    lines += [
+        "",
+        f"  try:  curl -s {url}/sandbox/health",
+        f"  docs: {url}/docs",
+        "  magic mobile suffixes choose outcomes: see fixtures/scenarios.toml",
+        "",
+    ]
     for w in lender.warnings():
         lines.append(f"  WARNING: {w}")
     return "\n".join(lines)
 
 
-def run_server(config_path: str | Path | None = None, *, host: str | None = None,
-               port: int | None = None) -> None:
+def run_server(
+    config_path: str | Path | None = None, *, host: str | None = None, port: int | None = None
+) -> None:
     import uvicorn
+
     overrides: dict[str, Any] = {"server": {}}
     if host:
         overrides["server"]["host"] = host
@@ -40,9 +50,13 @@ def run_server(config_path: str | Path | None = None, *, host: str | None = None
         overrides["server"]["port"] = port
     settings = load_settings(config_path, overrides)
     if not is_loopback(settings.server.host) and not settings.server.admin_token:
-        raise SystemExit("refusing to bind a non-loopback address without [server] admin_token "
-                         "(or LENDER_SANDBOX_ADMIN_TOKEN): the control API would be open to all")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        raise SystemExit(
+            "refusing to bind a non-loopback address without [server] admin_token "
+            "(or LENDER_SANDBOX_ADMIN_TOKEN): the control API would be open to all"
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("apscheduler", "httpx"):  # a line per tick / per callback attempt is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").addFilter(quiet_drops)  # injected drops are not errors

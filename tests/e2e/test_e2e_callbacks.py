@@ -24,10 +24,19 @@ from sandbox.harness.sink import CallbackSink
 from sandbox.testing import SampleOrder, sample_order
 
 # Fast retries so a receiver's failures play out in well under a second.
-CALLBACKS = {"first_delay": 0.05, "factor": 2.0, "max_delay": 0.5, "jitter": 0.1,
-             "max_attempts": 4, "timeout": 0.5}
-SETTINGS = {"callbacks": CALLBACKS, "scheduler": {"tick": 0.05},
-            "lifecycle": {"review_delay": "2m", "payout_delay": "1m"}}
+CALLBACKS = {
+    "first_delay": 0.05,
+    "factor": 2.0,
+    "max_delay": 0.5,
+    "jitter": 0.1,
+    "max_attempts": 4,
+    "timeout": 0.5,
+}
+SETTINGS = {
+    "callbacks": CALLBACKS,
+    "scheduler": {"tick": 0.05},
+    "lifecycle": {"review_delay": "2m", "payout_delay": "1m"},
+}
 REVIEW_DELAY, PAYOUT_DELAY = 120, 60
 TODAY = date(2026, 3, 2)
 _serial = itertools.count(1)
@@ -48,8 +57,15 @@ def wait_until(fn: Callable[[], Any], timeout: float = 10.0, what: str = "condit
 class Aggregator:
     """One partner on the live server: encrypted lender calls, control calls, its sink."""
 
-    def __init__(self, server: LiveServer, http: httpx.Client, sink: CallbackSink,
-                 token: str, key: str, iv: str):
+    def __init__(
+        self,
+        server: LiveServer,
+        http: httpx.Client,
+        sink: CallbackSink,
+        token: str,
+        key: str,
+        iv: str,
+    ):
         self.server, self.http, self.sink = server, http, sink
         self.token, self.codec = token, Codec(key, iv)
 
@@ -57,8 +73,11 @@ class Aggregator:
 
     def call(self, path: str, payload: dict) -> Any:
         envelope = {"partner_token": self.token, "encode_data": self.codec.encrypt_json(payload)}
-        r = self.http.post(self.server.url(path), content=php_json_encode(envelope),
-                           headers={"content-type": "application/json;charset=utf-8"})
+        r = self.http.post(
+            self.server.url(path),
+            content=php_json_encode(envelope),
+            headers={"content-type": "application/json;charset=utf-8"},
+        )
         assert r.status_code == 200, r.text
         doc = r.json()
         assert doc["code"] == 0, doc
@@ -88,13 +107,15 @@ class Aggregator:
         query = "&".join(f"{k}={v}" for k, v in {"partner_token": self.token, **filters}.items())
         return self.control("GET", f"/sandbox/callbacks?{query}")
 
-    def wait_deliveries(self, ready: Callable[[list[dict]], bool], timeout: float = 10.0,
-                        what: str = "deliveries") -> list[dict]:
+    def wait_deliveries(
+        self, ready: Callable[[list[dict]], bool], timeout: float = 10.0, what: str = "deliveries"
+    ) -> list[dict]:
         found: list[dict] = []
 
         def check() -> bool:
             found[:] = self.deliveries()
             return ready(found)
+
         wait_until(check, timeout, what)
         return found
 
@@ -102,8 +123,12 @@ class Aggregator:
 
     def new_order(self, suffix: str = "001") -> Loan:
         n = next(_serial)
-        order = sample_order(f"e2e-{self.token}-{n}", suffix=suffix, today=TODAY,
-                             order_no=f"E2E{self.token[-6:]}{n:06d}".replace("_", "X"))
+        order = sample_order(
+            f"e2e-{self.token}-{n}",
+            suffix=suffix,
+            today=TODAY,
+            order_no=f"E2E{self.token[-6:]}{n:06d}".replace("_", "X"),
+        )
         loan = Loan(self, order)
         self.call("/push-basic-info", order.basic_info())
         return loan
@@ -136,11 +161,15 @@ class Loan:
 
     def pay(self, **kind: Any) -> None:
         """15 issues a payment code (bank VA); the borrower pays it (POST /sandbox/payments)."""
-        code = self.agg.call("/get-repay-detail", self.q(repay_method=1, method_code="1001", **kind))
+        code = self.agg.call(
+            "/get-repay-detail", self.q(repay_method=1, method_code="1001", **kind)
+        )
         self.agg.control("POST", "/sandbox/payments", {"repay_code": code["repay_code"]})
 
     def detail(self) -> dict:
-        return self.agg.control("GET", f"/sandbox/orders/{self.order_no}?partner_token={self.agg.token}")
+        return self.agg.control(
+            "GET", f"/sandbox/orders/{self.order_no}?partner_token={self.agg.token}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +194,17 @@ def aggregator(http: httpx.Client) -> Iterator[Callable[..., Aggregator]]:
         key, iv = crypto.generate_key(), crypto.generate_iv()
         sink = CallbackSink(key, iv) if encrypt else CallbackSink()
         sinks.append(sink.start())
-        r = http.post(server.url("/sandbox/partners"), json={
-            "partner_token": token, "aes_key": key, "aes_iv": iv, "clock_mode": "manual",
-            "encrypt_callbacks": encrypt, "callback_url": sink.url if callback else ""})
+        r = http.post(
+            server.url("/sandbox/partners"),
+            json={
+                "partner_token": token,
+                "aes_key": key,
+                "aes_iv": iv,
+                "clock_mode": "manual",
+                "encrypt_callbacks": encrypt,
+                "callback_url": sink.url if callback else "",
+            },
+        )
         assert r.status_code == 200, r.text
         return Aggregator(server, http, sink, token, key, iv)
 
@@ -178,17 +215,49 @@ def aggregator(http: httpx.Client) -> Iterator[Callable[..., Aggregator]]:
 
 # ---- the tests ----
 
-STATUS, APPROVAL, PLAN = "/callback-order-status", "/callback-approval-result", "/callback-repay-plan"
+STATUS, APPROVAL, PLAN = (
+    "/callback-order-status",
+    "/callback-approval-result",
+    "/callback-repay-plan",
+)
 # protocol.md §5 / the spec's 19-21: exactly these fields, in this order.
 FIELDS = {
     STATUS: ["order_no", "order_status", "update_time"],
-    APPROVAL: ["order_no", "order_status", "approval_time", "loan_time", "approval_amount",
-               "approval_term", "term_unit", "interest_amount", "interest_rate", "actual_amount",
-               "admin_amount", "repay_amount", "order_remark"],
-    PLAN: ["order_no", "order_status", "loan_time", "loan_amount", "loan_term", "term_unit",
-           "interest_amount", "interest_rate", "expiry_time", "expiry_amount", "is_overdue",
-           "overdue_days", "admin_amount", "repay_amount", "url_repay", "url_info",
-           "delay_repay", "delay_status"],
+    APPROVAL: [
+        "order_no",
+        "order_status",
+        "approval_time",
+        "loan_time",
+        "approval_amount",
+        "approval_term",
+        "term_unit",
+        "interest_amount",
+        "interest_rate",
+        "actual_amount",
+        "admin_amount",
+        "repay_amount",
+        "order_remark",
+    ],
+    PLAN: [
+        "order_no",
+        "order_status",
+        "loan_time",
+        "loan_amount",
+        "loan_term",
+        "term_unit",
+        "interest_amount",
+        "interest_rate",
+        "expiry_time",
+        "expiry_amount",
+        "is_overdue",
+        "overdue_days",
+        "admin_amount",
+        "repay_amount",
+        "url_repay",
+        "url_info",
+        "delay_repay",
+        "delay_status",
+    ],
 }
 
 
@@ -209,24 +278,24 @@ def test_a_full_order_life_sends_every_callback_in_order(server, aggregator):
     agg = aggregator(server)
     # Whole seconds + 0.5 on the clock, so int(update_time) is never a rounding question.
     agg.set_clock(int(agg.now()) + 3600.5)
-    loan = agg.new_order("001")                                   # approve, payout ok
+    loan = agg.new_order("001")  # approve, payout ok
     t_submit = agg.now()
-    loan.submit()                                                 # 80 -> 90
-    agg.advance(REVIEW_DELAY)                                     # 90 -> 100
+    loan.submit()  # 80 -> 90
+    agg.advance(REVIEW_DELAY)  # 90 -> 100
     approval = loan.get("/get-approval-result")
     loan.bind().confirm(approval["approval_amount"])
     t_confirm = agg.now()
-    agg.advance(PAYOUT_DELAY)                                     # 100 -> 170
+    agg.advance(PAYOUT_DELAY)  # 100 -> 170
     plan_170 = loan.get("/get-repay-plan")
     overdue = next(e for e in loan.detail()["pending_events"] if e["kind"] == "overdue")
     t_overdue = parse_instant(overdue["due_at"])
-    agg.set_clock(t_overdue + 0.5)                                # 170 -> 180
+    agg.set_clock(t_overdue + 0.5)  # 170 -> 180
     plan_180 = loan.get("/get-repay-plan")
-    loan.pay(repay_type=2, delay_term=7)                          # extension: 180 -> 170
+    loan.pay(repay_type=2, delay_term=7)  # extension: 180 -> 170
     t_extend = agg.now()
     plan_extended = loan.get("/get-repay-plan")
     agg.advance(3600)
-    loan.pay(repay_type=1)                                        # full repayment: -> 200
+    loan.pay(repay_type=1)  # full repayment: -> 200
     t_settle = agg.now()
     plan_200 = loan.get("/get-repay-plan")
     assert loan.get("/get-order-status")["order_status"] == 200
@@ -235,9 +304,9 @@ def test_a_full_order_life_sends_every_callback_in_order(server, aggregator):
     expected = [
         (STATUS, status_body(no, 90, t_submit)),
         (STATUS, status_body(no, 100, t_submit + REVIEW_DELAY)),
-        (APPROVAL, approval),                                     # = 13's data
+        (APPROVAL, approval),  # = 13's data
         (STATUS, status_body(no, 170, t_confirm + PAYOUT_DELAY)),
-        (PLAN, plan_170),                                         # = 14's data, same moment
+        (PLAN, plan_170),  # = 14's data, same moment
         (STATUS, status_body(no, 180, t_overdue)),
         (PLAN, plan_180),
         (STATUS, status_body(no, 170, t_extend)),
@@ -248,7 +317,7 @@ def test_a_full_order_life_sends_every_callback_in_order(server, aggregator):
     agg.sink.wait_for(len(expected), timeout=10)
     got = [(r.path, r.body) for r in agg.sink.records() if r.acknowledged]
     assert [p for p, _ in got] == [p for p, _ in expected]
-    for (path, body), (_, want) in zip(got, expected):
+    for (path, body), (_, want) in zip(got, expected, strict=True):
         assert list(body) == FIELDS[path], path
         for field in FIELDS[path]:
             assert body[field] == want[field], (path, field, body[field], want[field])
@@ -267,7 +336,7 @@ def test_a_full_order_life_sends_every_callback_in_order(server, aggregator):
 def test_b_failing_receiver_gets_it_after_retries(server, aggregator):
     agg = aggregator(server)
     agg.sink.fail_next(2, status=500)
-    agg.sink.fail_next(1, code=1)           # HTTP 200 but code 1 is a refusal too
+    agg.sink.fail_next(1, code=1)  # HTTP 200 but code 1 is a refusal too
     agg.new_order().submit()
     assert agg.sink.wait_for(1)[0]["order_status"] == 90
     (d,) = agg.wait_deliveries(lambda ds: delivered(ds, 1))
@@ -311,15 +380,16 @@ def test_d_kill_9_with_deliveries_pending_loses_nothing(aggregator):
         for agg in (paused, failing, hanging):
             for _ in range(2):
                 agg.new_order().submit()
-        failing.sink.wait_for_requests(4)   # so at least two failed attempts are recorded
-        hanging.sink.wait_for_requests(1)   # a delivery is in flight right now
+        failing.sink.wait_for_requests(4)  # so at least two failed attempts are recorded
+        hanging.sink.wait_for_requests(1)  # a delivery is in flight right now
         server.kill()
 
-        server.start()                       # same port, same SQLite file
+        server.start()  # same port, same SQLite file
         assert [d["attempts"] for d in paused.deliveries()] == [0, 0]
         assert sum(d["attempts"] for d in failing.deliveries()) >= 2
-        assert all(d["state"] == "pending" for a in (paused, failing, hanging)
-                   for d in a.deliveries())
+        assert all(
+            d["state"] == "pending" for a in (paused, failing, hanging) for d in a.deliveries()
+        )
         paused.control("POST", f"/sandbox/partners/{paused.token}/callbacks/resume")
         failing.sink.recover()
         hanging.sink.recover()
@@ -347,7 +417,7 @@ def test_f_without_callback_url_deliveries_wait_then_go(server, aggregator):
     agg = aggregator(server, callback=False)
     agg.new_order().submit()
     agg.wait_deliveries(lambda ds: len(ds) == 1)
-    time.sleep(0.3)                          # six scheduler ticks: nothing may be attempted
+    time.sleep(0.3)  # six scheduler ticks: nothing may be attempted
     (d,) = agg.deliveries()
     assert d["state"] == "pending" and d["attempts"] == 0 and d["attempt_log"] == []
     assert d["waiting"].startswith("no callback_url")
@@ -372,18 +442,25 @@ def test_g_chaos_duplicate_sends_twice(server, aggregator):
 def test_h_one_clock_advance_fires_every_transition_in_order(server, aggregator):
     agg = aggregator(server)
     agg.set_clock(int(agg.now()) + 3600.5)
-    loan = agg.new_order("007")                     # settle_on_time: pays on the due day
+    loan = agg.new_order("007")  # settle_on_time: pays on the due day
     loan.submit()
     agg.advance(REVIEW_DELAY)
     loan.bind().confirm(loan.get("/get-approval-result")["approval_amount"])
     t_confirm = agg.now()
-    agg.advance(30 * 86400)                         # payout, then repayment: one advance
+    agg.advance(30 * 86400)  # payout, then repayment: one advance
     bodies = agg.sink.wait_for(7, timeout=10)
     got = [(r.path, r.body["order_status"]) for r in agg.sink.records() if r.acknowledged]
-    assert got == [(STATUS, 90), (STATUS, 100), (APPROVAL, 100), (STATUS, 170), (PLAN, 170),
-                   (STATUS, 200), (PLAN, 200)]
+    assert got == [
+        (STATUS, 90),
+        (STATUS, 100),
+        (APPROVAL, 100),
+        (STATUS, 170),
+        (PLAN, 170),
+        (STATUS, 200),
+        (PLAN, 200),
+    ]
     # each callback carries the virtual time of its own transition, not of the advance
     assert bodies[3]["update_time"] == int(t_confirm + PAYOUT_DELAY)
     due = parse_instant(bodies[4]["expiry_time"])
-    assert bodies[5]["update_time"] == int(due - 15 * 3600)   # the morning of the due day
+    assert bodies[5]["update_time"] == int(due - 15 * 3600)  # the morning of the due day
     assert bodies[6] == loan.get("/get-repay-plan")

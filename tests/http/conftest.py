@@ -31,15 +31,17 @@ from sandbox.store import Store
 from sandbox.testing import SampleOrder
 from sandbox.web.app import create_app
 
-KEY, IV = "Loan@apis#123456@", "loan#654321@apis"   # the spec's pair = the demo partner's
+KEY, IV = "Loan@apis#123456@", "loan#654321@apis"  # the spec's pair = the demo partner's
 TOKEN = "demo"
 CODEC = Codec(KEY, IV)
 # A Monday morning in Jakarta: every test starts here (the injected wall clock).
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=WIB).timestamp()
 TODAY = date(2026, 3, 2)
 ROOT = Path(__file__).resolve().parents[2]
-RULES = {r["name"]: r for r in tomllib.loads((ROOT / "fixtures" / "scenarios.toml")
-                                             .read_text("utf-8"))["rules"]}
+RULES = {
+    r["name"]: r
+    for r in tomllib.loads((ROOT / "fixtures" / "scenarios.toml").read_text("utf-8"))["rules"]
+}
 # The magic mobile suffixes, read from the fixture so the tests follow it.
 SUFFIX = {name: r["mobile_suffix"] for name, r in RULES.items()}
 
@@ -70,8 +72,9 @@ class Sandbox:
     def post(self, path: str, body: Any) -> Any:
         """POST raw bytes, or a dict/list as JSON; the httpx response."""
         if isinstance(body, (bytes, str)):
-            return self.client.post(path, content=body,
-                                    headers={"content-type": "application/json;charset=utf-8"})
+            return self.client.post(
+                path, content=body, headers={"content-type": "application/json;charset=utf-8"}
+            )
         return self.client.post(path, json=body)
 
     def call(self, path: str, payload: Any, *, php: bool = False) -> dict:
@@ -121,8 +124,12 @@ class Sandbox:
         return self.detail(order_no)["status"]
 
     def force(self, order_no: str, trigger: str, status: int = 200, **kw: Any) -> dict:
-        return self.control("POST", f"/sandbox/orders/{order_no}/transition",
-                            {"partner_token": self.token, "trigger": trigger, **kw}, status)
+        return self.control(
+            "POST",
+            f"/sandbox/orders/{order_no}/transition",
+            {"partner_token": self.token, "trigger": trigger, **kw},
+            status,
+        )
 
     def pay(self, repay_code: str, amount: int | None = None, status: int = 200) -> dict:
         body: dict[str, Any] = {"repay_code": repay_code}
@@ -131,8 +138,9 @@ class Sandbox:
         return self.control("POST", "/sandbox/payments", body, status)
 
 
-def make_sandbox(settings: Settings, *, wall: Callable[[], float] | None = None,
-                 store: Store | None = None) -> Iterator[Sandbox]:
+def make_sandbox(
+    settings: Settings, *, wall: Callable[[], float] | None = None, store: Store | None = None
+) -> Iterator[Sandbox]:
     """A fresh app; with `store` (a copy of the seeded template) the schema and seed are skipped."""
     wall = wall or (lambda: T0)
     lender = Lender(settings, store, wall=wall) if store else create_lender(settings, wall=wall)
@@ -165,8 +173,7 @@ def sandbox_with(template_store: Store) -> Iterator[Callable[..., Sandbox]]:
     def make(**sections: dict[str, Any]) -> Sandbox:
         # settings that change what is stored (the clock, the database) need a real seed
         copy = not ({"clock", "database"} & set(sections))
-        gen = make_sandbox(settings_for(**sections),
-                           store=template_store.copy() if copy else None)
+        gen = make_sandbox(settings_for(**sections), store=template_store.copy() if copy else None)
         made.append(gen)
         return next(gen)
 
@@ -184,6 +191,7 @@ def call(sandbox: Sandbox) -> Callable[[str, Any], dict]:
 
 # ---- realistic payloads ----
 
+
 def person(seed: str, suffix: str | None = None) -> Person:
     """A consistent borrower; `suffix` replaces the mobile's last digits (a scenario rule).
 
@@ -195,14 +203,29 @@ def person(seed: str, suffix: str | None = None) -> Person:
     return replace(p, mobile=mobile)
 
 
-def basic_payload(p: Person, order_no: str, *, product_id: str = "1001", amount: int = 1_000_000,
-                  term: int = 14, unit: int = 1, is_reloan: int = 0) -> dict:
+def basic_payload(
+    p: Person,
+    order_no: str,
+    *,
+    product_id: str = "1001",
+    amount: int = 1_000_000,
+    term: int = 14,
+    unit: int = 1,
+    is_reloan: int = 0,
+) -> dict:
     order = SampleOrder(order_no, p, product_id, amount, term, unit)
     return {**order.basic_info(), "is_reloan": is_reloan}
 
 
-def supplement_payload(p: Person, order_no: str, *, product_id: str = "1001",
-                       amount: int = 1_000_000, term: int = 14, unit: int = 1) -> dict:
+def supplement_payload(
+    p: Person,
+    order_no: str,
+    *,
+    product_id: str = "1001",
+    amount: int = 1_000_000,
+    term: int = 14,
+    unit: int = 1,
+) -> dict:
     return SampleOrder(order_no, p, product_id, amount, term, unit).supplement_info()
 
 
@@ -214,17 +237,34 @@ def order_payload(order_no: str, product_id: str = "1001", **extra: Any) -> dict
     return {"order_no": order_no, "product_id": product_id, **extra}
 
 
-def confirm_payload(order_no: str, amount: int, term: int, *, product_id: str = "1001",
-                    unit: int = 1) -> dict:
-    return {"order_no": order_no, "product_id": product_id, "application_amount": amount,
-            "application_term": term, "term_unit": unit}
+def confirm_payload(
+    order_no: str, amount: int, term: int, *, product_id: str = "1001", unit: int = 1
+) -> dict:
+    return {
+        "order_no": order_no,
+        "product_id": product_id,
+        "application_amount": amount,
+        "application_term": term,
+        "term_unit": unit,
+    }
 
 
-def repay_payload(order_no: str, *, repay_type: int = 1, method_code: str = "1001",
-                  repay_method: int = 1, delay_term: int | None = None,
-                  product_id: str = "1001") -> dict:
-    body = {"order_no": order_no, "product_id": product_id, "repay_method": repay_method,
-            "method_code": method_code, "repay_type": repay_type}
+def repay_payload(
+    order_no: str,
+    *,
+    repay_type: int = 1,
+    method_code: str = "1001",
+    repay_method: int = 1,
+    delay_term: int | None = None,
+    product_id: str = "1001",
+) -> dict:
+    body = {
+        "order_no": order_no,
+        "product_id": product_id,
+        "repay_method": repay_method,
+        "method_code": method_code,
+        "repay_type": repay_type,
+    }
     if delay_term is not None:
         body["delay_term"] = delay_term
     return body
@@ -233,6 +273,7 @@ def repay_payload(order_no: str, *, repay_type: int = 1, method_code: str = "100
 @dataclass
 class Loan:
     """An order being walked through the API."""
+
     sb: Sandbox
     p: Person
     order_no: str
@@ -245,18 +286,37 @@ class Loan:
         return order_payload(self.order_no, self.product_id, **extra)
 
     def create(self) -> Loan:
-        self.sb.ok("/push-basic-info", basic_payload(self.p, self.order_no, product_id=self.product_id,
-                                                     amount=self.amount, term=self.term, unit=self.unit))
+        self.sb.ok(
+            "/push-basic-info",
+            basic_payload(
+                self.p,
+                self.order_no,
+                product_id=self.product_id,
+                amount=self.amount,
+                term=self.term,
+                unit=self.unit,
+            ),
+        )
         return self
 
     def submit(self) -> Loan:
-        self.sb.ok("/push-supplement-info", supplement_payload(
-            self.p, self.order_no, product_id=self.product_id, amount=self.amount,
-            term=self.term, unit=self.unit))
+        self.sb.ok(
+            "/push-supplement-info",
+            supplement_payload(
+                self.p,
+                self.order_no,
+                product_id=self.product_id,
+                amount=self.amount,
+                term=self.term,
+                unit=self.unit,
+            ),
+        )
         return self
 
     def bind(self) -> Loan:
-        self.sb.ok("/push-bind-bank", bind_payload(self.p, self.order_no, product_id=self.product_id))
+        self.sb.ok(
+            "/push-bind-bank", bind_payload(self.p, self.order_no, product_id=self.product_id)
+        )
         return self
 
     def review(self) -> Loan:
@@ -264,9 +324,16 @@ class Loan:
         return self
 
     def confirm(self, amount: int | None = None, term: int | None = None) -> Loan:
-        self.sb.ok("/push-order-confirm", confirm_payload(
-            self.order_no, amount or self.amount, term or self.term, product_id=self.product_id,
-            unit=self.unit))
+        self.sb.ok(
+            "/push-order-confirm",
+            confirm_payload(
+                self.order_no,
+                amount or self.amount,
+                term or self.term,
+                product_id=self.product_id,
+                unit=self.unit,
+            ),
+        )
         return self
 
     def payout(self) -> Loan:
@@ -287,7 +354,9 @@ class Loan:
         return self.get("/get-order-status")["order_status"]
 
     def code(self, **kw: Any) -> dict:
-        return self.sb.ok("/get-repay-detail", repay_payload(self.order_no, product_id=self.product_id, **kw))
+        return self.sb.ok(
+            "/get-repay-detail", repay_payload(self.order_no, product_id=self.product_id, **kw)
+        )
 
 
 @pytest.fixture

@@ -11,8 +11,16 @@ from conftest import SUFFIX, T0, TOKEN, Loan, Sandbox, person
 from sandbox.core.clock import WIB
 from sandbox.core.crypto import Codec
 
-SPEC_01 = {"product_id", "product_name", "product_icon", "product_desc", "amount_min", "amount_max",
-           "interest_rate", "gp_link"}
+SPEC_01 = {
+    "product_id",
+    "product_name",
+    "product_icon",
+    "product_desc",
+    "amount_min",
+    "amount_max",
+    "interest_rate",
+    "gp_link",
+}
 
 
 def iso(ts: float) -> str:
@@ -20,6 +28,7 @@ def iso(ts: float) -> str:
 
 
 # ---- health and partners ----
+
 
 def test_health(sandbox: Sandbox) -> None:
     doc = sandbox.control("GET", "/sandbox/health")
@@ -52,16 +61,21 @@ def test_products_in_the_spec_01_shape(sandbox: Sandbox) -> None:
         assert isinstance(p["amount_min"], int) and isinstance(p["amount_max"], int)
         assert isinstance(p["interest_rate"], str)
     first = products[0]
-    assert (first["product_name"], first["amount_min"], first["amount_max"], first["interest_rate"]) \
-        == ("Dana Kilat", 500_000, 4_000_000, "0.0006")
+    assert (
+        first["product_name"],
+        first["amount_min"],
+        first["amount_max"],
+        first["interest_rate"],
+    ) == ("Dana Kilat", 500_000, 4_000_000, "0.0006")
     assert first["gp_link"].startswith("https://play.google.com/")
     icon = sandbox.client.get(first["product_icon"].removeprefix("http://127.0.0.1:8000"))
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_onboard_a_partner(sandbox: Sandbox) -> None:
-    doc = sandbox.control("POST", "/sandbox/partners", {"name": "Tim Lain",
-                                                         "callback_url": "http://127.0.0.1:9/cb/"})
+    doc = sandbox.control(
+        "POST", "/sandbox/partners", {"name": "Tim Lain", "callback_url": "http://127.0.0.1:9/cb/"}
+    )
     token, key, iv = doc["partner_token"], doc["aes_key"], doc["aes_iv"]
     assert token.startswith("pt_") and len(key) == 16 and len(iv) == 16
     assert doc["callback_url"] == "http://127.0.0.1:9/cb" and doc["products"]
@@ -69,14 +83,19 @@ def test_onboard_a_partner(sandbox: Sandbox) -> None:
     assert other.ok("/get-bank-list", {"action_type": 1, "product_id": "1001"})["banklist"]
     # the demo partner's key does not open the new partner's envelope
     wrong = Sandbox(sandbox.client, token, sandbox.codec)
-    assert wrong.call("/get-bank-list", {"action_type": 1, "product_id": "1001"})["code"] in (10003, 10004)
+    assert wrong.call("/get-bank-list", {"action_type": 1, "product_id": "1001"})["code"] in (
+        10003,
+        10004,
+    )
     sandbox.control("POST", "/sandbox/partners", {"partner_token": token}, status=409)
     sandbox.control("POST", "/sandbox/partners", {"partner_token": "x" * 65}, status=400)
     sandbox.control("POST", "/sandbox/partners", {"callback_url": "ftp://x"}, status=400)
 
 
 def test_patch_a_partner(sandbox: Sandbox) -> None:
-    doc = sandbox.control("PATCH", f"/sandbox/partners/{TOKEN}", {"callback_url": "https://agg.example/cb"})
+    doc = sandbox.control(
+        "PATCH", f"/sandbox/partners/{TOKEN}", {"callback_url": "https://agg.example/cb"}
+    )
     assert doc["callback_url"] == "https://agg.example/cb"
     bad = sandbox.control("PATCH", f"/sandbox/partners/{TOKEN}", {"partner_token": "x"}, status=400)
     assert "cannot change partner_token" in bad["message"]
@@ -91,6 +110,7 @@ def test_bad_control_bodies(sandbox: Sandbox) -> None:
 
 # ---- clocks ----
 
+
 def test_clock_get_advance_set(sandbox: Sandbox) -> None:
     c = sandbox.control("GET", f"/sandbox/partners/{TOKEN}/clock")
     assert c["mode"] == "manual" and c["rate"] == 0 and c["now_unix"] == T0
@@ -101,11 +121,17 @@ def test_clock_get_advance_set(sandbox: Sandbox) -> None:
     assert c["now_unix"] == T0 + 90 + 5400
     c = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/advance", {"seconds": "2d"})
     assert c["now_unix"] == T0 + 90 + 5400 + 2 * 86400
-    c = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/set", {"to": "2026-04-01T09:00:00+07:00"})
+    c = sandbox.control(
+        "POST", f"/sandbox/partners/{TOKEN}/clock/set", {"to": "2026-04-01T09:00:00+07:00"}
+    )
     assert c["now"] == "2026-04-01T09:00:00+07:00"
-    c = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/set", {"to": "2026-04-01 12:00:00"})
-    assert c["now"] == "2026-04-01T12:00:00+07:00"              # no zone: WIB
-    c = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/set", {"to": "2026-04-01T06:00:00Z"})
+    c = sandbox.control(
+        "POST", f"/sandbox/partners/{TOKEN}/clock/set", {"to": "2026-04-01 12:00:00"}
+    )
+    assert c["now"] == "2026-04-01T12:00:00+07:00"  # no zone: WIB
+    c = sandbox.control(
+        "POST", f"/sandbox/partners/{TOKEN}/clock/set", {"to": "2026-04-01T06:00:00Z"}
+    )
     assert c["now"] == "2026-04-01T13:00:00+07:00"
 
 
@@ -115,54 +141,75 @@ def test_clock_advance_fires_events_and_reports_them(sandbox: Sandbox, loan) -> 
     assert c["next_event"] == iso(T0 + 120)
     c = sandbox.advance("1d")
     assert c["events_fired"] == 1 and o.status == 100
-    assert c["next_event"] == iso(T0 + 120 + 3 * 86400)       # the approval expiry
+    assert c["next_event"] == iso(T0 + 120 + 3 * 86400)  # the approval expiry
 
 
 def test_clock_refuses_to_go_back(sandbox: Sandbox) -> None:
     sandbox.advance("1d")
-    doc = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/set",
-                          {"to": "2026-03-02T09:00:00+07:00"}, status=400)
+    doc = sandbox.control(
+        "POST",
+        f"/sandbox/partners/{TOKEN}/clock/set",
+        {"to": "2026-03-02T09:00:00+07:00"},
+        status=400,
+    )
     assert "only moves forward" in doc["message"]
-    doc = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/advance", {"seconds": -5}, status=400)
+    doc = sandbox.control(
+        "POST", f"/sandbox/partners/{TOKEN}/clock/advance", {"seconds": -5}, status=400
+    )
     assert "only moves forward" in doc["message"]
     assert sandbox.now() == T0 + 86400
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ({"by": "8x"}, "cannot read duration"), ({"by": ""}, "cannot read duration"),
-    ({"by": "d"}, "cannot read duration"), ({"by": "1d 2q"}, "cannot read duration"),
-    ({"seconds": "soon"}, "cannot read duration"), ({"by": None}, "cannot read duration"),
-    ({"by": ["1d"]}, "cannot read duration"), ({}, 'send {"seconds": N} or {"by": "8d"}'),
-    ({"days": 3}, 'send {"seconds": N}'),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ({"by": "8x"}, "cannot read duration"),
+        ({"by": ""}, "cannot read duration"),
+        ({"by": "d"}, "cannot read duration"),
+        ({"by": "1d 2q"}, "cannot read duration"),
+        ({"seconds": "soon"}, "cannot read duration"),
+        ({"by": None}, "cannot read duration"),
+        ({"by": ["1d"]}, "cannot read duration"),
+        ({}, 'send {"seconds": N} or {"by": "8d"}'),
+        ({"days": 3}, 'send {"seconds": N}'),
+    ],
+)
 def test_bad_durations_are_400(sandbox: Sandbox, body: dict, fragment: str) -> None:
     doc = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/advance", body, status=400)
     assert fragment in doc["message"]
     assert sandbox.now() == T0
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ({}, 'send {"to": "<ISO 8601>"}'), ({"to": "next tuesday"}, "cannot read time"),
-    ({"to": "2026-13-01T00:00:00"}, "cannot read time"), ({"to": 12345}, "cannot read time"),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ({}, 'send {"to": "<ISO 8601>"}'),
+        ({"to": "next tuesday"}, "cannot read time"),
+        ({"to": "2026-13-01T00:00:00"}, "cannot read time"),
+        ({"to": 12345}, "cannot read time"),
+    ],
+)
 def test_bad_clock_set_is_400(sandbox: Sandbox, body: dict, fragment: str) -> None:
     doc = sandbox.control("POST", f"/sandbox/partners/{TOKEN}/clock/set", body, status=400)
     assert fragment in doc["message"]
 
 
 def test_clock_mode_change(sandbox: Sandbox) -> None:
-    doc = sandbox.control("PATCH", f"/sandbox/partners/{TOKEN}", {"clock_mode": "scaled", "clock_rate": 60})
+    doc = sandbox.control(
+        "PATCH", f"/sandbox/partners/{TOKEN}", {"clock_mode": "scaled", "clock_rate": 60}
+    )
     assert doc["clock"]["mode"] == "scaled" and doc["clock"]["rate"] == 60
     sandbox.control("PATCH", f"/sandbox/partners/{TOKEN}", {"clock_mode": "sideways"}, status=400)
 
 
 # ---- orders ----
 
+
 def test_order_list_and_filter(sandbox: Sandbox, loan) -> None:
     a = loan("list-a", None).create()
     b = loan("list-b", SUFFIX["approve"]).create().submit()
     rows = sandbox.control("GET", f"/sandbox/orders?partner_token={TOKEN}")
-    assert [r["order_no"] for r in rows] == [b.order_no, a.order_no]       # newest first
+    assert [r["order_no"] for r in rows] == [b.order_no, a.order_no]  # newest first
     assert rows[0]["status"] == 90 and rows[0]["status_name"] == "reviewing"
     assert rows[0]["scenario"] == "approve" and rows[1]["scenario"] == "default"
     only = sandbox.control("GET", "/sandbox/orders?status=80")
@@ -177,13 +224,26 @@ def test_order_detail_with_timeline(sandbox: Sandbox, loan) -> None:
     d = sandbox.detail(o.order_no)
     assert d["status"] == 170 and d["allowed_triggers"] == ["overdue", "extend", "settle"]
     assert [(t["from"], t["to"]) for t in d["timeline"]] == [
-        (None, 80), (80, 90), (90, 90), (90, 100), (100, 100), (100, 170)]
-    assert d["timeline"][3] == {"from": 90, "to": 100, "trigger": "approve",
-                                "at": "2026-03-02 10:02:00", "cause": "due event: review"}
+        (None, 80),
+        (80, 90),
+        (90, 90),
+        (90, 100),
+        (100, 100),
+        (100, 170),
+    ]
+    assert d["timeline"][3] == {
+        "from": 90,
+        "to": 100,
+        "trigger": "approve",
+        "at": "2026-03-02 10:02:00",
+        "cause": "due event: review",
+    }
     assert d["scenario"]["rule"] == "approve" and d["scenario"]["review"] == "approve"
     assert d["approval"]["approval_amount"] == 1_000_000
     assert d["repay_plan"]["repay_amount"] == 1_008_400
-    assert d["bank_cards"] == [{"bank_code": o.p.bank_code, "bank_card": o.p.bank_account, "active": True}]
+    assert d["bank_cards"] == [
+        {"bank_code": o.p.bank_code, "bank_card": o.p.bank_account, "active": True}
+    ]
     assert {e["kind"] for e in d["pending_events"]} == {"overdue"}
     assert d["due_at"] == "2026-03-16 23:59:59"
 
@@ -194,12 +254,14 @@ def test_order_detail_errors(sandbox: Sandbox, loan) -> None:
     assert "partner_token is required" in doc["message"]
     sandbox.control("GET", f"/sandbox/orders/NOPE00000001?partner_token={TOKEN}", status=404)
     sandbox.control("GET", f"/sandbox/orders/{o.order_no}?partner_token=nobody", status=404)
-    doc = sandbox.control("POST", f"/sandbox/orders/{o.order_no}/transition",
-                          {"partner_token": TOKEN}, status=400)
+    doc = sandbox.control(
+        "POST", f"/sandbox/orders/{o.order_no}/transition", {"partner_token": TOKEN}, status=400
+    )
     assert "trigger is required" in doc["message"]
 
 
 # ---- payments ----
+
 
 @pytest.fixture
 def owing(loan) -> Loan:
@@ -209,12 +271,25 @@ def owing(loan) -> Loan:
 def test_payment_settles(sandbox: Sandbox, owing: Loan) -> None:
     code = owing.code()
     doc = sandbox.pay(code["repay_code"])
-    assert doc == {"repay_code": code["repay_code"], "amount": 1_008_400, "repay_type": 1,
-                   "order_no": owing.order_no, "partner_token": TOKEN, "order_status": 200,
-                   "paid_at": "2026-03-02 10:03:00"}
+    assert doc == {
+        "repay_code": code["repay_code"],
+        "amount": 1_008_400,
+        "repay_type": 1,
+        "order_no": owing.order_no,
+        "partner_token": TOKEN,
+        "order_status": 200,
+        "paid_at": "2026-03-02 10:03:00",
+    }
     d = sandbox.detail(owing.order_no)
-    assert d["payments"] == [{"repay_code": code["repay_code"], "repay_type": 1, "amount": 1_008_400,
-                              "at": "2026-03-02 10:03:00", "source": "api"}]
+    assert d["payments"] == [
+        {
+            "repay_code": code["repay_code"],
+            "repay_type": 1,
+            "amount": 1_008_400,
+            "at": "2026-03-02 10:03:00",
+            "source": "api",
+        }
+    ]
     assert [c["state"] for c in d["repay_codes"]] == ["paid"]
 
 
@@ -254,6 +329,7 @@ def test_extension_payment(sandbox: Sandbox, owing: Loan) -> None:
 
 # ---- reset ----
 
+
 def test_reset_one_partner(sandbox: Sandbox, loan) -> None:
     o = loan("reset", SUFFIX["approve"]).disbursed()
     other = sandbox.control("POST", "/sandbox/partners", {"partner_token": "keeper"})
@@ -283,24 +359,34 @@ def test_reset_everything(sandbox: Sandbox, loan) -> None:
 
 # ---- hostile control-API input: a 400 naming the field, never a 500 or a broken partner ----
 
-@pytest.mark.parametrize("method,path,body,fragment", [
-    ("POST", "/sandbox/partners/demo/clock/advance", {"seconds": 1e308}, "year 9000"),
-    ("POST", "/sandbox/partners/demo/clock/advance", {"by": "99999999d"}, "year 9000"),
-    ("POST", "/sandbox/partners/demo/clock/set", {"to": "9999-12-31T00:00:00Z"}, "year 9000"),
-    ("POST", "/sandbox/partners", {"clock_mode": "weird"}, "clock mode"),
-    ("POST", "/sandbox/partners", {"clock_mode": "scaled", "clock_rate": "fast"}, "clock rate"),
-    ("POST", "/sandbox/partners", {"encrypt_callbacks": "no"}, "encrypt_callbacks"),
-    ("POST", "/sandbox/partners", {"name": ["x"]}, "name"),
-    ("PATCH", "/sandbox/partners/demo", {"clock_mode": "scaled", "clock_rate": 1e300}, "clock rate"),
-    ("PATCH", "/sandbox/partners/demo", {"callbacks_paused": "yes"}, "callbacks_paused"),
-    ("PATCH", "/sandbox/partners/demo", {"aes_key": ""}, "aes_key"),
-    ("POST", "/sandbox/payments", {"repay_code": "X", "amount": "abc"}, "amount"),
-    ("GET", "/sandbox/orders?status=99999999999999999999999", None, "status"),
-    ("GET", "/sandbox/callbacks?limit=99999999999999999999999", None, "limit"),
-    ("DELETE", "/sandbox/faults?id=99999999999999999999999", None, "id"),
-])
-def test_hostile_control_input_is_a_400(sandbox: Sandbox, method: str, path: str,
-                                        body: dict | None, fragment: str) -> None:
+
+@pytest.mark.parametrize(
+    "method,path,body,fragment",
+    [
+        ("POST", "/sandbox/partners/demo/clock/advance", {"seconds": 1e308}, "year 9000"),
+        ("POST", "/sandbox/partners/demo/clock/advance", {"by": "99999999d"}, "year 9000"),
+        ("POST", "/sandbox/partners/demo/clock/set", {"to": "9999-12-31T00:00:00Z"}, "year 9000"),
+        ("POST", "/sandbox/partners", {"clock_mode": "weird"}, "clock mode"),
+        ("POST", "/sandbox/partners", {"clock_mode": "scaled", "clock_rate": "fast"}, "clock rate"),
+        ("POST", "/sandbox/partners", {"encrypt_callbacks": "no"}, "encrypt_callbacks"),
+        ("POST", "/sandbox/partners", {"name": ["x"]}, "name"),
+        (
+            "PATCH",
+            "/sandbox/partners/demo",
+            {"clock_mode": "scaled", "clock_rate": 1e300},
+            "clock rate",
+        ),
+        ("PATCH", "/sandbox/partners/demo", {"callbacks_paused": "yes"}, "callbacks_paused"),
+        ("PATCH", "/sandbox/partners/demo", {"aes_key": ""}, "aes_key"),
+        ("POST", "/sandbox/payments", {"repay_code": "X", "amount": "abc"}, "amount"),
+        ("GET", "/sandbox/orders?status=99999999999999999999999", None, "status"),
+        ("GET", "/sandbox/callbacks?limit=99999999999999999999999", None, "limit"),
+        ("DELETE", "/sandbox/faults?id=99999999999999999999999", None, "id"),
+    ],
+)
+def test_hostile_control_input_is_a_400(
+    sandbox: Sandbox, method: str, path: str, body: dict | None, fragment: str
+) -> None:
     before = sandbox.control("GET", "/sandbox/partners/demo/clock")
     answer = sandbox.control(method, path, body, status=400)
     assert answer["error"] == "invalid_field" and fragment in answer["message"]
@@ -311,10 +397,15 @@ def test_hostile_control_input_is_a_400(sandbox: Sandbox, method: str, path: str
 def test_forced_trigger_parameters_are_checked(sandbox: Sandbox, loan) -> None:
     o = loan("params", SUFFIX["review_stuck"]).create().submit()
     path = f"/sandbox/orders/{o.order_no}/transition"
-    for body, fragment in (({"amount": "x"}, "amount"), ({"amount": 0}, "amount"),
-                           ({"reason": 5}, "reason"), ({"delay_term": True}, "delay_term")):
-        answer = sandbox.control("POST", path, {"partner_token": TOKEN, "trigger": "approve",
-                                                **body}, status=400)
+    for body, fragment in (
+        ({"amount": "x"}, "amount"),
+        ({"amount": 0}, "amount"),
+        ({"reason": 5}, "reason"),
+        ({"delay_term": True}, "delay_term"),
+    ):
+        answer = sandbox.control(
+            "POST", path, {"partner_token": TOKEN, "trigger": "approve", **body}, status=400
+        )
         assert fragment in answer["message"]
     assert o.status == 90
     sandbox.control("POST", path, {"partner_token": TOKEN, "trigger": "approve", "amount": 700_000})
@@ -325,7 +416,12 @@ def test_order_detail_names_the_payout_failure(sandbox: Sandbox, loan) -> None:
     o = loan("pfail", SUFFIX["payout_fail_once"]).disbursed()
     assert o.status == 169
     detail = sandbox.control("GET", f"/sandbox/orders/{o.order_no}?partner_token={TOKEN}")
-    assert detail["payout_error"] and detail["payout_error"].isupper()   # e.g. REJECTED_BY_BANK
+    assert detail["payout_error"] and detail["payout_error"].isupper()  # e.g. REJECTED_BY_BANK
     o.bind().confirm().payout()
     assert o.status == 170
-    assert sandbox.control("GET", f"/sandbox/orders/{o.order_no}?partner_token={TOKEN}")["payout_error"] is None
+    assert (
+        sandbox.control("GET", f"/sandbox/orders/{o.order_no}?partner_token={TOKEN}")[
+            "payout_error"
+        ]
+        is None
+    )

@@ -38,10 +38,13 @@ def active(loan) -> Loan:
 
 # ---- 02 / 03 / 04 ----
 
+
 def test_02_precheck_shape(sandbox: Sandbox) -> None:
     p = person("pre", SUFFIX["approve"])
-    doc = sandbox.call("/get-loan-precheck", {"product_id": "1001", "user_mobile": p.mobile,
-                                              "user_idcard": p.nik, "user_name": p.name})
+    doc = sandbox.call(
+        "/get-loan-precheck",
+        {"product_id": "1001", "user_mobile": p.mobile, "user_idcard": p.nik, "user_name": p.name},
+    )
     envelope_ok(doc, "/get-loan-precheck")
     data = doc["data"]
     assert set(data) == {"is_reloan", "loan_range", "term_unit"}
@@ -58,7 +61,9 @@ def test_02_precheck_shape(sandbox: Sandbox) -> None:
 
 def test_02_user_name_is_optional(sandbox: Sandbox) -> None:
     p = person("pre-noname")
-    sandbox.ok("/get-loan-precheck", {"product_id": "1001", "user_mobile": p.mobile, "user_idcard": p.nik})
+    sandbox.ok(
+        "/get-loan-precheck", {"product_id": "1001", "user_mobile": p.mobile, "user_idcard": p.nik}
+    )
 
 
 def test_03_amount_shape(sandbox: Sandbox) -> None:
@@ -70,31 +75,57 @@ def test_03_amount_shape(sandbox: Sandbox) -> None:
     assert data["term_unit"] == 2
     assert data["default_amount"] == 3_000_000 and data["default_term"] == 3
     assert all(r["term"] == [3, 6] for r in data["loan_range"])
-    assert data["loan_range"][-1]["amount"] == 5_000_000   # first-time limit
+    assert data["loan_range"][-1]["amount"] == 5_000_000  # first-time limit
 
 
 def test_04_interest_trial(sandbox: Sandbox) -> None:
     p = person("interest")
-    doc = sandbox.call("/get-loan-interest", {
-        "product_id": "1001", "user_mobile": p.mobile, "application_amount": 1_000_000,
-        "application_term": 14, "term_unit": 1})
+    doc = sandbox.call(
+        "/get-loan-interest",
+        {
+            "product_id": "1001",
+            "user_mobile": p.mobile,
+            "application_amount": 1_000_000,
+            "application_term": 14,
+            "term_unit": 1,
+        },
+    )
     envelope_ok(doc, "/get-loan-interest")
     # 1,000,000 x 0.0006 x 14 = 8,400 interest; 0.0003 x 14 = 4,200 admin
-    assert doc["data"] == {"interest_amount": 8400, "admin_amount": 4200, "actual_amount": 995_800,
-                           "repay_amount": 1_008_400, "expiry_time": "2026-03-16 23:59:59"}
+    assert doc["data"] == {
+        "interest_amount": 8400,
+        "admin_amount": 4200,
+        "actual_amount": 995_800,
+        "repay_amount": 1_008_400,
+        "expiry_time": "2026-03-16 23:59:59",
+    }
 
 
 def test_04_monthly_product(sandbox: Sandbox) -> None:
     p = person("interest-m")
-    data = sandbox.ok("/get-loan-interest", {
-        "product_id": "1002", "user_mobile": p.mobile, "user_idcard": p.nik,
-        "application_amount": 2_500_000, "application_term": 3, "term_unit": 2})
+    data = sandbox.ok(
+        "/get-loan-interest",
+        {
+            "product_id": "1002",
+            "user_mobile": p.mobile,
+            "user_idcard": p.nik,
+            "application_amount": 2_500_000,
+            "application_term": 3,
+            "term_unit": 2,
+        },
+    )
     # 2,500,000 x 0.018 x 3 = 135,000; admin 0.009 x 3 = 67,500; due 3 months later
-    assert data == {"interest_amount": 135_000, "admin_amount": 67_500, "actual_amount": 2_432_500,
-                    "repay_amount": 2_635_000, "expiry_time": "2026-06-02 23:59:59"}
+    assert data == {
+        "interest_amount": 135_000,
+        "admin_amount": 67_500,
+        "actual_amount": 2_432_500,
+        "repay_amount": 2_635_000,
+        "expiry_time": "2026-06-02 23:59:59",
+    }
 
 
 # ---- 05 / 06 ----
+
 
 def test_05_and_06_answer_empty_data(sandbox: Sandbox, loan) -> None:
     o = loan("push")
@@ -120,6 +151,7 @@ def test_05_stores_what_was_sent(sandbox: Sandbox, loan) -> None:
 
 # ---- 07 ----
 
+
 def test_07_bank_list_for_binding(sandbox: Sandbox) -> None:
     doc = sandbox.call("/get-bank-list", {"action_type": 1, "product_id": "1001"})
     envelope_ok(doc, "/get-bank-list")
@@ -139,18 +171,30 @@ def test_07_repayment_methods(sandbox: Sandbox) -> None:
 
 # ---- 08 / 09 / 10 ----
 
+
 def test_08_09_bind_and_read_the_card(sandbox: Sandbox, loan) -> None:
     o = loan("bind").create()
-    doc = sandbox.call("/push-bind-bank", {"order_no": o.order_no, "product_id": "1001",
-                                           "bank_card": o.p.bank_account, "user_name": o.p.name.upper(),
-                                           "bank_code": o.p.bank_code.lower()})
+    doc = sandbox.call(
+        "/push-bind-bank",
+        {
+            "order_no": o.order_no,
+            "product_id": "1001",
+            "bank_card": o.p.bank_account,
+            "user_name": o.p.name.upper(),
+            "bank_code": o.p.bank_code.lower(),
+        },
+    )
     envelope_ok(doc, "/push-bind-bank")
     assert doc["data"] == {}
     doc = sandbox.call("/get-bind-bank", o.q())
     envelope_ok(doc, "/get-bind-bank")
     assert "message" not in doc
-    assert doc["data"] == {"order_no": o.order_no, "card_list": [
-        {"bank_code": o.p.bank_code, "bank_card": o.p.bank_account, "extra_info": ""}]}
+    assert doc["data"] == {
+        "order_no": o.order_no,
+        "card_list": [
+            {"bank_code": o.p.bank_code, "bank_card": o.p.bank_account, "extra_info": ""}
+        ],
+    }
 
 
 def test_09_before_binding_lists_no_card(sandbox: Sandbox, loan) -> None:
@@ -161,10 +205,19 @@ def test_09_before_binding_lists_no_card(sandbox: Sandbox, loan) -> None:
 def test_08_rebinding_replaces_the_card(sandbox: Sandbox, loan) -> None:
     o = loan("rebind").create().bind()
     other = "BCA", "1234567890"
-    sandbox.ok("/push-bind-bank", {"order_no": o.order_no, "product_id": "1001", "bank_card": other[1],
-                                   "user_name": o.p.name, "bank_code": other[0]})
+    sandbox.ok(
+        "/push-bind-bank",
+        {
+            "order_no": o.order_no,
+            "product_id": "1001",
+            "bank_card": other[1],
+            "user_name": o.p.name,
+            "bank_code": other[0],
+        },
+    )
     assert o.get("/get-bind-bank")["card_list"] == [
-        {"bank_code": "BCA", "bank_card": "1234567890", "extra_info": ""}]
+        {"bank_code": "BCA", "bank_card": "1234567890", "extra_info": ""}
+    ]
 
 
 def test_10_contract_url_opens_a_real_page(sandbox: Sandbox, loan) -> None:
@@ -185,11 +238,19 @@ def test_10_contract_url_opens_a_real_page(sandbox: Sandbox, loan) -> None:
 
 # ---- 11 / 12 / 13 ----
 
+
 def test_11_confirm_answers_msg(sandbox: Sandbox, loan) -> None:
     o = loan("confirm").create().submit().bind().review()
-    doc = sandbox.call("/push-order-confirm", {"order_no": o.order_no, "product_id": "1001",
-                                               "application_amount": 1_000_000,
-                                               "application_term": 14, "term_unit": 1})
+    doc = sandbox.call(
+        "/push-order-confirm",
+        {
+            "order_no": o.order_no,
+            "product_id": "1001",
+            "application_amount": 1_000_000,
+            "application_term": 14,
+            "term_unit": 1,
+        },
+    )
     envelope_ok(doc, "/push-order-confirm")
     assert doc["data"] == {}
     assert o.status == 100
@@ -204,27 +265,45 @@ def test_12_order_status(sandbox: Sandbox, loan) -> None:
     assert doc["data"] == {"order_no": o.order_no, "order_status": 80, "update_time": int(T0)}
     sandbox.advance("1h")
     o.submit()
-    assert o.get("/get-order-status") == {"order_no": o.order_no, "order_status": 90,
-                                          "update_time": int(T0) + 3600}
+    assert o.get("/get-order-status") == {
+        "order_no": o.order_no,
+        "order_status": 90,
+        "update_time": int(T0) + 3600,
+    }
 
 
 def test_13_reviewing(sandbox: Sandbox, loan) -> None:
     o = loan("reviewing").create().submit()
     doc = sandbox.call("/get-approval-result", o.q())
     envelope_ok(doc, "/get-approval-result")
-    assert doc["data"] == {"order_no": o.order_no, "order_status": 90,
-                           "order_remark": "Menunggu persetujuan"}
+    assert doc["data"] == {
+        "order_no": o.order_no,
+        "order_status": 90,
+        "order_remark": "Menunggu persetujuan",
+    }
 
 
 def test_13_approved_shape(sandbox: Sandbox, loan) -> None:
     o = loan("approved").create().submit().review()
     data = o.get("/get-approval-result")
-    assert set(data) == {"order_no", "order_status", "approval_time", "loan_time", "approval_amount",
-                         "approval_term", "term_unit", "interest_amount", "interest_rate",
-                         "actual_amount", "admin_amount", "repay_amount", "order_remark"}
+    assert set(data) == {
+        "order_no",
+        "order_status",
+        "approval_time",
+        "loan_time",
+        "approval_amount",
+        "approval_term",
+        "term_unit",
+        "interest_amount",
+        "interest_rate",
+        "actual_amount",
+        "admin_amount",
+        "repay_amount",
+        "order_remark",
+    }
     assert data["order_status"] == 100
-    assert data["approval_time"] == "2026-03-02 10:02:00"   # review_delay = 2m
-    assert data["loan_time"] == ""                          # not disbursed yet
+    assert data["approval_time"] == "2026-03-02 10:02:00"  # review_delay = 2m
+    assert data["loan_time"] == ""  # not disbursed yet
     assert (data["approval_amount"], data["approval_term"], data["term_unit"]) == (1_000_000, 14, 1)
     assert data["interest_rate"] == "0.0006"
     assert (data["interest_amount"], data["admin_amount"]) == (8400, 4200)
@@ -234,16 +313,35 @@ def test_13_approved_shape(sandbox: Sandbox, loan) -> None:
 
 def test_13_rejected_has_reason(sandbox: Sandbox, loan) -> None:
     o = loan("rejected", SUFFIX["reject_review"]).create().submit().review()
-    assert o.get("/get-approval-result") == {"order_no": o.order_no, "order_status": 110,
-                                             "order_remark": "Skor kredit tidak memenuhi syarat"}
+    assert o.get("/get-approval-result") == {
+        "order_no": o.order_no,
+        "order_status": 110,
+        "order_remark": "Skor kredit tidak memenuhi syarat",
+    }
 
 
 # ---- 14-18 ----
 
-PLAN_KEYS = {"order_no", "order_status", "loan_time", "loan_amount", "loan_term", "term_unit",
-             "interest_amount", "interest_rate", "expiry_time", "expiry_amount", "is_overdue",
-             "overdue_days", "admin_amount", "repay_amount", "url_repay", "url_info",
-             "delay_repay", "delay_status"}
+PLAN_KEYS = {
+    "order_no",
+    "order_status",
+    "loan_time",
+    "loan_amount",
+    "loan_term",
+    "term_unit",
+    "interest_amount",
+    "interest_rate",
+    "expiry_time",
+    "expiry_amount",
+    "is_overdue",
+    "overdue_days",
+    "admin_amount",
+    "repay_amount",
+    "url_repay",
+    "url_info",
+    "delay_repay",
+    "delay_status",
+}
 
 
 def test_14_repay_plan_shape(sandbox: Sandbox, active: Loan) -> None:
@@ -253,31 +351,71 @@ def test_14_repay_plan_shape(sandbox: Sandbox, active: Loan) -> None:
     assert set(data) == PLAN_KEYS
     assert data["loan_time"] == "2026-03-02 10:03:00"
     assert data["expiry_time"] == "2026-03-16 23:59:59"
-    assert {k: data[k] for k in ("order_status", "loan_amount", "loan_term", "term_unit",
-                                 "interest_amount", "interest_rate", "expiry_amount", "is_overdue",
-                                 "overdue_days", "admin_amount", "repay_amount", "url_repay",
-                                 "delay_repay", "delay_status")} == {
-        "order_status": 170, "loan_amount": 1_000_000, "loan_term": 14, "term_unit": 1,
-        "interest_amount": 8400, "interest_rate": "0.0006", "expiry_amount": 0, "is_overdue": 0,
-        "overdue_days": 0, "admin_amount": 4200, "repay_amount": 1_008_400, "url_repay": 1,
-        "delay_repay": 1, "delay_status": None}
+    assert {
+        k: data[k]
+        for k in (
+            "order_status",
+            "loan_amount",
+            "loan_term",
+            "term_unit",
+            "interest_amount",
+            "interest_rate",
+            "expiry_amount",
+            "is_overdue",
+            "overdue_days",
+            "admin_amount",
+            "repay_amount",
+            "url_repay",
+            "delay_repay",
+            "delay_status",
+        )
+    } == {
+        "order_status": 170,
+        "loan_amount": 1_000_000,
+        "loan_term": 14,
+        "term_unit": 1,
+        "interest_amount": 8400,
+        "interest_rate": "0.0006",
+        "expiry_amount": 0,
+        "is_overdue": 0,
+        "overdue_days": 0,
+        "admin_amount": 4200,
+        "repay_amount": 1_008_400,
+        "url_repay": 1,
+        "delay_repay": 1,
+        "delay_status": None,
+    }
     assert data["url_info"].startswith("http://127.0.0.1:8000/repay/demo/")
     page = sandbox.client.get(data["url_info"].removeprefix("http://127.0.0.1:8000"))
     assert page.status_code == 200 and "1.008.400" in page.text
 
 
 def test_15_payment_code_bank_and_store(sandbox: Sandbox, active: Loan) -> None:
-    doc = sandbox.call("/get-repay-detail", {"order_no": active.order_no, "product_id": "1001",
-                                             "repay_method": 1, "method_code": "1003",
-                                             "repay_type": 1})
+    doc = sandbox.call(
+        "/get-repay-detail",
+        {
+            "order_no": active.order_no,
+            "product_id": "1001",
+            "repay_method": 1,
+            "method_code": "1003",
+            "repay_type": 1,
+        },
+    )
     envelope_ok(doc, "/get-repay-detail")
     data = doc["data"]
-    assert set(data) == {"order_no", "repay_amount", "repay_code", "expire_time", "bank_code",
-                         "method_code", "merchant_name"}
+    assert set(data) == {
+        "order_no",
+        "repay_amount",
+        "repay_code",
+        "expire_time",
+        "bank_code",
+        "method_code",
+        "merchant_name",
+    }
     assert data["repay_amount"] == 1_008_400
     assert data["bank_code"] == "MANDIRI" and data["method_code"] == "1003"
     assert re.fullmatch(r"\d{16}", data["repay_code"]) and data["merchant_name"] == ""
-    assert data["expire_time"] == "2026-03-03 10:03:00"   # 24 h code
+    assert data["expire_time"] == "2026-03-03 10:03:00"  # 24 h code
     # asking again for the same payment gives the same code, like a real virtual account
     assert active.code(method_code="1003")["repay_code"] == data["repay_code"]
     store = active.code(repay_method=2, method_code="2001")
@@ -295,22 +433,38 @@ def test_16_delay_list_shape(sandbox: Sandbox, active: Loan) -> None:
     sandbox.pay(active.code(repay_type=2, delay_term=7)["repay_code"])
     data = active.get("/get-delay-list")
     assert data["delay_times"] == 1
-    assert data["delay_list"] == [{"loan_amount": 1_000_000, "delay_amount": 8400 + 2100,
-                                   "delay_term": 7, "term_unit": 1,
-                                   "delay_time": "2026-03-02 10:03:00",
-                                   "expiry_time": "2026-03-23 23:59:59"}]
+    assert data["delay_list"] == [
+        {
+            "loan_amount": 1_000_000,
+            "delay_amount": 8400 + 2100,
+            "delay_term": 7,
+            "term_unit": 1,
+            "delay_time": "2026-03-02 10:03:00",
+            "expiry_time": "2026-03-23 23:59:59",
+        }
+    ]
 
 
 def test_17_delay_interest_shape(sandbox: Sandbox, active: Loan) -> None:
     doc = sandbox.call("/get-delay-interest", active.q(delay_term=14))
     envelope_ok(doc, "/get-delay-interest")
     assert doc["data"] == {
-        "order_no": active.order_no, "loan_amount": 1_000_000, "interest_amount": 8400,
-        "expiry_amount": 0, "admin_amount": 4200, "delay_amount": 12_600,
-        "repay_amount": 1_008_400, "expiry_time": "2026-03-30 23:59:59",
-        "start_time": "2026-03-16 23:59:59", "end_time": "2026-03-30 23:59:59",
-        "delay_times": 0, "limit_times": 3, "delay_term": [7, 14], "default_value": 7,
-        "term_unit": 1}
+        "order_no": active.order_no,
+        "loan_amount": 1_000_000,
+        "interest_amount": 8400,
+        "expiry_amount": 0,
+        "admin_amount": 4200,
+        "delay_amount": 12_600,
+        "repay_amount": 1_008_400,
+        "expiry_time": "2026-03-30 23:59:59",
+        "start_time": "2026-03-16 23:59:59",
+        "end_time": "2026-03-30 23:59:59",
+        "delay_times": 0,
+        "limit_times": 3,
+        "delay_term": [7, 14],
+        "default_value": 7,
+        "term_unit": 1,
+    }
     # without delay_term: the product's default (7 days)
     assert active.get("/get-delay-interest")["expiry_time"] == "2026-03-23 23:59:59"
 
@@ -318,24 +472,44 @@ def test_17_delay_interest_shape(sandbox: Sandbox, active: Loan) -> None:
 def test_18_delay_detail_shape(sandbox: Sandbox, active: Loan) -> None:
     doc = sandbox.call("/get-delay-detail", active.q())
     envelope_ok(doc, "/get-delay-detail")
-    assert doc["data"] == {"order_no": active.order_no, "repay_amount": 1_008_400,
-                           "delay_amount": 0, "delay_term": 0, "term_unit": 1,
-                           "expiry_time": "2026-03-16 23:59:59", "delay_times": 0,
-                           "limit_times": 3}
+    assert doc["data"] == {
+        "order_no": active.order_no,
+        "repay_amount": 1_008_400,
+        "delay_amount": 0,
+        "delay_term": 0,
+        "term_unit": 1,
+        "expiry_time": "2026-03-16 23:59:59",
+        "delay_times": 0,
+        "limit_times": 3,
+    }
 
 
 # ---- the envelope variants ----
 
+
 def test_numbers_as_strings_and_strings_as_numbers(sandbox: Sandbox, loan) -> None:
     o = loan("strings")
     body = basic_payload(o.p, o.order_no)
-    body["product_id"] = 1001                                      # number for a string
+    body["product_id"] = 1001  # number for a string
     body["is_reloan"] = "0"
-    body["basic_info"].update(user_type="1", education=str(o.p.education), month_income=o.p.month_income)
-    body["order_info"].update(application_amount="1000000", application_term="14", term_unit="1",
-                              product_id=1001, user_mobile=int(o.p.mobile), user_idcard=int(o.p.nik))
+    body["basic_info"].update(
+        user_type="1", education=str(o.p.education), month_income=o.p.month_income
+    )
+    body["order_info"].update(
+        application_amount="1000000",
+        application_term="14",
+        term_unit="1",
+        product_id=1001,
+        user_mobile=int(o.p.mobile),
+        user_idcard=int(o.p.nik),
+    )
     sandbox.ok("/push-basic-info", body)
-    assert sandbox.ok("/get-order-status", {"order_no": o.order_no, "product_id": 1001})["order_status"] == 80
+    assert (
+        sandbox.ok("/get-order-status", {"order_no": o.order_no, "product_id": 1001})[
+            "order_status"
+        ]
+        == 80
+    )
 
 
 def test_php_escaped_json_is_accepted(sandbox: Sandbox, loan) -> None:
@@ -346,7 +520,7 @@ def test_php_escaped_json_is_accepted(sandbox: Sandbox, loan) -> None:
     o.create()
     data = sandbox.envelope(body, php=True)
     text = php_json_encode(body)
-    assert "\\/" in text and "\\u00e9" in text          # what a PHP client really sends
+    assert "\\/" in text and "\\u00e9" in text  # what a PHP client really sends
     doc = sandbox.post("/push-supplement-info", data).json()
     assert doc["code"] == 0, doc
     assert sandbox.detail(o.order_no)["status"] == 90
@@ -358,15 +532,20 @@ def test_php_escaped_json_is_accepted(sandbox: Sandbox, loan) -> None:
 
 
 def test_unknown_extra_fields_are_ignored(sandbox: Sandbox) -> None:
-    sandbox.ok("/get-bank-list", {"action_type": 1, "product_id": "1001", "sign": "x", "extra": [1]})
+    sandbox.ok(
+        "/get-bank-list", {"action_type": 1, "product_id": "1001", "sign": "x", "extra": [1]}
+    )
 
 
-@pytest.mark.parametrize("mode,keys", [("message", {"message"}), ("msg", {"msg"}),
-                                       ("both", {"message", "msg"})])
+@pytest.mark.parametrize(
+    "mode,keys", [("message", {"message"}), ("msg", {"msg"}), ("both", {"message", "msg"})]
+)
 def test_message_key_setting(sandbox_with, mode: str, keys: set) -> None:
     sb = sandbox_with(responses={"message_key": mode})
-    for path, payload in (("/get-bank-list", {"action_type": 1, "product_id": "1001"}),
-                          ("/get-bind-bank", {"order_no": "NOSUCHORDER01", "product_id": "1001"})):
+    for path, payload in (
+        ("/get-bank-list", {"action_type": 1, "product_id": "1001"}),
+        ("/get-bind-bank", {"order_no": "NOSUCHORDER01", "product_id": "1001"}),
+    ):
         doc = sb.call(path, payload)
         assert set(doc) == {"code", "data"} | keys, doc
 
@@ -400,6 +579,7 @@ def test_content_type_is_json_utf8(sandbox: Sandbox) -> None:
 
 
 # ---- transport ----
+
 
 def test_get_on_a_lender_path_is_405(sandbox: Sandbox) -> None:
     r = sandbox.client.get("/get-loan-precheck")

@@ -30,13 +30,34 @@ from conftest import (
 
 from sandbox.core.errors import BY_CODE
 
-HOSTILE: list[Any] = [None, "", [{"a": [1]}], {"$gt": ""}, True, -1.5, 10**20,
-                      "８１２３４５６７８９' OR 1=1 --\u0000\u202e" + "x" * 300]
+HOSTILE: list[Any] = [
+    None,
+    "",
+    [{"a": [1]}],
+    {"$gt": ""},
+    True,
+    -1.5,
+    10**20,
+    "８１２３４５６７８９' OR 1=1 --\u0000\u202e" + "x" * 300,
+]
 NESTED: list[Any] = [None, {"$gt": ""}, "x" * 300]
 # Fields that may be absent or null, or take any JSON (device_info); nothing else may be null.
-NULLABLE = {"device_ip", "is_reloan", "is_charge", "birthday", "face_photo_image", "pass_face_photo",
-            "same_person", "confidence_score", "company", "district", "village", "detail_address",
-            "device_info", "delay_term"}
+NULLABLE = {
+    "device_ip",
+    "is_reloan",
+    "is_charge",
+    "birthday",
+    "face_photo_image",
+    "pass_face_photo",
+    "same_person",
+    "confidence_score",
+    "company",
+    "district",
+    "village",
+    "detail_address",
+    "device_info",
+    "delay_term",
+}
 ANY_JSON = {"device_info"}
 LISTS = {"face_photo_image", "emergs"}
 OBJECTS = {"basic_info", "order_info", "supplement_info", "area", "device_info"}
@@ -45,12 +66,12 @@ OBJECTS = {"basic_info", "order_info", "supplement_info", "area", "device_info"}
 def paths(doc: Any, prefix: tuple = ()) -> Iterator[tuple]:
     if isinstance(doc, dict):
         for k, v in doc.items():
-            yield prefix + (k,)
-            yield from paths(v, prefix + (k,))
+            yield (*prefix, k)
+            yield from paths(v, (*prefix, k))
     elif isinstance(doc, list):
-        for i, v in enumerate(doc[:1]):          # the first element stands for the others
-            yield prefix + (i,)
-            yield from paths(v, prefix + (i,))
+        for i, v in enumerate(doc[:1]):  # the first element stands for the others
+            yield (*prefix, i)
+            yield from paths(v, (*prefix, i))
 
 
 def mutate(doc: dict, path: tuple, value: Any, *, delete: bool = False) -> dict:
@@ -75,8 +96,11 @@ def surely_invalid(path: tuple, value: Any, endpoint: str) -> bool:
         return False
     if endpoint == "/push-supplement-info" and path[0] == "order_info" and name != "order_no":
         return isinstance(value, (dict, list))
-    optional = name in NULLABLE or (endpoint == "/get-loan-precheck" and name == "user_name") \
+    optional = (
+        name in NULLABLE
+        or (endpoint == "/get-loan-precheck" and name == "user_name")
         or (endpoint in ("/get-loan-amount", "/get-loan-interest") and name == "user_idcard")
+    )
     if value is None:
         return not optional or name == "is_reloan"
     if isinstance(value, dict):
@@ -104,13 +128,30 @@ def order_q(o: Loan, **extra: Any) -> dict:
 
 # endpoint -> (state of the order it needs, valid payload builder)
 CASES: dict[str, tuple[str | None, Callable[[Loan | None, Any], dict]]] = {
-    "/get-loan-precheck": (None, lambda o, p: {"product_id": "1001", "user_mobile": p.mobile,
-                                               "user_idcard": p.nik, "user_name": p.name}),
-    "/get-loan-amount": (None, lambda o, p: {"product_id": "1001", "user_mobile": p.mobile,
-                                             "user_idcard": p.nik}),
-    "/get-loan-interest": (None, lambda o, p: {"product_id": "1001", "user_mobile": p.mobile,
-                                               "user_idcard": p.nik, "application_amount": 1000000,
-                                               "application_term": 14, "term_unit": 1}),
+    "/get-loan-precheck": (
+        None,
+        lambda o, p: {
+            "product_id": "1001",
+            "user_mobile": p.mobile,
+            "user_idcard": p.nik,
+            "user_name": p.name,
+        },
+    ),
+    "/get-loan-amount": (
+        None,
+        lambda o, p: {"product_id": "1001", "user_mobile": p.mobile, "user_idcard": p.nik},
+    ),
+    "/get-loan-interest": (
+        None,
+        lambda o, p: {
+            "product_id": "1001",
+            "user_mobile": p.mobile,
+            "user_idcard": p.nik,
+            "application_amount": 1000000,
+            "application_term": 14,
+            "term_unit": 1,
+        },
+    ),
     "/push-basic-info": (None, lambda o, p: basic_payload(p, "ORD-FUZZ-BASIC-1")),
     "/push-supplement-info": ("80", lambda o, p: supplement_payload(o.p, o.order_no)),
     "/get-bank-list": (None, lambda o, p: {"action_type": 2, "product_id": "1001"}),
@@ -121,7 +162,10 @@ CASES: dict[str, tuple[str | None, Callable[[Loan | None, Any], dict]]] = {
     "/get-order-status": ("80", lambda o, p: order_q(o)),
     "/get-approval-result": ("100", lambda o, p: order_q(o)),
     "/get-repay-plan": ("170", lambda o, p: order_q(o)),
-    "/get-repay-detail": ("170", lambda o, p: repay_payload(o.order_no, repay_type=2, delay_term=7)),
+    "/get-repay-detail": (
+        "170",
+        lambda o, p: repay_payload(o.order_no, repay_type=2, delay_term=7),
+    ),
     "/get-delay-list": ("170", lambda o, p: order_q(o)),
     "/get-delay-interest": ("170", lambda o, p: order_q(o, delay_term=14)),
     "/get-delay-detail": ("170", lambda o, p: order_q(o)),
@@ -134,7 +178,7 @@ def check(doc_or_response: Any) -> dict:
     assert "Traceback" not in r.text and "Error:" not in r.text.split("message", 1)[0]
     doc = r.json()
     assert isinstance(doc["code"], int)
-    assert doc["code"] != 10099, doc                    # "internal": a sandbox bug
+    assert doc["code"] != 10099, doc  # "internal": a sandbox bug
     assert doc["code"] == 0 or doc["code"] in BY_CODE, doc
     if doc["code"]:
         assert doc["data"] == {}, doc
@@ -144,12 +188,15 @@ def check(doc_or_response: Any) -> dict:
 @pytest.mark.parametrize("endpoint", sorted(CASES))
 def test_hostile_values_never_break_an_endpoint(sandbox: Sandbox, endpoint: str) -> None:
     state, build = CASES[endpoint]
-    o = active_order(sandbox, "f" + endpoint.strip("/").replace("-", "")[:12], state=state) \
-        if state else None
+    o = (
+        active_order(sandbox, "f" + endpoint.strip("/").replace("-", "")[:12], state=state)
+        if state
+        else None
+    )
     valid = build(o, person("fuzz-" + endpoint))
     seen: dict[int, int] = {}
     for path in list(paths(valid)):
-        values = HOSTILE if len(path) <= 2 else NESTED    # fewer values deep down: time
+        values = HOSTILE if len(path) <= 2 else NESTED  # fewer values deep down: time
         variants = [(v, False) for v in values] + [(None, True)]
         for value, delete in variants:
             payload = mutate(valid, path, value, delete=delete)
@@ -157,20 +204,29 @@ def test_hostile_values_never_break_an_endpoint(sandbox: Sandbox, endpoint: str)
             seen[doc["code"]] = seen.get(doc["code"], 0) + 1
             if not delete and surely_invalid(path, value, endpoint):
                 assert doc["code"] != 0, (path, value, doc)
-    assert set(seen) - {0}, seen     # the endpoint did refuse something
+    assert set(seen) - {0}, seen  # the endpoint did refuse something
 
 
 @pytest.mark.parametrize("endpoint", sorted(CASES))
 def test_hostile_envelopes_and_payload_types(sandbox: Sandbox, endpoint: str) -> None:
     bodies: list[Any] = [
-        b"", b"{", b"[]", b'{"partner_token": null, "encode_data": null}',
+        b"",
+        b"{",
+        b"[]",
+        b'{"partner_token": null, "encode_data": null}',
         b'{"partner_token": "demo", "encode_data": "' + b"A" * 64 + b'"}',
         {"partner_token": "demo", "encode_data": "\u00e9\u00e9\u00e9\u00e9===="},
         {"partner_token": ["demo"], "encode_data": 12345},
         "\ud800".encode("utf-8", "surrogatepass"),
     ]
-    for plain in ["[]", "null", "{}", '{"product_id": {"nested": {"deep": [' * 50,
-                  json.dumps({"product_id": "1001", "order_no": None}), "{\"a\": NaN}"]:
+    for plain in [
+        "[]",
+        "null",
+        "{}",
+        '{"product_id": {"nested": {"deep": [' * 50,
+        json.dumps({"product_id": "1001", "order_no": None}),
+        '{"a": NaN}',
+    ]:
         bodies.append(sandbox.envelope({}) | {"encode_data": sandbox.codec.encrypt_text(plain)})
     for body in bodies:
         doc = check(sandbox.post(endpoint, body))

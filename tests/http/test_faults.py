@@ -50,6 +50,7 @@ def exchange(sb: Sandbox, path: str, payload: dict) -> httpx.Response:
 
 # ---- managing rules ----
 
+
 def test_put_one_rule_then_get_lists_it_with_its_counters(sandbox):
     put(sandbox, {"kind": "latency", "ms": 5, "path": "get-bank-list", "count": 3})
     [rule] = rules(sandbox)
@@ -60,8 +61,15 @@ def test_put_one_rule_then_get_lists_it_with_its_counters(sandbox):
 
 def test_put_replaces_every_rule_but_a_partner_scoped_put_only_that_partners(sandbox):
     sandbox.control("POST", "/sandbox/partners", {"partner_token": "other_team"})
-    put(sandbox, {"rules": [{"kind": "drop", "path": "/get-bank-list"},
-                            {"kind": "drop", "partner_token": "other_team"}]})
+    put(
+        sandbox,
+        {
+            "rules": [
+                {"kind": "drop", "path": "/get-bank-list"},
+                {"kind": "drop", "partner_token": "other_team"},
+            ]
+        },
+    )
     assert len(rules(sandbox)) == 2
     put(sandbox, {"partner_token": "demo", "rules": [{"kind": "latency", "ms": 1}]})
     kept = {(r["kind"], r["partner_token"]) for r in rules(sandbox)}
@@ -69,7 +77,10 @@ def test_put_replaces_every_rule_but_a_partner_scoped_put_only_that_partners(san
     # a single rule's own partner_token scopes the replacement too
     put(sandbox, {"kind": "http_error", "partner_token": "demo"})
     assert {(r["kind"], r["partner_token"]) for r in rules(sandbox)} == {
-        ("drop", ""), ("drop", "other_team"), ("http_error", "demo")}
+        ("drop", ""),
+        ("drop", "other_team"),
+        ("http_error", "demo"),
+    }
     assert [r["kind"] for r in rules(sandbox, "?partner_token=demo")] == ["http_error"]
     put(sandbox, {"rules": []})
     assert rules(sandbox) == []
@@ -77,14 +88,20 @@ def test_put_replaces_every_rule_but_a_partner_scoped_put_only_that_partners(san
 
 def test_post_adds_rules_and_delete_removes_by_id_partner_or_all(sandbox):
     sandbox.control("POST", "/sandbox/faults", {"kind": "latency", "ms": 1})
-    sandbox.control("POST", "/sandbox/faults", {"rules": [{"kind": "drop", "partner_token": "demo"},
-                                                          {"kind": "malformed"}]})
+    sandbox.control(
+        "POST",
+        "/sandbox/faults",
+        {"rules": [{"kind": "drop", "partner_token": "demo"}, {"kind": "malformed"}]},
+    )
     ids = [r["id"] for r in rules(sandbox)]
     assert len(ids) == 3
     assert sandbox.control("DELETE", f"/sandbox/faults?id={ids[0]}") == {"deleted": 1}
     assert sandbox.control("DELETE", "/sandbox/faults?partner_token=demo") == {"deleted": 1}
     assert sandbox.control("DELETE", "/sandbox/faults") == {"deleted": 1}
-    assert sandbox.control("DELETE", f"/sandbox/faults?id={ids[0]}", status=404)["error"] == "not_found"
+    assert (
+        sandbox.control("DELETE", f"/sandbox/faults?id={ids[0]}", status=404)["error"]
+        == "not_found"
+    )
 
 
 def test_a_rule_as_get_shows_it_can_be_put_back(sandbox):
@@ -95,27 +112,49 @@ def test_a_rule_as_get_shows_it_can_be_put_back(sandbox):
     assert [strip(r) for r in again] == [strip(r) for r in listed]
 
 
-@pytest.mark.parametrize("body, status, fragment", [
-    ({"kind": "latnecy"}, 400, "kind must be one of latency, http_error"),
-    ({"kind": "latency"}, 400, 'give either "ms" or "ms_range"'),
-    ({"kind": "latency", "ms": 1, "ms_range": [1, 2]}, 400, 'give either "ms" or "ms_range"'),
-    ({"kind": "latency", "ms_range": [50, 10]}, 400, "ms_range must be [low, high]"),
-    ({"rules": [{"kind": "latency", "ms": 10**9}]}, 400, "rules[0].ms: Input should be less than or equal to 60000"),
-    ({"rules": [{"kind": "timeout", "ms": 10**9}]}, 400, "less than or equal to 120000"),
-    ({"kind": "http_error", "status": 404}, 400, "status: Input should be 500, 502 or 503"),
-    ({"kind": "drop", "path": "/nope"}, 400, "/nope is not a lender endpoint"),
-    ({"kind": "review_stuck", "path": "/get-bank-list"}, 400, "applies to /push-supplement-info only"),
-    ({"kind": "confirm_unknown", "path": "/push-basic-info"}, 400, "applies to /push-order-confirm only"),
-    ({"kind": "business_error", "code": 0}, 400, "code 0 means success"),
-    ({"kind": "drop", "probability": 1.5}, 400, "probability: Input should be less than or equal to 1"),
-    ({"kind": "drop", "count": 0}, 400, "count: Input should be greater than or equal to 1"),
-    ({"kind": "drop", "surprise": 1}, 400, "surprise: Extra inputs are not permitted"),
-    ({"rules": "drop"}, 400, "rules: Input should be a valid list"),
-    ({"rules": [{"kind": "drop", "partner_token": "x"}], "partner_token": "demo"}, 400,
-     "rules[0].partner_token differs from the top-level partner_token"),
-    ({"nothing": True}, 400, 'send one rule {"kind": ...} or {"rules": [...]}'),
-    ({"kind": "drop", "partner_token": "nobody"}, 404, "partner_token 'nobody'"),
-])
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        ({"kind": "latnecy"}, 400, "kind must be one of latency, http_error"),
+        ({"kind": "latency"}, 400, 'give either "ms" or "ms_range"'),
+        ({"kind": "latency", "ms": 1, "ms_range": [1, 2]}, 400, 'give either "ms" or "ms_range"'),
+        ({"kind": "latency", "ms_range": [50, 10]}, 400, "ms_range must be [low, high]"),
+        (
+            {"rules": [{"kind": "latency", "ms": 10**9}]},
+            400,
+            "rules[0].ms: Input should be less than or equal to 60000",
+        ),
+        ({"rules": [{"kind": "timeout", "ms": 10**9}]}, 400, "less than or equal to 120000"),
+        ({"kind": "http_error", "status": 404}, 400, "status: Input should be 500, 502 or 503"),
+        ({"kind": "drop", "path": "/nope"}, 400, "/nope is not a lender endpoint"),
+        (
+            {"kind": "review_stuck", "path": "/get-bank-list"},
+            400,
+            "applies to /push-supplement-info only",
+        ),
+        (
+            {"kind": "confirm_unknown", "path": "/push-basic-info"},
+            400,
+            "applies to /push-order-confirm only",
+        ),
+        ({"kind": "business_error", "code": 0}, 400, "code 0 means success"),
+        (
+            {"kind": "drop", "probability": 1.5},
+            400,
+            "probability: Input should be less than or equal to 1",
+        ),
+        ({"kind": "drop", "count": 0}, 400, "count: Input should be greater than or equal to 1"),
+        ({"kind": "drop", "surprise": 1}, 400, "surprise: Extra inputs are not permitted"),
+        ({"rules": "drop"}, 400, "rules: Input should be a valid list"),
+        (
+            {"rules": [{"kind": "drop", "partner_token": "x"}], "partner_token": "demo"},
+            400,
+            "rules[0].partner_token differs from the top-level partner_token",
+        ),
+        ({"nothing": True}, 400, 'send one rule {"kind": ...} or {"rules": [...]}'),
+        ({"kind": "drop", "partner_token": "nobody"}, 404, "partner_token 'nobody'"),
+    ],
+)
 def test_bad_rules_are_clear_4xx_errors_and_change_nothing(sandbox, body, status, fragment):
     put(sandbox, {"kind": "latency", "ms": 1})
     answer = put(sandbox, body, status)
@@ -124,9 +163,17 @@ def test_bad_rules_are_clear_4xx_errors_and_change_nothing(sandbox, body, status
 
 
 def test_bad_query_and_body_shapes(sandbox):
-    assert sandbox.control("DELETE", "/sandbox/faults?id=abc", status=400)["error"] == "invalid_field"
-    assert sandbox.control("GET", "/sandbox/faults?partner_token=ghost", status=404)["error"] == "unknown_partner"
-    assert sandbox.control("DELETE", "/sandbox/faults?partner_token=ghost", status=404)["error"] == "unknown_partner"
+    assert (
+        sandbox.control("DELETE", "/sandbox/faults?id=abc", status=400)["error"] == "invalid_field"
+    )
+    assert (
+        sandbox.control("GET", "/sandbox/faults?partner_token=ghost", status=404)["error"]
+        == "unknown_partner"
+    )
+    assert (
+        sandbox.control("DELETE", "/sandbox/faults?partner_token=ghost", status=404)["error"]
+        == "unknown_partner"
+    )
     r = sandbox.client.put("/sandbox/faults", content=b"[1, 2]")
     assert r.status_code == 400 and r.json()["error"] == "bad_envelope"
     r = sandbox.client.put("/sandbox/faults", content=b"{not json")
@@ -165,6 +212,7 @@ def test_reset_clears_the_rules(sandbox):
 
 
 # ---- HTTP faults through the app ----
+
 
 def test_latency_delays_the_answer_and_is_journaled(sandbox):
     put(sandbox, {"kind": "latency", "ms": 150, "path": "/get-bank-list"})
@@ -284,13 +332,15 @@ def test_unknown_partner_and_bad_envelopes_still_get_their_own_answers(sandbox):
 
 # ---- a real server: what an aggregator's HTTP client sees ----
 
+
 @pytest.fixture
 def live() -> Iterator[tuple[str, Sandbox]]:
     settings = settings_for()
     lender = create_lender(settings)
     app = create_app(settings, lender=lender, background=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -321,8 +371,15 @@ def test_drop_on_a_real_server_is_a_broken_connection_not_a_500(live):
 
 def test_the_servers_error_log_can_leave_out_drops_on_purpose():
     def record(exc: BaseException) -> logging.LogRecord:
-        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
-                                 "Exception in ASGI application", None, (type(exc), exc, None))
+        return logging.LogRecord(
+            "uvicorn.error",
+            logging.ERROR,
+            __file__,
+            1,
+            "Exception in ASGI application",
+            None,
+            (type(exc), exc, None),
+        )
 
     assert not quiet_drops(record(ConnectionDropped("on purpose")))
     assert quiet_drops(record(RuntimeError("a real bug")))
@@ -340,20 +397,36 @@ def test_timeout_on_a_real_server_outlasts_the_clients_patience(live):
 
 # ---- business faults ----
 
+
 def test_business_error_answers_in_the_envelope_without_running_the_handler(sandbox, loan):
     order = loan("busy")
     put(sandbox, {"kind": "business_error", "path": "/push-basic-info", "count": 1})
-    sandbox.err("/push-basic-info", basic_payload(order.p, order.order_no), 10011,
-                "Layanan sedang sibuk, silakan coba lagi")
+    sandbox.err(
+        "/push-basic-info",
+        basic_payload(order.p, order.order_no),
+        10011,
+        "Layanan sedang sibuk, silakan coba lagi",
+    )
     sandbox.control("GET", f"/sandbox/orders/{order.order_no}?partner_token={TOKEN}", status=404)
     assert journal(sandbox)[0]["fault"] == "business_error 10011"
     order.create()
 
 
 def test_business_error_with_a_catalog_code_or_a_custom_message(sandbox):
-    put(sandbox, {"rules": [{"kind": "business_error", "code": 11004, "path": "/get-loan-precheck"},
-                            {"kind": "business_error", "code": 90001, "message": "Sistem pemeliharaan"}]})
-    precheck = {"product_id": "1001", "user_mobile": "81234567001", "user_idcard": "3174055203950001"}
+    put(
+        sandbox,
+        {
+            "rules": [
+                {"kind": "business_error", "code": 11004, "path": "/get-loan-precheck"},
+                {"kind": "business_error", "code": 90001, "message": "Sistem pemeliharaan"},
+            ]
+        },
+    )
+    precheck = {
+        "product_id": "1001",
+        "user_mobile": "81234567001",
+        "user_idcard": "3174055203950001",
+    }
     sandbox.err("/get-loan-precheck", precheck, 11004, "Anda masih memiliki pinjaman")
     sandbox.err("/get-bank-list", BANKS, 90001, "Sistem pemeliharaan")
 
@@ -367,7 +440,9 @@ def _approved(loan, seed: str, suffix: str = "001"):
 def test_confirm_unknown_answers_504_but_the_order_proceeds(sandbox, loan):
     order = _approved(loan, "unknown")
     put(sandbox, {"kind": "confirm_unknown", "order_no": order.order_no, "count": 1})
-    r = exchange(sandbox, "/push-order-confirm", confirm_payload(order.order_no, order.amount, order.term))
+    r = exchange(
+        sandbox, "/push-order-confirm", confirm_payload(order.order_no, order.amount, order.term)
+    )
     assert r.status_code == 504 and "504 Gateway Time-out" in r.text
     detail = sandbox.detail(order.order_no)
     assert detail["status"] == 100 and [t["trigger"] for t in detail["timeline"]][-1] == "confirm"
@@ -380,8 +455,9 @@ def test_confirm_unknown_answers_504_but_the_order_proceeds(sandbox, loan):
 def test_confirm_unknown_as_an_error_code_then_the_payout_happens(sandbox, loan):
     order = _approved(loan, "unknown-code")
     put(sandbox, {"kind": "confirm_unknown", "answer": "business_error", "count": 1})
-    sandbox.err("/push-order-confirm", confirm_payload(order.order_no, order.amount, order.term),
-                10011)
+    sandbox.err(
+        "/push-order-confirm", confirm_payload(order.order_no, order.amount, order.term), 10011
+    )
     order.payout()
     assert order.status == 170
 
@@ -428,16 +504,28 @@ def test_callback_first_delivers_pending_callbacks_before_answering(sandbox, loa
         assert sink.received() == []  # no worker in this app: nothing is delivered
         put(sandbox, {"kind": "callback_first", "path": "/push-supplement-info"})
         first = loan("cb-first").create().submit()
-        received = {(c["order_no"], c["order_status"]) for c in sink.received("callback-order-status")}
+        received = {
+            (c["order_no"], c["order_status"]) for c in sink.received("callback-order-status")
+        }
         assert (first.order_no, 90) in received and (quiet.order_no, 90) in received
     assert journal(sandbox, "?path=/push-supplement-info")[0]["fault"] == "callback_first"
 
 
 def test_faults_and_journal_together_name_every_fault(sandbox, loan):
     order = _approved(loan, "both")
-    put(sandbox, {"rules": [{"kind": "latency", "ms": 1, "path": "/push-order-confirm"},
-                            {"kind": "confirm_unknown", "answer": "business_error"},
-                            {"kind": "payout_retry"}]})
-    sandbox.err("/push-order-confirm", confirm_payload(order.order_no, order.amount, order.term),
-                10011)
-    assert journal(sandbox)[0]["fault"] == "latency 1ms; confirm_unknown business_error; payout_retry"
+    put(
+        sandbox,
+        {
+            "rules": [
+                {"kind": "latency", "ms": 1, "path": "/push-order-confirm"},
+                {"kind": "confirm_unknown", "answer": "business_error"},
+                {"kind": "payout_retry"},
+            ]
+        },
+    )
+    sandbox.err(
+        "/push-order-confirm", confirm_payload(order.order_no, order.amount, order.term), 10011
+    )
+    assert (
+        journal(sandbox)[0]["fault"] == "latency 1ms; confirm_unknown business_error; payout_retry"
+    )

@@ -1,4 +1,4 @@
-"""The request journal through the app: GET /sandbox/journal (decrypted, newest first) and DELETE."""
+"""The request journal through the app: GET /sandbox/journal (decrypted, newest first), DELETE."""
 
 from __future__ import annotations
 
@@ -57,7 +57,10 @@ def test_filters_by_partner_path_and_limit(sandbox):
     team_b.call("/get-bank-list", BANKS)
     assert [e["partner_token"] for e in journal(sandbox, "?partner_token=team_b")] == ["team_b"]
     assert len(journal(sandbox, "?partner_token=demo")) == 2
-    assert [e["partner_token"] for e in journal(sandbox, "?path=get-bank-list")] == ["team_b", "demo"]
+    assert [e["partner_token"] for e in journal(sandbox, "?path=get-bank-list")] == [
+        "team_b",
+        "demo",
+    ]
     assert len(journal(sandbox, "?path=/get-bank-list&partner_token=demo")) == 1
     assert [e["partner_token"] for e in journal(sandbox, "?limit=1")] == ["team_b"]
     assert journal(sandbox, "?path=/push-basic-info") == []
@@ -69,19 +72,24 @@ def test_delete_clears_one_partner_or_everything(sandbox):
     team_b.call("/get-bank-list", BANKS)
     team_b.call("/get-bank-list", BANKS)
     assert sandbox.control("DELETE", "/sandbox/journal?partner_token=team_b") == {
-        "deleted": 2, "partner_token": "team_b"}
+        "deleted": 2,
+        "partner_token": "team_b",
+    }
     assert [e["partner_token"] for e in journal(sandbox)] == ["demo"]
     assert sandbox.control("DELETE", "/sandbox/journal")["deleted"] == 1
     assert journal(sandbox) == []
 
 
-@pytest.mark.parametrize("method, query, status, fragment", [
-    ("GET", "?limit=0", 400, "limit must be an integer 1-1000"),
-    ("GET", "?limit=5000", 400, "limit must be an integer 1-1000"),
-    ("GET", "?limit=ten", 400, "limit must be an integer"),
-    ("GET", "?partner_token=ghost", 404, "partner_token 'ghost'"),
-    ("DELETE", "?partner_token=ghost", 404, "partner_token 'ghost'"),
-])
+@pytest.mark.parametrize(
+    "method, query, status, fragment",
+    [
+        ("GET", "?limit=0", 400, "limit must be an integer 1-1000"),
+        ("GET", "?limit=5000", 400, "limit must be an integer 1-1000"),
+        ("GET", "?limit=ten", 400, "limit must be an integer"),
+        ("GET", "?partner_token=ghost", 404, "partner_token 'ghost'"),
+        ("DELETE", "?partner_token=ghost", 404, "partner_token 'ghost'"),
+    ],
+)
 def test_bad_queries_are_clear_4xx(sandbox, method, query, status, fragment):
     answer = sandbox.control(method, f"/sandbox/journal{query}", status=status)
     assert fragment in answer["message"]

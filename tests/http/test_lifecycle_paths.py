@@ -30,9 +30,11 @@ from conftest import (
     supplement_payload,
 )
 
-JKT = timezone(timedelta(hours=7))   # WIB, written out again: the test must not borrow it
-PRODUCTS = {str(p["product_id"]): p for p in
-            tomllib.loads((ROOT / "fixtures" / "products.toml").read_text("utf-8"))["products"]}
+JKT = timezone(timedelta(hours=7))  # WIB, written out again: the test must not borrow it
+PRODUCTS = {
+    str(p["product_id"]): p
+    for p in tomllib.loads((ROOT / "fixtures" / "products.toml").read_text("utf-8"))["products"]
+}
 DAY = 86400
 
 
@@ -60,14 +62,15 @@ def wib(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
 @dataclass
 class Model:
     """What the lender should say about one order, maintained by the test as it walks."""
+
     product_id: str
-    amount: int                  # approved principal
+    amount: int  # approved principal
     term: int
     status: int = 100
     approval_time: float = 0.0
     loan_time: float | None = None
-    due: date | None = None      # the WIB due day
-    interest_due: int = 0        # interest owed at the current due date
+    due: date | None = None  # the WIB due day
+    interest_due: int = 0  # interest owed at the current due date
     extensions: list[dict] = field(default_factory=list)
     delay_status: int | None = None
     settled_at: float | None = None
@@ -94,7 +97,7 @@ class Model:
             self.due = start + timedelta(days=self.term)
         else:
             m = start.month - 1 + self.term
-            self.due = date(start.year + m // 12, m % 12 + 1, start.day)   # no month-end here
+            self.due = date(start.year + m // 12, m % 12 + 1, start.day)  # no month-end here
 
     def overdue_days(self, now: float) -> int:
         at = min(now, self.settled_at) if self.settled_at else now
@@ -105,9 +108,11 @@ class Model:
         return days if days > self.p.get("grace_days", 0) else 0
 
     def late_fee(self, now: float) -> int:
-        raw = rp((self.amount + self.interest_due) * self.rate("overdue_rate") * self.overdue_days(now))
+        raw = rp(
+            (self.amount + self.interest_due) * self.rate("overdue_rate") * self.overdue_days(now)
+        )
         charged = self.admin + sum(e["delay_amount"] for e in self.extensions)
-        return min(raw, self.amount - self.interest_due - charged)   # <= 100 % of principal
+        return min(raw, self.amount - self.interest_due - charged)  # <= 100 % of principal
 
     def owed(self, now: float) -> int:
         return self.amount + self.interest_due + self.late_fee(now)
@@ -127,9 +132,16 @@ class Model:
         """The borrower paid an extension at `now`; returns what it cost."""
         cost = self.interest_due + self.late_fee(now) + self.ext_fee(days, now)
         new_due = self.new_due(now, days)
-        self.extensions.append({"loan_amount": self.amount, "delay_amount": cost, "delay_term": days,
-                                "term_unit": 1, "delay_time": fmt(now),
-                                "expiry_time": fmt(end_of(new_due))})
+        self.extensions.append(
+            {
+                "loan_amount": self.amount,
+                "delay_amount": cost,
+                "delay_term": days,
+                "term_unit": 1,
+                "delay_time": fmt(now),
+                "expiry_time": fmt(end_of(new_due)),
+            }
+        )
         per_day = self.rate("interest_rate") / (1 if self.p["term_unit"] == 1 else 30)
         self.due, self.interest_due = new_due, rp(self.amount * per_day * days)
         self.status, self.delay_status = 170, 1
@@ -138,55 +150,93 @@ class Model:
     # ---- the expected `data` of each endpoint ----
 
     def approval(self, order_no: str) -> dict:
-        return {"order_no": order_no, "order_status": self.status,
-                "approval_time": fmt(self.approval_time),
-                "loan_time": fmt(self.loan_time) if self.loan_time else "",
-                "approval_amount": self.amount, "approval_term": self.term,
-                "term_unit": self.p["term_unit"], "interest_amount": self.interest,
-                "interest_rate": self.p["interest_rate"], "actual_amount": self.amount - self.admin,
-                "admin_amount": self.admin, "repay_amount": self.amount + self.interest,
-                "order_remark": f"Pokok {self.amount}, bunga {self.interest}, biaya admin "
-                                f"{self.admin}, total pengembalian {self.amount + self.interest}"}
+        return {
+            "order_no": order_no,
+            "order_status": self.status,
+            "approval_time": fmt(self.approval_time),
+            "loan_time": fmt(self.loan_time) if self.loan_time else "",
+            "approval_amount": self.amount,
+            "approval_term": self.term,
+            "term_unit": self.p["term_unit"],
+            "interest_amount": self.interest,
+            "interest_rate": self.p["interest_rate"],
+            "actual_amount": self.amount - self.admin,
+            "admin_amount": self.admin,
+            "repay_amount": self.amount + self.interest,
+            "order_remark": f"Pokok {self.amount}, bunga {self.interest}, biaya admin "
+            f"{self.admin}, total pengembalian {self.amount + self.interest}",
+        }
 
     def plan(self, order_no: str, now: float) -> dict:
         assert self.loan_time and self.due
         days = self.overdue_days(now)
         ext = self.p["extension"]
-        return {"order_no": order_no, "order_status": self.status, "loan_time": fmt(self.loan_time),
-                "loan_amount": self.amount, "loan_term": self.term, "term_unit": self.p["term_unit"],
-                "interest_amount": self.interest_due, "interest_rate": self.p["interest_rate"],
-                "expiry_time": fmt(end_of(self.due)), "expiry_amount": self.late_fee(now),
-                "is_overdue": int(days > 0 or self.status == 180), "overdue_days": days,
-                "admin_amount": self.admin, "repay_amount": self.owed(now),
-                "url_repay": int(self.p["url_repay"]),
-                "delay_repay": int(ext["enabled"] and self.status in (170, 180)
-                                   and len(self.extensions) < ext.get("limit", 0)),
-                "delay_status": self.delay_status}
+        return {
+            "order_no": order_no,
+            "order_status": self.status,
+            "loan_time": fmt(self.loan_time),
+            "loan_amount": self.amount,
+            "loan_term": self.term,
+            "term_unit": self.p["term_unit"],
+            "interest_amount": self.interest_due,
+            "interest_rate": self.p["interest_rate"],
+            "expiry_time": fmt(end_of(self.due)),
+            "expiry_amount": self.late_fee(now),
+            "is_overdue": int(days > 0 or self.status == 180),
+            "overdue_days": days,
+            "admin_amount": self.admin,
+            "repay_amount": self.owed(now),
+            "url_repay": int(self.p["url_repay"]),
+            "delay_repay": int(
+                ext["enabled"]
+                and self.status in (170, 180)
+                and len(self.extensions) < ext.get("limit", 0)
+            ),
+            "delay_status": self.delay_status,
+        }
 
     def delay_quote(self, order_no: str, now: float, days: int) -> dict:
         ext = self.p["extension"]
         assert self.due
         new_due = fmt(end_of(self.new_due(now, days)))
-        return {"order_no": order_no, "loan_amount": self.amount, "interest_amount": self.interest_due,
-                "expiry_amount": self.late_fee(now), "admin_amount": self.ext_fee(days, now),
-                "delay_amount": self.interest_due + self.late_fee(now) + self.ext_fee(days, now),
-                "repay_amount": self.owed(now), "expiry_time": new_due,
-                "start_time": fmt(end_of(self.due)), "end_time": new_due,
-                "delay_times": len(self.extensions), "limit_times": ext["limit"],
-                "delay_term": ext["terms"], "default_value": ext["default_term"], "term_unit": 1}
+        return {
+            "order_no": order_no,
+            "loan_amount": self.amount,
+            "interest_amount": self.interest_due,
+            "expiry_amount": self.late_fee(now),
+            "admin_amount": self.ext_fee(days, now),
+            "delay_amount": self.interest_due + self.late_fee(now) + self.ext_fee(days, now),
+            "repay_amount": self.owed(now),
+            "expiry_time": new_due,
+            "start_time": fmt(end_of(self.due)),
+            "end_time": new_due,
+            "delay_times": len(self.extensions),
+            "limit_times": ext["limit"],
+            "delay_term": ext["terms"],
+            "default_value": ext["default_term"],
+            "term_unit": 1,
+        }
 
     def delay_detail(self, order_no: str, now: float) -> dict:
         last = self.extensions[-1] if self.extensions else None
         assert self.due
-        return {"order_no": order_no, "repay_amount": self.owed(now),
-                "delay_amount": last["delay_amount"] if last else 0,
-                "delay_term": last["delay_term"] if last else 0, "term_unit": 1,
-                "expiry_time": fmt(end_of(self.due)), "delay_times": len(self.extensions),
-                "limit_times": self.p["extension"].get("limit", 0)}
+        return {
+            "order_no": order_no,
+            "repay_amount": self.owed(now),
+            "delay_amount": last["delay_amount"] if last else 0,
+            "delay_term": last["delay_term"] if last else 0,
+            "term_unit": 1,
+            "expiry_time": fmt(end_of(self.due)),
+            "delay_times": len(self.extensions),
+            "limit_times": self.p["extension"].get("limit", 0),
+        }
 
     def delay_list(self, order_no: str) -> dict:
-        return {"order_no": order_no, "delay_times": len(self.extensions),
-                "delay_list": self.extensions}
+        return {
+            "order_no": order_no,
+            "delay_times": len(self.extensions),
+            "delay_list": self.extensions,
+        }
 
 
 def check_figures(o: Loan, m: Model) -> None:
@@ -208,7 +258,9 @@ def check_figures(o: Loan, m: Model) -> None:
     ext = m.p["extension"]
     if m.status in (170, 180) and ext["enabled"] and len(m.extensions) < ext.get("limit", 0):
         for days in ext["terms"]:
-            assert o.get("/get-delay-interest", delay_term=days) == m.delay_quote(o.order_no, now, days)
+            assert o.get("/get-delay-interest", delay_term=days) == m.delay_quote(
+                o.order_no, now, days
+            )
 
 
 def timeline(sb: Sandbox, order_no: str) -> list[tuple]:
@@ -234,11 +286,15 @@ def approve_and_disburse(o: Loan, m: Model | None = None) -> Model:
 
 # ---- 80 -> 90 -> 100 -> 170 -> 200 ----
 
+
 def test_happy_path_to_settlement(sandbox: Sandbox, loan) -> None:
     o = loan("happy", SUFFIX["approve"])
     o.create()
-    assert o.get("/get-order-status") == {"order_no": o.order_no, "order_status": 80,
-                                          "update_time": int(T0)}
+    assert o.get("/get-order-status") == {
+        "order_no": o.order_no,
+        "order_status": 80,
+        "update_time": int(T0),
+    }
     m = approve_and_disburse(o)
     # product 1001: 1,000,000 x 0.0006 x 14 = 8,400 interest; 0.0003 x 14 = 4,200 admin
     assert (m.interest, m.admin, m.amount - m.admin) == (8400, 4200, 995_800)
@@ -252,15 +308,27 @@ def test_happy_path_to_settlement(sandbox: Sandbox, loan) -> None:
     assert paid["order_status"] == 200
     m.status, m.settled_at = 200, sandbox.now()
     check_figures(o, m)
-    sandbox.advance("30d")      # a settled loan's figures never change
+    sandbox.advance("30d")  # a settled loan's figures never change
     check_figures(o, m)
     assert timeline(sandbox, o.order_no) == [
-        (None, 80, "create"), (80, 90, "submit"), (90, 90, "bind_card"), (90, 100, "approve"),
-        (100, 100, "confirm"), (100, 170, "disburse"), (170, 200, "settle")]
+        (None, 80, "create"),
+        (80, 90, "submit"),
+        (90, 90, "bind_card"),
+        (90, 100, "approve"),
+        (100, 100, "confirm"),
+        (100, 170, "disburse"),
+        (170, 200, "settle"),
+    ]
     paths = [c["path"] for c in sandbox.detail(o.order_no)["callbacks"]]
-    assert paths == ["/callback-order-status", "/callback-order-status", "/callback-approval-result",
-                     "/callback-order-status", "/callback-repay-plan", "/callback-order-status",
-                     "/callback-repay-plan"]
+    assert paths == [
+        "/callback-order-status",
+        "/callback-order-status",
+        "/callback-approval-result",
+        "/callback-order-status",
+        "/callback-repay-plan",
+        "/callback-order-status",
+        "/callback-repay-plan",
+    ]
 
 
 def test_monthly_product(sandbox: Sandbox, loan) -> None:
@@ -282,8 +350,14 @@ def test_monthly_product(sandbox: Sandbox, loan) -> None:
 
 
 def test_reduced_approval_and_lower_confirm(sandbox: Sandbox, loan) -> None:
-    o = loan("reduced", SUFFIX["approve_reduced"], amount=1_600_000).create().submit().bind().review()
-    m = Model("1001", 800_000, 14, approval_time=sandbox.now())     # 50 %, on the step
+    o = (
+        loan("reduced", SUFFIX["approve_reduced"], amount=1_600_000)
+        .create()
+        .submit()
+        .bind()
+        .review()
+    )
+    m = Model("1001", 800_000, 14, approval_time=sandbox.now())  # 50 %, on the step
     check_figures(o, m)
     # Ruling: the borrower may confirm a lower amount (and another offered term)
     o.confirm(500_000, 7)
@@ -297,17 +371,25 @@ def test_reduced_approval_and_lower_confirm(sandbox: Sandbox, loan) -> None:
 
 # ---- 110 ----
 
+
 def test_rejected_with_reason(sandbox: Sandbox, loan) -> None:
     o = loan("reject", SUFFIX["reject_review"]).create().submit().bind()
     o.review()
-    assert o.get("/get-approval-result") == {"order_no": o.order_no, "order_status": 110,
-                                             "order_remark": RULES_REASON}
+    assert o.get("/get-approval-result") == {
+        "order_no": o.order_no,
+        "order_status": 110,
+        "order_remark": RULES_REASON,
+    }
     assert timeline(sandbox, o.order_no)[-1] == (90, 110, "reject")
     d = sandbox.detail(o.order_no)
-    assert d["pending_events"] == []         # final: nothing pending (the abandon timer retired)
+    assert d["pending_events"] == []  # final: nothing pending (the abandon timer retired)
     sandbox.advance("8d")
     assert o.status == 110
-    cb = [c for c in sandbox.detail(o.order_no)["callbacks"] if c["path"] == "/callback-approval-result"]
+    cb = [
+        c
+        for c in sandbox.detail(o.order_no)["callbacks"]
+        if c["path"] == "/callback-approval-result"
+    ]
     assert cb[0]["body"]["order_remark"] == RULES_REASON
 
 
@@ -322,11 +404,15 @@ def test_failed_face_check_rejects_a_default_order(sandbox: Sandbox) -> None:
         body["supplement_info"]["same_person"] = 0
         sandbox.ok("/push-supplement-info", body)
         o.review()
-        assert o.get("/get-approval-result") == {"order_no": o.order_no, "order_status": 110,
-                                                 "order_remark": "Verifikasi wajah gagal"}
+        assert o.get("/get-approval-result") == {
+            "order_no": o.order_no,
+            "order_status": 110,
+            "order_remark": "Verifikasi wajah gagal",
+        }
 
 
 # ---- 169 -> re-bind -> 100 -> 170 ----
+
 
 def test_payout_fails_once_then_rebind(sandbox: Sandbox, loan) -> None:
     o = loan("payout", SUFFIX["payout_fail_once"]).create().submit().bind().review()
@@ -334,11 +420,17 @@ def test_payout_fails_once_then_rebind(sandbox: Sandbox, loan) -> None:
     o.confirm().payout()
     m.status = 169
     check_figures(o, m)
-    assert o.get("/get-bind-bank")["card_list"] == []      # the failed account is dropped
-    sandbox.err("/push-order-confirm", confirm_payload(o.order_no, 1_000_000, 14), 11006,
-                "the payout failed: bind another account with 08 first")
-    sandbox.ok("/push-bind-bank", {**bind_payload(o.p, o.order_no), "bank_code": "BRI",
-                                   "bank_card": "123456789012345"})
+    assert o.get("/get-bind-bank")["card_list"] == []  # the failed account is dropped
+    sandbox.err(
+        "/push-order-confirm",
+        confirm_payload(o.order_no, 1_000_000, 14),
+        11006,
+        "the payout failed: bind another account with 08 first",
+    )
+    sandbox.ok(
+        "/push-bind-bank",
+        {**bind_payload(o.p, o.order_no), "bank_code": "BRI", "bank_card": "123456789012345"},
+    )
     sandbox.advance("1h")
     o.confirm()
     m.status = 100
@@ -346,9 +438,18 @@ def test_payout_fails_once_then_rebind(sandbox: Sandbox, loan) -> None:
     o.payout()
     m.disburse(sandbox.now())
     check_figures(o, m)
-    assert [t[1] for t in timeline(sandbox, o.order_no)] == [80, 90, 90, 100, 100, 169, 169,
-                                                             100, 170]
-    failure = [t for t in sandbox.detail(o.order_no)["timeline"] if t["to"] == 169][0]
+    assert [t[1] for t in timeline(sandbox, o.order_no)] == [
+        80,
+        90,
+        90,
+        100,
+        100,
+        169,
+        169,
+        100,
+        170,
+    ]
+    failure = next(t for t in sandbox.detail(o.order_no)["timeline"] if t["to"] == 169)
     assert failure["trigger"] == "fail_payout" and failure["cause"] == "due event: payout"
 
 
@@ -366,10 +467,11 @@ def test_payout_always_fails_then_cancelled(sandbox: Sandbox, loan) -> None:
 
 # ---- 170 -> 180 -> 200 ----
 
+
 def test_overdue_then_paid(sandbox: Sandbox, loan) -> None:
     o = loan("late", SUFFIX["overdue"])
     m = approve_and_disburse(o)
-    sandbox.advance_to(wib(2026, 3, 16, 23, 59, 59))       # the last second of the due day
+    sandbox.advance_to(wib(2026, 3, 16, 23, 59, 59))  # the last second of the due day
     assert o.status == 170
     check_figures(o, m)
     sandbox.advance(1)
@@ -380,14 +482,14 @@ def test_overdue_then_paid(sandbox: Sandbox, loan) -> None:
     assert (plan["is_overdue"], plan["overdue_days"], plan["expiry_amount"]) == (1, 1, 1008)
     sandbox.advance_to(wib(2026, 3, 20, 12))
     check_figures(o, m)
-    assert o.get("/get-repay-plan")["expiry_amount"] == 4034      # 4 days: 4,033.6 -> 4,034
+    assert o.get("/get-repay-plan")["expiry_amount"] == 4034  # 4 days: 4,033.6 -> 4,034
     code = o.code(repay_method=2, method_code="2002")
     assert code["repay_amount"] == 1_008_400 + 4034 and code["repay_code"].startswith("IDM")
     sandbox.pay(code["repay_code"])
     m.status, m.settled_at = 200, sandbox.now()
     check_figures(o, m)
     sandbox.advance("10d")
-    check_figures(o, m)                      # the late fee stopped at the payment
+    check_figures(o, m)  # the late fee stopped at the payment
     assert [t[2] for t in timeline(sandbox, o.order_no)][-2:] == ["overdue", "settle"]
     overdue_at = [t for t in sandbox.detail(o.order_no)["timeline"] if t["trigger"] == "overdue"]
     assert overdue_at[0]["at"] == "2026-03-17 00:00:00"
@@ -411,11 +513,13 @@ def test_code_expires_and_late_code_refused(sandbox: Sandbox, loan) -> None:
     r = sandbox.pay(code, status=409)
     assert "expired" in r["message"]
     assert o.status == 170
-    assert {c["repay_code"]: c["state"] for c in sandbox.detail(o.order_no)["repay_codes"]}[code] \
-        in ("expired", "void")
+    assert {c["repay_code"]: c["state"] for c in sandbox.detail(o.order_no)["repay_codes"]}[
+        code
+    ] in ("expired", "void")
 
 
 # ---- extensions ----
+
 
 def test_extensions_from_170_and_from_180(sandbox: Sandbox, loan) -> None:
     o = loan("ext", SUFFIX["overdue"], amount=2_000_000)
@@ -424,10 +528,10 @@ def test_extensions_from_170_and_from_180(sandbox: Sandbox, loan) -> None:
     # 1) from 170, 7 days, before the due day: due moves 7 days from the old due day
     sandbox.advance("3d")
     code = o.code(repay_type=2, delay_term=7)
-    m.delay_status = 0                      # a pending extension code
+    m.delay_status = 0  # a pending extension code
     check_figures(o, m)
     cost = m.extend(sandbox.now(), 7)
-    assert code["repay_amount"] == cost == 16_800 + 4200      # interest + 2,000,000 x 0.0003 x 7
+    assert code["repay_amount"] == cost == 16_800 + 4200  # interest + 2,000,000 x 0.0003 x 7
     sandbox.pay(code["repay_code"])
     check_figures(o, m)
     assert m.due == date(2026, 3, 23) and m.interest_due == 8400
@@ -449,12 +553,14 @@ def test_extensions_from_170_and_from_180(sandbox: Sandbox, loan) -> None:
     assert m.due == date(2026, 4, 8) and m.status == 170
     check_figures(o, m)
     # 3) the third and last extension; then 11008 and delay_repay 0
-    code = o.code(repay_type=2)               # default term: 7
+    code = o.code(repay_type=2)  # default term: 7
     cost = m.extend(sandbox.now(), 7)
     sandbox.pay(code["repay_code"], amount=cost)
     check_figures(o, m)
     assert o.get("/get-repay-plan")["delay_repay"] == 0
-    sandbox.err("/get-repay-detail", repay_payload(o.order_no, repay_type=2), 11008, "limit reached (3/3)")
+    sandbox.err(
+        "/get-repay-detail", repay_payload(o.order_no, repay_type=2), 11008, "limit reached (3/3)"
+    )
     assert [t[2] for t in timeline(sandbox, o.order_no)].count("extend") == 3
     # and it can still be settled
     sandbox.pay(o.code()["repay_code"])
@@ -468,11 +574,12 @@ def test_extension_code_voids_older_codes(sandbox: Sandbox, loan) -> None:
     repay = o.code()["repay_code"]
     ext = o.code(repay_type=2, delay_term=7)["repay_code"]
     sandbox.pay(ext)
-    r = sandbox.pay(repay, status=409)         # its amount is stale now
+    r = sandbox.pay(repay, status=409)  # its amount is stale now
     assert "replaced or cancelled" in r["message"]
 
 
 # ---- 161 by timeout ----
+
 
 def test_abandoned_new_order_is_cancelled_after_7_days(sandbox: Sandbox, loan) -> None:
     o = loan("abandon").create()
@@ -481,8 +588,11 @@ def test_abandoned_new_order_is_cancelled_after_7_days(sandbox: Sandbox, loan) -
     sandbox.advance(1)
     assert o.status == 161
     assert timeline(sandbox, o.order_no)[-1] == (80, 161, "cancel")
-    assert o.get("/get-approval-result") == {"order_no": o.order_no, "order_status": 161,
-                                             "order_remark": "Pesanan dibatalkan"}
+    assert o.get("/get-approval-result") == {
+        "order_no": o.order_no,
+        "order_status": 161,
+        "order_remark": "Pesanan dibatalkan",
+    }
     sandbox.err("/push-supplement-info", supplement_payload(o.p, o.order_no), 11002, "status 161")
 
 
@@ -496,13 +606,19 @@ def test_unconfirmed_approval_expires_after_3_days(sandbox: Sandbox, loan) -> No
     sandbox.err("/push-order-confirm", confirm_payload(o.order_no, 1_000_000, 14), 11002)
     # a confirmed order is not cancelled by the approval expiry
     o2 = loan("expiry2", SUFFIX["approve"]).create().submit().bind().review().confirm()
-    sandbox.force(o2.order_no, "cancel")   # the control API may still cancel it
+    sandbox.force(o2.order_no, "cancel")  # the control API may still cancel it
     assert o2.status == 161
 
 
 def test_confirmed_order_survives_the_approval_expiry(sandbox_with) -> None:
     sb = sandbox_with(lifecycle={"payout_delay": "5d"})
-    o = Loan(sb, person("slowpay", SUFFIX["approve"]), "ORD-SLOW-PAYOUT1").create().submit().bind().review()
+    o = (
+        Loan(sb, person("slowpay", SUFFIX["approve"]), "ORD-SLOW-PAYOUT1")
+        .create()
+        .submit()
+        .bind()
+        .review()
+    )
     o.confirm()
     sb.advance("4d")
     assert o.status == 100
@@ -511,13 +627,22 @@ def test_confirmed_order_survives_the_approval_expiry(sandbox_with) -> None:
 
 
 def test_payout_failed_expiry(sandbox: Sandbox, loan) -> None:
-    o = loan("169x", SUFFIX["payout_fail_once"]).create().submit().bind().review().confirm().payout()
+    o = (
+        loan("169x", SUFFIX["payout_fail_once"])
+        .create()
+        .submit()
+        .bind()
+        .review()
+        .confirm()
+        .payout()
+    )
     assert o.status == 169
     sandbox.advance("7d")
     assert o.status == 161
 
 
 # ---- scenarios that act by themselves ----
+
 
 def test_settles_on_time_by_itself(sandbox: Sandbox, loan) -> None:
     o = loan("ontime", SUFFIX["settle_on_time"])
@@ -528,17 +653,29 @@ def test_settles_on_time_by_itself(sandbox: Sandbox, loan) -> None:
     m.status, m.settled_at = 200, wib(2026, 3, 16, 8, 59, 59)
     check_figures(o, m)
     d = sandbox.detail(o.order_no)
-    assert d["payments"] == [{"repay_code": "", "repay_type": 1, "amount": 1_008_400,
-                              "at": "2026-03-16 08:59:59", "source": "scenario"}]
+    assert d["payments"] == [
+        {
+            "repay_code": "",
+            "repay_type": 1,
+            "amount": 1_008_400,
+            "at": "2026-03-16 08:59:59",
+            "source": "scenario",
+        }
+    ]
 
 
 def test_magic_reloan_customer(sandbox: Sandbox, loan) -> None:
     p = person("reloan", SUFFIX["reloan"])
-    pre = sandbox.ok("/get-loan-precheck", {"product_id": "1001", "user_mobile": p.mobile,
-                                            "user_idcard": p.nik})
+    pre = sandbox.ok(
+        "/get-loan-precheck", {"product_id": "1001", "user_mobile": p.mobile, "user_idcard": p.nik}
+    )
     assert pre["is_reloan"] == 1 and pre["loan_range"][-1]["amount"] == 4_000_000
-    assert sandbox.ok("/get-loan-amount", {"product_id": "1001", "user_mobile": p.mobile}
-                      )["loan_range"][-1]["amount"] == 4_000_000
+    assert (
+        sandbox.ok("/get-loan-amount", {"product_id": "1001", "user_mobile": p.mobile})[
+            "loan_range"
+        ][-1]["amount"]
+        == 4_000_000
+    )
     o = Loan(sandbox, p, "ORD-RELOAN-00001", amount=3_500_000, term=7)
     m = approve_and_disburse(o)
     assert sandbox.detail(o.order_no)["application_amount"] == 3_500_000
@@ -554,7 +691,9 @@ def test_settled_customer_becomes_reloan(sandbox: Sandbox, loan) -> None:
     data = sandbox.ok("/get-loan-precheck", pre)
     assert data["is_reloan"] == 1 and data["loan_range"][-1]["amount"] == 4_000_000
     # the second loan may use the reloan limit
-    sandbox.ok("/push-basic-info", basic_payload(o.p, "ORD-RETURNING-02", amount=3_000_000, is_reloan=1))
+    sandbox.ok(
+        "/push-basic-info", basic_payload(o.p, "ORD-RETURNING-02", amount=3_000_000, is_reloan=1)
+    )
     assert sandbox.detail("ORD-RETURNING-02")["application_amount"] == 3_000_000
 
 
@@ -562,7 +701,12 @@ def test_review_stuck_then_forced(sandbox: Sandbox, loan) -> None:
     o = loan("stuck", SUFFIX["review_stuck"]).create().submit().bind()
     sandbox.advance("10d")
     assert o.status == 90
-    assert sandbox.detail(o.order_no)["allowed_triggers"] == ["bind_card", "approve", "reject", "cancel"]
+    assert sandbox.detail(o.order_no)["allowed_triggers"] == [
+        "bind_card",
+        "approve",
+        "reject",
+        "cancel",
+    ]
     d = sandbox.force(o.order_no, "approve")
     assert d["status"] == 100
     assert d["timeline"][-1]["cause"] == "forced via control API: approve"
@@ -603,7 +747,7 @@ def test_forced_overdue_and_settle(sandbox: Sandbox, loan) -> None:
     m = approve_and_disburse(o)
     sandbox.force(o.order_no, "overdue")
     m.status = 180
-    check_figures(o, m)          # status 180 before the due date: no late fee yet
+    check_figures(o, m)  # status 180 before the due date: no late fee yet
     sandbox.force(o.order_no, "settle")
     m.status, m.settled_at = 200, sandbox.now()
     check_figures(o, m)
@@ -636,8 +780,13 @@ def _run(settings: Any) -> dict[str, list[Any]]:
                 out.append(o.code(method_code=("1001", "1005")[i % 2]))
                 out.append(o.code(repay_method=2, method_code="2001"))
                 out.append(o.get("/get-loan-contract"))
-        out.append([(t["from"], t["to"], t["trigger"], t["at"])
-                    for i in range(N_DET) for t in sb.detail(f"ORD-DETERMINISM-{i:03d}")["timeline"]])
+        out.append(
+            [
+                (t["from"], t["to"], t["trigger"], t["at"])
+                for i in range(N_DET)
+                for t in sb.detail(f"ORD-DETERMINISM-{i:03d}")["timeline"]
+            ]
+        )
     finally:
         gen.close()
     return {"approvals": approvals, "rest": out}
@@ -660,9 +809,19 @@ def test_another_seed_changes_default_outcomes(first_run: dict) -> None:
     settings = settings_for()
     other = settings_for(scenarios={"seed": "another-seed"})
     from sandbox.core.scenarios import decide
-    outcomes = [decide(s.data.rules, s.data.default, seed=s.scenarios.seed, partner="demo",
-                       order_no=f"ORD-DETERMINISM-{i:03d}", mobile="81234567551")
-                for s in (settings, other) for i in range(N_DET)]
+
+    outcomes = [
+        decide(
+            s.data.rules,
+            s.data.default,
+            seed=s.scenarios.seed,
+            partner="demo",
+            order_no=f"ORD-DETERMINISM-{i:03d}",
+            mobile="81234567551",
+        )
+        for s in (settings, other)
+        for i in range(N_DET)
+    ]
     assert outcomes[:N_DET] != outcomes[N_DET:]
     a, b = first_run, _run(other)
     assert a["approvals"] != b["approvals"]

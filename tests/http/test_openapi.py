@@ -51,8 +51,13 @@ def test_every_sandbox_route_of_the_app_is_documented(app, doc):
 
 def test_every_documented_sandbox_route_exists(app, doc):
     served = {(_shape(p), m) for p, m in _served(app)}
-    stale = [f"{m.upper()} {p}" for p, item in doc["paths"].items() if p.startswith("/sandbox")
-             for m in item if (_shape(p), m.upper()) not in served]
+    stale = [
+        f"{m.upper()} {p}"
+        for p, item in doc["paths"].items()
+        if p.startswith("/sandbox")
+        for m in item
+        if (_shape(p), m.upper()) not in served
+    ]
     assert not stale
 
 
@@ -75,8 +80,11 @@ def test_the_error_catalog_and_fault_kinds_are_in_the_document(doc):
     assert code["enum"] == [0, *(e.code for e in CATALOG)]
     assert [e["name"] for e in code["x-catalog"]] == [e.name for e in CATALOG]
     assert [k["name"] for k in doc["x-fault-kinds"]] == list(KIND_NAMES)
-    assert set(doc["webhooks"]) == {"callback-order-status", "callback-approval-result",
-                                    "callback-repay-plan"}
+    assert set(doc["webhooks"]) == {
+        "callback-order-status",
+        "callback-approval-result",
+        "callback-repay-plan",
+    }
 
 
 def test_the_document_is_valid_openapi_3_1(doc):

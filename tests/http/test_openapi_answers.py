@@ -28,8 +28,10 @@ def doc() -> dict:
 def _reroot(schema: Any) -> Any:
     """Point a schema's local refs ("#/components/...") at the registered document."""
     if isinstance(schema, dict):
-        return {k: ("urn:openapi" + v if k == "$ref" and v.startswith("#/") else _reroot(v))
-                for k, v in schema.items()}
+        return {
+            k: ("urn:openapi" + v if k == "$ref" and v.startswith("#/") else _reroot(v))
+            for k, v in schema.items()
+        }
     if isinstance(schema, list):
         return [_reroot(v) for v in schema]
     return schema
@@ -38,7 +40,8 @@ def _reroot(schema: Any) -> Any:
 def check(doc: dict, schema: dict, value: Any, where: str) -> None:
     """Validate `value` against `schema`, a schema of the document (refs resolve inside it)."""
     resource = Resource.from_contents(
-        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"})
+        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"}
+    )
     registry = Registry().with_resource("urn:openapi", resource)
     validator = Draft202012Validator(_reroot(schema), registry=registry)
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
@@ -52,11 +55,14 @@ def answer_schema(doc: dict, method: str, path: str) -> dict:
 
 # ---- a sandbox with something of everything ----
 
+
 @pytest.fixture
 def world(sandbox: Sandbox, loan) -> dict[str, Any]:
     """A disbursed order with an extension code, a payment, callbacks delivered and not, a
     fault rule and journal entries."""
-    sandbox.control("PATCH", f"/sandbox/partners/{TOKEN}", {"callback_url": "http://127.0.0.1:9/cb"})
+    sandbox.control(
+        "PATCH", f"/sandbox/partners/{TOKEN}", {"callback_url": "http://127.0.0.1:9/cb"}
+    )
     paid = loan("schema-a", SUFFIX["approve"]).disbursed()
     code = paid.code(repay_type=2, delay_term=7)["repay_code"]
     sandbox.pay(code)
@@ -64,11 +70,20 @@ def world(sandbox: Sandbox, loan) -> dict[str, Any]:
     extension = fresh.code(repay_type=2, delay_term=7)["repay_code"]
     full = loan("schema-c", SUFFIX["approve"]).disbursed().code()["repay_code"]
     stuck = loan("schema-d", SUFFIX["review_stuck"]).create().submit()
-    sandbox.control("PUT", "/sandbox/faults", {"kind": "latency", "ms": 1,
-                                               "path": "/get-bank-list", "count": 1})
-    callback_id = sandbox.control("GET", f"/sandbox/callbacks?partner_token={TOKEN}&limit=1")[0]["id"]
-    return {"paid": paid, "fresh": fresh, "extension": extension, "full": full,
-            "stuck": stuck, "callback_id": callback_id}
+    sandbox.control(
+        "PUT", "/sandbox/faults", {"kind": "latency", "ms": 1, "path": "/get-bank-list", "count": 1}
+    )
+    callback_id = sandbox.control("GET", f"/sandbox/callbacks?partner_token={TOKEN}&limit=1")[0][
+        "id"
+    ]
+    return {
+        "paid": paid,
+        "fresh": fresh,
+        "extension": extension,
+        "full": full,
+        "stuck": stuck,
+        "callback_id": callback_id,
+    }
 
 
 def requests(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict | None]]:
@@ -82,54 +97,93 @@ def requests(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict | None]
         ("GET", "/partners/{token}"): (f"/sandbox/partners/{t}?secrets=1", None),
         ("PATCH", "/partners/{token}"): (f"/sandbox/partners/{t}", {"chaos": {"duplicate": 0}}),
         ("GET", "/partners/{token}/clock"): (f"/sandbox/partners/{t}/clock", None),
-        ("POST", "/partners/{token}/clock/advance"): (f"/sandbox/partners/{t}/clock/advance",
-                                                      {"by": "1m"}),
-        ("POST", "/partners/{token}/clock/set"): (f"/sandbox/partners/{t}/clock/set",
-                                                  {"to": "2030-01-01T00:00:00+07:00"}),
-        ("POST", "/partners/{token}/callbacks/pause"): (f"/sandbox/partners/{t}/callbacks/pause", {}),
-        ("POST", "/partners/{token}/callbacks/resume"): (f"/sandbox/partners/{t}/callbacks/resume", {}),
+        ("POST", "/partners/{token}/clock/advance"): (
+            f"/sandbox/partners/{t}/clock/advance",
+            {"by": "1m"},
+        ),
+        ("POST", "/partners/{token}/clock/set"): (
+            f"/sandbox/partners/{t}/clock/set",
+            {"to": "2030-01-01T00:00:00+07:00"},
+        ),
+        ("POST", "/partners/{token}/callbacks/pause"): (
+            f"/sandbox/partners/{t}/callbacks/pause",
+            {},
+        ),
+        ("POST", "/partners/{token}/callbacks/resume"): (
+            f"/sandbox/partners/{t}/callbacks/resume",
+            {},
+        ),
         ("GET", "/orders"): (f"/sandbox/orders?partner_token={t}", None),
         ("GET", "/orders/{order_no}"): (f"/sandbox/orders/{o}?partner_token={t}", None),
-        ("POST", "/orders/{order_no}/transition"): (f"/sandbox/orders/{stuck}/transition",
-                                                    {"partner_token": t, "trigger": "approve"}),
-        ("GET", "/orders/{order_no}/wait"): (f"/sandbox/orders/{o}/wait?partner_token={t}"
-                                             f"&status=170&timeout=0", None),
+        ("POST", "/orders/{order_no}/transition"): (
+            f"/sandbox/orders/{stuck}/transition",
+            {"partner_token": t, "trigger": "approve"},
+        ),
+        ("GET", "/orders/{order_no}/wait"): (
+            f"/sandbox/orders/{o}/wait?partner_token={t}&status=170&timeout=0",
+            None,
+        ),
         ("POST", "/payments"): ("/sandbox/payments", {"repay_code": w["extension"]}),
         ("GET", "/callbacks"): (f"/sandbox/callbacks?partner_token={t}", None),
         ("GET", "/callbacks/{id:int}"): (f"/sandbox/callbacks/{w['callback_id']}", None),
-        ("POST", "/callbacks/{id:int}/redeliver"): (f"/sandbox/callbacks/{w['callback_id']}/redeliver", {}),
+        ("POST", "/callbacks/{id:int}/redeliver"): (
+            f"/sandbox/callbacks/{w['callback_id']}/redeliver",
+            {},
+        ),
         ("GET", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
         ("DELETE", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
         ("GET", "/faults"): ("/sandbox/faults", None),
-        ("PUT", "/faults"): ("/sandbox/faults", {"rules": [{"kind": "drop", "count": 1,
-                                                            "path": "/get-delay-list"}]}),
-        ("POST", "/faults"): ("/sandbox/faults", {"kind": "http_error", "status": 502,
-                                                  "order_no": "NOBODY0000"}),
+        ("PUT", "/faults"): (
+            "/sandbox/faults",
+            {"rules": [{"kind": "drop", "count": 1, "path": "/get-delay-list"}]},
+        ),
+        ("POST", "/faults"): (
+            "/sandbox/faults",
+            {"kind": "http_error", "status": 502, "order_no": "NOBODY0000"},
+        ),
         ("DELETE", "/faults"): ("/sandbox/faults", None),
         ("POST", "/reset"): ("/sandbox/reset", {"partner_token": t}),
-        ("POST", "/tools/encrypt"): ("/sandbox/tools/encrypt", {"data": {"a": "/"},
-                                                                "partner_token": t}),
-        ("POST", "/tools/decrypt"): ("/sandbox/tools/decrypt", {
-            "partner_token": t, "encode_data": "mRR2TPOOHN9gnvm9NFoVHQ=="}),
+        ("POST", "/tools/encrypt"): (
+            "/sandbox/tools/encrypt",
+            {"data": {"a": "/"}, "partner_token": t},
+        ),
+        ("POST", "/tools/decrypt"): (
+            "/sandbox/tools/decrypt",
+            {"partner_token": t, "encode_data": "mRR2TPOOHN9gnvm9NFoVHQ=="},
+        ),
     }
 
 
 def test_every_control_route_is_exercised_here():
-    table = requests({"fresh": type("L", (), {"order_no": "X"})(), "stuck": type("L", (), {"order_no": "Y"})(),
-                      "extension": "", "callback_id": 1})
+    table = requests(
+        {
+            "fresh": type("L", (), {"order_no": "X"})(),
+            "stuck": type("L", (), {"order_no": "Y"})(),
+            "extension": "",
+            "callback_id": 1,
+        }
+    )
     assert set(table) == {(r.method, r.path) for r in ROUTES}
 
 
 def test_every_control_route_answers_its_documented_schema(sandbox: Sandbox, world, doc):
     # encrypt a real payload for the decrypt call, so it answers 200
     world_calls = requests(world)
-    enc = sandbox.control("POST", "/sandbox/tools/encrypt", {"data": {"x": 1}, "partner_token": TOKEN})
-    world_calls[("POST", "/tools/decrypt")] = ("/sandbox/tools/decrypt",
-                                               {"partner_token": TOKEN, "encode_data": enc["encode_data"]})
-    last = [("POST", "/partners/{token}/clock/advance"), ("POST", "/partners/{token}/clock/set"),
-            ("POST", "/reset")]  # they move time or wipe: after the others
-    order = sorted(ROUTES, key=lambda r: last.index((r.method, r.path))
-                   if (r.method, r.path) in last else -1)
+    enc = sandbox.control(
+        "POST", "/sandbox/tools/encrypt", {"data": {"x": 1}, "partner_token": TOKEN}
+    )
+    world_calls[("POST", "/tools/decrypt")] = (
+        "/sandbox/tools/decrypt",
+        {"partner_token": TOKEN, "encode_data": enc["encode_data"]},
+    )
+    last = [
+        ("POST", "/partners/{token}/clock/advance"),
+        ("POST", "/partners/{token}/clock/set"),
+        ("POST", "/reset"),
+    ]  # they move time or wipe: after the others
+    order = sorted(
+        ROUTES, key=lambda r: last.index((r.method, r.path)) if (r.method, r.path) in last else -1
+    )
     for r in order:
         url, body = world_calls[(r.method, r.path)]
         answer = sandbox.control(r.method, url, body)
@@ -143,15 +197,22 @@ def test_every_lender_answer_matches_its_documented_data(sandbox: Sandbox, loan,
     payloads = {
         "/get-loan-precheck": {"product_id": "1001", "user_mobile": p.mobile, "user_idcard": p.nik},
         "/get-loan-amount": {"product_id": "1001", "user_mobile": p.mobile},
-        "/get-loan-interest": {"product_id": "1001", "user_mobile": p.mobile, "user_idcard": p.nik,
-                               "application_amount": 1_000_000, "application_term": 14,
-                               "term_unit": 1},
+        "/get-loan-interest": {
+            "product_id": "1001",
+            "user_mobile": p.mobile,
+            "user_idcard": p.nik,
+            "application_amount": 1_000_000,
+            "application_term": 14,
+            "term_unit": 1,
+        },
         "/get-bank-list": {"product_id": "1001", "action_type": 2},
     }
     seen: dict[str, Any] = {}
     for path, payload in payloads.items():
         seen[path] = sandbox.ok(path, payload)
-    seen["/get-bank-list#banks"] = sandbox.ok("/get-bank-list", {"product_id": "1001", "action_type": 1})
+    seen["/get-bank-list#banks"] = sandbox.ok(
+        "/get-bank-list", {"product_id": "1001", "action_type": 1}
+    )
     for path in ("/push-basic-info", "/push-supplement-info"):
         seen[path] = {}
     o.create().submit()
@@ -188,5 +249,6 @@ def test_callback_bodies_match_their_documented_payload(sandbox: Sandbox, loan, 
 def test_an_undocumented_key_fails_the_check(doc):
     schema = answer_schema(doc, "GET", "/sandbox/health")
     with pytest.raises(AssertionError, match="Additional properties"):
-        check(doc, schema, {"status": "ok", "database": "sqlite", "partners": 1, "extra": 1},
-              "health")
+        check(
+            doc, schema, {"status": "ok", "database": "sqlite", "partners": 1, "extra": 1}, "health"
+        )

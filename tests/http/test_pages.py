@@ -37,5 +37,5 @@ def test_a_settled_or_tampered_link_pays_nothing(sandbox: Sandbox, loan) -> None
 def test_product_icon_is_served(sandbox: Sandbox) -> None:
     r = sandbox.client.get("/assets/product/1001.svg")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
-    assert ">DK<" in r.text                                # Dana Kilat
+    assert ">DK<" in r.text  # Dana Kilat
     assert sandbox.client.get("/assets/product/9999.svg").status_code == 404

@@ -30,7 +30,9 @@ def triggers(sb: Sandbox, order_no: str) -> list[str]:
 
 def event_states(sb: Sandbox) -> Counter:
     with sb.lender.store.transaction() as s:
-        return Counter((kind, state) for kind, state in s.execute(select(DueEvent.kind, DueEvent.state)))
+        return Counter(
+            (kind, state) for kind, state in s.execute(select(DueEvent.kind, DueEvent.state))
+        )
 
 
 @pytest.fixture
@@ -41,16 +43,16 @@ def db(tmp_path: Path) -> Path:
 def test_orders_events_and_codes_survive_a_restart(db: Path) -> None:
     gen = open_app(db, T0)
     sb = next(gen)
-    new = Loan(sb, person("p-new"), "ORD-PERSIST-NEW01").create()               # abandon in 7d
+    new = Loan(sb, person("p-new"), "ORD-PERSIST-NEW01").create()  # abandon in 7d
     active = Loan(sb, person("p-act", SUFFIX["overdue"]), "ORD-PERSIST-ACT01").disbursed()
     review = Loan(sb, person("p-rev", SUFFIX["approve"]), "ORD-PERSIST-REV01").create().submit()
     code = active.code()
     clock_before = sb.control("GET", "/sandbox/partners/demo/clock")
     before = {o.order_no: sb.detail(o.order_no) for o in (new, review, active)}
     assert before[review.order_no]["pending_events"][0]["kind"] == "review"
-    gen.close()                                  # the process goes away
+    gen.close()  # the process goes away
 
-    gen = open_app(db, T0 + 3600)                # a new process, an hour of wall time later
+    gen = open_app(db, T0 + 3600)  # a new process, an hour of wall time later
     sb = next(gen)
     try:
         # a manual clock does not move while the sandbox is down
@@ -58,12 +60,20 @@ def test_orders_events_and_codes_survive_a_restart(db: Path) -> None:
         assert clock["now"] == clock_before["now"] and clock["mode"] == "manual"
         for order_no, was in before.items():
             now = sb.detail(order_no)
-            for key in ("status", "timeline", "pending_events", "repay_codes", "bank_cards",
-                        "approval", "repay_plan", "callbacks"):
+            for key in (
+                "status",
+                "timeline",
+                "pending_events",
+                "repay_codes",
+                "bank_cards",
+                "approval",
+                "repay_plan",
+                "callbacks",
+            ):
                 assert now[key] == was[key], key
         assert sb.ok("/get-repay-plan", active.q())["repay_amount"] == 1_008_400
         fired = sb.advance("3m")["events_fired"]
-        assert fired == 1                                       # the review
+        assert fired == 1  # the review
         assert Loan(sb, review.p, review.order_no).status == 100
         assert triggers(sb, review.order_no).count("approve") == 1
         # the payment code issued before the restart still pays
@@ -78,11 +88,13 @@ def test_orders_events_and_codes_survive_a_restart(db: Path) -> None:
 def test_pending_events_fire_exactly_once_across_restarts(db: Path) -> None:
     gen = open_app(db, T0)
     sb = next(gen)
-    loans = [Loan(sb, person(f"once-{i}", SUFFIX["overdue"]), f"ORD-ONCE-{i:07d}").disbursed()
-             for i in range(3)]
+    loans = [
+        Loan(sb, person(f"once-{i}", SUFFIX["overdue"]), f"ORD-ONCE-{i:07d}").disbursed()
+        for i in range(3)
+    ]
     gen.close()
 
-    for restart in range(3):                     # advance a little in each new process
+    for restart in range(3):  # advance a little in each new process
         gen = open_app(db, T0 + restart)
         sb = next(gen)
         sb.advance("6d")
@@ -100,8 +112,9 @@ def test_pending_events_fire_exactly_once_across_restarts(db: Path) -> None:
         assert states[("overdue", "pending")] == 0
         assert states[("review", "done")] == 3 and states[("payout", "done")] == 3
         with sb.lender.store.transaction() as s:
-            per_order = Counter(s.scalars(select(TimelineRow.order_id).where(
-                TimelineRow.trigger == "overdue")))
+            per_order = Counter(
+                s.scalars(select(TimelineRow.order_id).where(TimelineRow.trigger == "overdue"))
+            )
         assert sorted(per_order.values()) == [1, 1, 1]
     finally:
         gen.close()
@@ -110,18 +123,23 @@ def test_pending_events_fire_exactly_once_across_restarts(db: Path) -> None:
 def test_two_processes_on_one_file_do_not_double_fire(db: Path) -> None:
     gen = open_app(db, T0)
     sb = next(gen)
-    loans = [Loan(sb, person(f"two-{i}", SUFFIX["approve"]), f"ORD-TWO-{i:08d}").create().submit()
-             for i in range(4)]
+    loans = [
+        Loan(sb, person(f"two-{i}", SUFFIX["approve"]), f"ORD-TWO-{i:08d}").create().submit()
+        for i in range(4)
+    ]
     settings = settings_for(f"sqlite:///{db}")
-    other = create_lender(settings, wall=lambda: T0)    # a second "process" on the same file
+    other = create_lender(settings, wall=lambda: T0)  # a second "process" on the same file
     try:
         target = T0 + 600
         assert process_due(other, "demo", target) == 4
         assert process_due(sb.lender, "demo", target) == 0
         assert process_due(other, "demo", target) == 0
         with sb.lender.store.transaction() as s:
-            approvals = s.scalar(select(func.count()).select_from(TimelineRow)
-                                 .where(TimelineRow.trigger == "approve"))
+            approvals = s.scalar(
+                select(func.count())
+                .select_from(TimelineRow)
+                .where(TimelineRow.trigger == "approve")
+            )
         assert approvals == 4
         for o in loans:
             assert o.status == 100
@@ -134,9 +152,11 @@ def test_schema_version_guard(db: Path) -> None:
     gen = open_app(db, T0)
     sb = next(gen)
     from sandbox.store import SchemaMeta
+
     with sb.lender.store.transaction() as s:
         s.get(SchemaMeta, 1).version = 999
     gen.close()
     from sandbox.store import StoreError
+
     with pytest.raises(StoreError, match="schema version 999"):
         create_lender(settings_for(f"sqlite:///{db}"), wall=lambda: T0)

@@ -27,8 +27,6 @@ from sandbox.web.app import create_app
 BASE = "http://testserver"
 
 
-
-
 @pytest.fixture
 def http(sb):
     with TestClient(create_app(lender=sb.lender, background=False), base_url=BASE) as client:
@@ -57,8 +55,10 @@ def test_data_and_call(sb, api):
 
 def test_business_error(api):
     with pytest.raises(LenderError) as e:
-        api.data("get-loan-precheck", {"product_id": "9", "user_mobile": "81234567890",
-                                       "user_idcard": "3171014508900001"})
+        api.data(
+            "get-loan-precheck",
+            {"product_id": "9", "user_mobile": "81234567890", "user_idcard": "3171014508900001"},
+        )
     assert (e.value.code, e.value.path, e.value.http_status) == (10008, "/get-loan-precheck", 200)
     assert e.value.response["data"] == {}
 
@@ -83,8 +83,10 @@ def test_in_process_and_http_answer_alike(sb, api):
 
 def test_encrypted_data_is_decrypted():
     template = Template(overrides={"responses": {"encrypt_data": True}})
-    with Sandbox(template) as sb, TestClient(create_app(lender=sb.lender, background=False),
-                                             base_url=BASE) as http:
+    with (
+        Sandbox(template) as sb,
+        TestClient(create_app(lender=sb.lender, background=False), base_url=BASE) as http,
+    ):
         p = sb.partner
         api = LenderClient(BASE, p.partner_token, p.aes_key, p.aes_iv, http=http)
         loan = sb.sample_order()
@@ -128,8 +130,10 @@ def test_the_client_owns_only_the_http_client_it_made():
     http.close()
     url, content_type, body = seen[0]
     assert url == "https://lender.example/api/get-bank-list"
-    assert content_type == "application/json;charset=utf-8" and set(body) == {"partner_token",
-                                                                              "encode_data"}
+    assert content_type == "application/json;charset=utf-8" and set(body) == {
+        "partner_token",
+        "encode_data",
+    }
 
 
 def test_endpoint_names():
@@ -139,6 +143,7 @@ def test_endpoint_names():
 
 
 # ---- the control API client ----
+
 
 def test_control_clock_orders_and_payments(sb, api, control):
     assert control.health()["status"] == "ok"

@@ -47,6 +47,7 @@ def disburse(sb, scenario="approve"):
 
 # ---- isolation and lifetime ----
 
+
 def test_each_sandbox_has_its_own_store(template):
     with Sandbox(template) as a, Sandbox(template) as b:
         loan = apply(a)
@@ -79,6 +80,7 @@ def test_a_sandbox_without_template_uses_the_default():
 
 # ---- the client in-process ----
 
+
 def test_business_errors_raise_with_code_and_message(sb):
     with pytest.raises(LenderError) as e:
         sb.client().data("get-order-status", {"order_no": "NOSUCHORDER1", "product_id": "1001"})
@@ -96,6 +98,7 @@ def test_call_returns_the_envelope_and_an_unknown_path_is_a_404(sb):
 
 
 # ---- clocks ----
+
 
 def test_clock_advance_and_set(sb):
     sb.clock.advance(days=1, hours=2, minutes=3, seconds=4)
@@ -117,12 +120,17 @@ def test_each_partner_has_its_own_clock(sb):
 
 # ---- callbacks ----
 
+
 def test_callbacks_are_delivered_before_an_operation_returns(sb):
     loan = disburse(sb)
     paths = [r.path for r in sb.callbacks.records()]
-    assert paths == ["/callback-order-status",                     # 90
-                     "/callback-order-status", "/callback-approval-result",  # 100
-                     "/callback-order-status", "/callback-repay-plan"]      # 170
+    assert paths == [
+        "/callback-order-status",  # 90
+        "/callback-order-status",
+        "/callback-approval-result",  # 100
+        "/callback-order-status",
+        "/callback-repay-plan",
+    ]  # 170
     assert sb.callbacks.received("callback-repay-plan")[0]["order_no"] == loan.order_no
 
 
@@ -178,6 +186,7 @@ def test_callbacks_are_delivered_from_inside_an_event_loop(sb):
 
 # ---- forced transitions and waiting ----
 
+
 def test_transition_and_wait_for(sb):
     loan = apply(sb, "review_stuck")
     sb.clock.advance(days=1)
@@ -210,6 +219,7 @@ def test_wait_for_refuses_bad_arguments(sb):
 
 # ---- the journal ----
 
+
 def test_journal_finds_requests_by_decrypted_fields(sb):
     first, second = apply(sb), apply(sb, "approve_reduced")
     basics = sb.journal.entries("push-basic-info")
@@ -226,6 +236,7 @@ def test_journal_finds_requests_by_decrypted_fields(sb):
 
 
 # ---- sample orders ----
+
 
 def test_sample_orders_follow_the_scenario_rules(template):
     rules = {r.name: r.mobile_suffix for r in template.settings.data.rules}

@@ -19,14 +19,14 @@ import sandbox.testing  # noqa: F401
 pytest_plugins = ["pytester"]
 REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
-FLOW = '''
+FLOW = """
 def apply(sandbox, api, scenario):
     loan = sandbox.sample_order(scenario=scenario)
     api.data("get-loan-precheck", loan.precheck())
     api.data("push-basic-info", loan.basic_info())
     api.data("push-supplement-info", loan.supplement_info())
     return loan
-'''
+"""
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -34,7 +34,9 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def test_happy_path_to_settlement(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(FLOW + '''
+    pytester.makepyfile(
+        FLOW
+        + """
 def test_loan_lifecycle(lender_sandbox):
     sandbox, api = lender_sandbox, lender_sandbox.client()
     loan = apply(sandbox, api, "approve")
@@ -61,12 +63,15 @@ def test_loan_lifecycle(lender_sandbox):
     assert statuses == [90, 100, 170, 200]
     assert sandbox.callbacks.received("callback-repay-plan")[-1]["order_status"] == 200
     assert sandbox.journal.last("push-basic-info").get("order_info.order_no") == loan.order_no
-''')
+"""
+    )
     run(pytester).assert_outcomes(passed=1)
 
 
 def test_each_test_gets_a_fresh_sandbox_from_one_template(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(FLOW + '''
+    pytester.makepyfile(
+        FLOW
+        + """
 import pytest
 
 templates = set()
@@ -84,39 +89,47 @@ def test_fresh(lender_sandbox, round):
 
 def test_one_template_per_session():
     assert len(templates) == 1
-''')
+"""
+    )
     run(pytester).assert_outcomes(passed=4)
 
 
 def test_wait_for_explains_a_manual_clock(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(FLOW + '''
+    pytester.makepyfile(
+        FLOW
+        + """
 def test_forgot_to_advance(lender_sandbox):
     loan = apply(lender_sandbox, lender_sandbox.client(), "approve")
     lender_sandbox.wait_for(loan.order_no, status=100)
-''')
+"""
+    )
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*WaitError: order * is 90 (reviewing), not 100 (approved)*"
-                                 "clock.advance(minutes=2)*"])
+    result.stdout.fnmatch_lines(
+        ["*WaitError: order * is 90 (reviewing), not 100 (approved)*clock.advance(minutes=2)*"]
+    )
 
 
 def test_settings_from_a_config_file(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", slow_review='[lifecycle]\nreview_delay = "1d"\n')
-    pytester.makepyfile(FLOW + '''
+    pytester.makepyfile(
+        FLOW
+        + """
 def test_review_takes_a_day(lender_sandbox):
     loan = apply(lender_sandbox, lender_sandbox.client(), "approve")
     lender_sandbox.clock.advance(hours=23)
     assert lender_sandbox.order(loan.order_no)["status"] == 90
     lender_sandbox.clock.advance(hours=1)
     assert lender_sandbox.order(loan.order_no)["status"] == 100
-''')
+"""
+    )
     run(pytester, "--lender-sandbox-config", "slow_review.toml").assert_outcomes(passed=1)
-    pytester.makeini('[pytest]\nlender_sandbox_config = slow_review.toml\n')
+    pytester.makeini("[pytest]\nlender_sandbox_config = slow_review.toml\n")
     run(pytester).assert_outcomes(passed=1)
 
 
 def test_overriding_the_template_fixture(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('''
+    pytester.makeconftest("""
 import pytest
 from sandbox.testing import Template
 
@@ -126,8 +139,8 @@ def lender_sandbox_template():
                         start="2026-01-05T09:00:00+07:00")
     yield template
     template.close()
-''')
-    pytester.makepyfile('''
+""")
+    pytester.makepyfile("""
 from datetime import date
 
 def test_custom(lender_sandbox):
@@ -135,21 +148,30 @@ def test_custom(lender_sandbox):
     loan = lender_sandbox.sample_order()
     doc = lender_sandbox.client().call("get-loan-precheck", loan.precheck())
     assert doc["message"] == doc["msg"] == "success"
-''')
+""")
     run(pytester).assert_outcomes(passed=1)
 
 
 def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--fixtures")
-    result.stdout.fnmatch_lines(["*lender_sandbox_template*", "*Settings and a seeded store*",
-                                 "lender_sandbox -- *", "*fresh in-process sandbox*",
-                                 "*lender_sandbox_server_session*", "lender_sandbox_server -- *",
-                                 "*reset for this test*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*lender_sandbox_template*",
+            "*Settings and a seeded store*",
+            "lender_sandbox -- *",
+            "*fresh in-process sandbox*",
+            "*lender_sandbox_server_session*",
+            "lender_sandbox_server -- *",
+            "*reset for this test*",
+        ]
+    )
     run(pytester, "--help").stdout.fnmatch_lines(["*--lender-sandbox-config=FILE*"])
 
 
 def test_server_fixture_over_real_http(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(FLOW + '''
+    pytester.makepyfile(
+        FLOW
+        + """
 import httpx
 
 def test_real_server(lender_sandbox_server):
@@ -177,7 +199,8 @@ def test_state_is_reset_between_tests(lender_sandbox_server):
     assert lender_sandbox_server.journal.entries() == []
     assert lender_sandbox_server.control.partner("demo")["callback_url"] == \\
         lender_sandbox_server.callbacks.url
-''')
+"""
+    )
     run(pytester).assert_outcomes(passed=2)
 
 
@@ -187,12 +210,18 @@ def test_server_fixture_runs_with_the_config_file(pytester: pytest.Pytester) -> 
     folder = pytester.path / "sandbox-config"
     shutil.copytree(REPO_FIXTURES, folder / "my-fixtures")
     with open(folder / "my-fixtures" / "partners.toml", "a", encoding="utf-8") as f:
-        f.write('\n[[partners]]\npartner_token = "acme"\naes_key = "acme-key-0123456"\n'
-                'aes_iv = "acme-iv-01234567"\n')
+        f.write(
+            '\n[[partners]]\npartner_token = "acme"\naes_key = "acme-key-0123456"\n'
+            'aes_iv = "acme-iv-01234567"\n'
+        )
     (folder / "sandbox.toml").write_text(
         '[server]\nhost = "0.0.0.0"\nport = 1\nadmin_token = "s3cret"\n'
-        '[fixtures]\ndir = "my-fixtures"\n[lifecycle]\nreview_delay = "1d"\n', "utf-8")
-    pytester.makepyfile(FLOW + '''
+        '[fixtures]\ndir = "my-fixtures"\n[lifecycle]\nreview_delay = "1d"\n',
+        "utf-8",
+    )
+    pytester.makepyfile(
+        FLOW
+        + """
 import httpx
 
 def test_configured_server(lender_sandbox_server):
@@ -206,9 +235,16 @@ def test_configured_server(lender_sandbox_server):
     server.clock_for("acme").advance(hours=1)
     assert server.order(loan.order_no, "acme")["status"] == 100
     assert server.server.database_url == f"sqlite:///{server.server.workdir / 'sandbox.db'}"
-''')
+"""
+    )
     # In a subprocess: the inner run starts its own server process and must not share this
     # interpreter's state with the in-process runs before it.
-    result = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider",
-                                           "--lender-sandbox-config", "sandbox-config/sandbox.toml")
+    result = pytester.runpytest_subprocess(
+        "-W",
+        "error",
+        "-p",
+        "no:cacheprovider",
+        "--lender-sandbox-config",
+        "sandbox-config/sandbox.toml",
+    )
     result.assert_outcomes(passed=1)

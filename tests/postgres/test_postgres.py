@@ -28,15 +28,19 @@ from sandbox.store import DueEvent, Order, TimelineRow
 pytestmark = pytest.mark.postgres
 
 _spec = importlib.util.spec_from_file_location(
-    "lender_http_helpers", Path(__file__).resolve().parents[1] / "http" / "conftest.py")
+    "lender_http_helpers", Path(__file__).resolve().parents[1] / "http" / "conftest.py"
+)
 assert _spec and _spec.loader
 h = sys.modules.get("lender_http_helpers") or importlib.util.module_from_spec(_spec)
 if "lender_http_helpers" not in sys.modules:
-    sys.modules["lender_http_helpers"] = h          # dataclasses look their module up here
+    sys.modules["lender_http_helpers"] = h  # dataclasses look their module up here
     _spec.loader.exec_module(h)
 
-CANDIDATES = [os.environ["LENDER_SANDBOX_TEST_PG_URL"]] if os.environ.get("LENDER_SANDBOX_TEST_PG_URL") \
+CANDIDATES = (
+    [os.environ["LENDER_SANDBOX_TEST_PG_URL"]]
+    if os.environ.get("LENDER_SANDBOX_TEST_PG_URL")
     else [f"postgresql+psycopg://{user}@127.0.0.1:5432/test" for user in ("postgres", "root")]
+)
 
 
 def _reachable() -> tuple[str | None, str]:
@@ -78,6 +82,7 @@ def pg(pg_url: str) -> Iterator[str]:
     """The URL, with the sandbox's tables emptied before each test."""
     lender = create_lender(h.settings_for(pg_url), wall=lambda: h.T0)
     from sandbox.services.control import reset
+
     reset(lender)
     lender.store.dispose()
     yield pg_url
@@ -88,9 +93,14 @@ def test_the_schema_is_private(pg: str) -> None:
     try:
         with engine.connect() as conn:
             schema = conn.execute(text("select current_schema()")).scalar()
-            tables = set(conn.execute(text(
-                "select table_name from information_schema.tables where table_schema = :s"),
-                {"s": schema}).scalars())
+            tables = set(
+                conn.execute(
+                    text(
+                        "select table_name from information_schema.tables where table_schema = :s"
+                    ),
+                    {"s": schema},
+                ).scalars()
+            )
     finally:
         engine.dispose()
     assert schema.startswith("ls_test_")
@@ -102,19 +112,24 @@ def test_a_whole_order_life_on_postgresql(pg: str) -> None:
     sb = next(gen)
     try:
         assert sb.control("GET", "/sandbox/health")["database"] == "postgresql"
-        o = h.Loan(sb, h.person("pg-life", h.SUFFIX["overdue"]), "ORD-PG-LIFE-0001", amount=2_000_000)
+        o = h.Loan(
+            sb, h.person("pg-life", h.SUFFIX["overdue"]), "ORD-PG-LIFE-0001", amount=2_000_000
+        )
         o.create()
         sb.err("/push-basic-info", {**h.basic_payload(o.p, o.order_no, amount=1_500_000)}, 11003)
         o.submit().bind().review()
         assert o.get("/get-approval-result")["interest_amount"] == 16_800
         o.confirm().payout()
         plan = o.get("/get-repay-plan")
-        assert (plan["order_status"], plan["repay_amount"], plan["expiry_time"]) == \
-            (170, 2_016_800, "2026-03-16 23:59:59")
+        assert (plan["order_status"], plan["repay_amount"], plan["expiry_time"]) == (
+            170,
+            2_016_800,
+            "2026-03-16 23:59:59",
+        )
         ext = o.code(repay_type=2, delay_term=7)
         assert ext["repay_amount"] == 16_800 + 4200
         sb.pay(ext["repay_code"])
-        sb.advance("25d")                                  # due 03-23, now 03-27: 4 days late
+        sb.advance("25d")  # due 03-23, now 03-27: 4 days late
         plan = o.get("/get-repay-plan")
         # (2,000,000 + 8,400) x 0.1 % x 4 = 8,033.6 -> 8,034
         assert (plan["order_status"], plan["overdue_days"], plan["expiry_amount"]) == (180, 4, 8034)
@@ -122,28 +137,48 @@ def test_a_whole_order_life_on_postgresql(pg: str) -> None:
         assert o.status == 200
         d = sb.detail(o.order_no)
         assert [t["trigger"] for t in d["timeline"]] == [
-            "create", "submit", "bind_card", "approve", "confirm", "disburse", "extend", "overdue",
-            "settle"]
+            "create",
+            "submit",
+            "bind_card",
+            "approve",
+            "confirm",
+            "disburse",
+            "extend",
+            "overdue",
+            "settle",
+        ]
         assert d["pending_events"] == []
-        sb.err("/get-loan-precheck", {"product_id": "1001", "user_mobile": "81299990000",
-                                      "user_idcard": "3201010101900001", "user_name": "Budi 1"}, 10007)
+        sb.err(
+            "/get-loan-precheck",
+            {
+                "product_id": "1001",
+                "user_mobile": "81299990000",
+                "user_idcard": "3201010101900001",
+                "user_name": "Budi 1",
+            },
+            10007,
+        )
     finally:
         gen.close()
 
 
-def test_two_processes_fire_each_event_exactly_once(pg: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_processes_fire_each_event_exactly_once(
+    pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = h.settings_for(pg)
     gen = h.make_sandbox(settings)
     sb = next(gen)
     n = 40
     try:
         for i in range(n):
-            h.Loan(sb, h.person(f"pg-race-{i}", h.SUFFIX["approve"]), f"ORD-PG-RACE-{i:04d}").create().submit()
+            h.Loan(
+                sb, h.person(f"pg-race-{i}", h.SUFFIX["approve"]), f"ORD-PG-RACE-{i:04d}"
+            ).create().submit()
     finally:
         gen.close()
-    monkeypatch.setattr(orders, "BATCH", 4)           # small batches: the workers interleave
-    lenders = [create_lender(settings, wall=lambda: h.T0) for _ in range(2)]   # two "processes"
-    until = h.T0 + 4 * 86400        # review after 2 min -> approve; 3 days later -> cancel
+    monkeypatch.setattr(orders, "BATCH", 4)  # small batches: the workers interleave
+    lenders = [create_lender(settings, wall=lambda: h.T0) for _ in range(2)]  # two "processes"
+    until = h.T0 + 4 * 86400  # review after 2 min -> approve; 3 days later -> cancel
     fired: list[int] = []
     errors: list[BaseException] = []
     start = threading.Barrier(4)
@@ -151,7 +186,7 @@ def test_two_processes_fire_each_event_exactly_once(pg: str, monkeypatch: pytest
     def work(lender: object) -> None:
         try:
             start.wait()
-            fired.append(orders.process_due(lender, "demo", until))   # type: ignore[arg-type]
+            fired.append(orders.process_due(lender, "demo", until))  # type: ignore[arg-type]
         except BaseException as e:
             errors.append(e)
 
@@ -162,21 +197,24 @@ def test_two_processes_fire_each_event_exactly_once(pg: str, monkeypatch: pytest
         t.join(60)
     try:
         assert errors == []
-        assert sum(fired) == 2 * n                     # n reviews + n approval expiries
+        assert sum(fired) == 2 * n  # n reviews + n approval expiries
         with lenders[0].store.transaction() as s:
             per_trigger = Counter(s.scalars(select(TimelineRow.trigger)))
             per_order = Counter(s.execute(select(TimelineRow.order_id, TimelineRow.trigger)).all())
             statuses = Counter(s.scalars(select(Order.status)))
             states = Counter(s.execute(select(DueEvent.kind, DueEvent.state)).all())
-            pending = s.scalar(select(func.count()).select_from(DueEvent).where(
-                DueEvent.state == "pending", DueEvent.due_at <= until))
+            pending = s.scalar(
+                select(func.count())
+                .select_from(DueEvent)
+                .where(DueEvent.state == "pending", DueEvent.due_at <= until)
+            )
         assert per_trigger["approve"] == n and per_trigger["cancel"] == n
-        assert set(per_order.values()) == {1}           # no (order, trigger) twice
+        assert set(per_order.values()) == {1}  # no (order, trigger) twice
         assert statuses == {161: n}
         assert states[("review", "done")] == n and states[("approval_expiry", "done")] == n
         assert pending == 0
-        assert sum(1 for f in fired if f) >= 2          # the work was shared
-        for lender in lenders:                          # nothing left for anyone
+        assert sum(1 for f in fired if f) >= 2  # the work was shared
+        for lender in lenders:  # nothing left for anyone
             assert orders.process_due(lender, "demo", until) == 0
     finally:
         for lender in lenders:
@@ -193,7 +231,9 @@ def test_an_event_claimed_elsewhere_does_not_block_a_transition(pg: str) -> None
     gen = h.make_sandbox(settings)
     sb = next(gen)
     try:
-        o = h.Loan(sb, h.person("pg-pay", h.SUFFIX["settle_on_time"]), "ORD-PG-PAY-00001").disbursed()
+        o = h.Loan(
+            sb, h.person("pg-pay", h.SUFFIX["settle_on_time"]), "ORD-PG-PAY-00001"
+        ).disbursed()
     finally:
         gen.close()
     a, b = (create_lender(settings, wall=lambda: h.T0) for _ in range(2))
@@ -210,17 +250,19 @@ def test_an_event_claimed_elsewhere_does_not_block_a_transition(pg: str) -> None
             done.set()
 
     try:
-        with b.store.transaction() as s:          # process B claims the overdue event
-            held = s.scalars(select(DueEvent).where(DueEvent.kind == "overdue",
-                                                    DueEvent.state == "pending")
-                             .with_for_update()).one()
+        with b.store.transaction() as s:  # process B claims the overdue event
+            held = s.scalars(
+                select(DueEvent)
+                .where(DueEvent.kind == "overdue", DueEvent.state == "pending")
+                .with_for_update()
+            ).one()
             worker = threading.Thread(target=settle_in_a)
             worker.start()
             assert done.wait(15), "the settlement waited for the event another process holds"
             worker.join()
             assert errors == []
             assert held.state == "pending"
-        assert orders.process_due(b, "demo", until) == 1       # B drops the stale event
+        assert orders.process_due(b, "demo", until) == 1  # B drops the stale event
         with a.store.transaction() as s:
             triggers = [t.trigger for t in s.scalars(select(TimelineRow).order_by(TimelineRow.id))]
             states = Counter(s.execute(select(DueEvent.kind, DueEvent.state)).all())

@@ -31,8 +31,14 @@ from sandbox.services.worker import Worker
 from sandbox.store import Callback, CallbackAttempt, Partner, Store
 
 URL = "http://receiver.test/hooks"
-POLICY = {"first_delay": 1, "factor": 2, "max_delay": 10, "jitter": 0, "max_attempts": 4,
-          "timeout": 5}
+POLICY = {
+    "first_delay": 1,
+    "factor": 2,
+    "max_delay": 10,
+    "jitter": 0,
+    "max_attempts": 4,
+    "timeout": 5,
+}
 
 
 class Wall:
@@ -49,8 +55,14 @@ class Wall:
 
 
 def make_lender(wall: Wall, url: str = "sqlite://", **policy: object) -> Lender:
-    settings = load_settings(overrides={"database": {"url": url}, "clock": {"mode": "manual"},
-                                        "callbacks": {**POLICY, **policy}}, env={})
+    settings = load_settings(
+        overrides={
+            "database": {"url": url},
+            "clock": {"mode": "manual"},
+            "callbacks": {**POLICY, **policy},
+        },
+        env={},
+    )
     return create_lender(settings, store=Store(url), wall=wall)
 
 
@@ -89,8 +101,13 @@ def row(lender: Lender, callback_id: int) -> Callback:
 
 def attempts(lender: Lender, callback_id: int) -> list[CallbackAttempt]:
     with lender.store.transaction() as s:
-        return list(s.scalars(select(CallbackAttempt).where(CallbackAttempt.callback_id == callback_id)
-                              .order_by(CallbackAttempt.id)))
+        return list(
+            s.scalars(
+                select(CallbackAttempt)
+                .where(CallbackAttempt.callback_id == callback_id)
+                .order_by(CallbackAttempt.id)
+            )
+        )
 
 
 def statuses(sink: MemorySink) -> list[tuple[str, int]]:
@@ -98,6 +115,7 @@ def statuses(sink: MemorySink) -> list[tuple[str, int]]:
 
 
 # ---- policy ----
+
 
 def test_backoff_is_exponential_and_capped():
     cfg = CallbackSettings(first_delay=0.05, factor=2, max_delay=0.5, jitter=0)
@@ -111,23 +129,27 @@ def test_backoff_jitter_stays_within_the_fraction():
     assert max(delays) - min(delays) > 10  # it does spread
 
 
-@pytest.mark.parametrize("status,text,problem", [
-    (200, '{"code":0,"message":"success","data":{}}', ""),
-    (200, '{"code":"0"}', ""),                        # PHP receivers send strings
-    (201, '{"code":0}', ""),
-    (200, '{"code":1,"message":"gagal"}', "code 1: gagal"),
-    (200, '{"code":false}', "code False: "),
-    (200, '{"message":"ok"}', "code None: ok"),
-    (200, "OK", "HTTP 200, but the body is not JSON"),
-    (200, "[0]", "HTTP 200, but the body is not a JSON object"),
-    (500, '{"code":0}', "HTTP 500"),
-    (302, "", "HTTP 302"),
-])
+@pytest.mark.parametrize(
+    "status,text,problem",
+    [
+        (200, '{"code":0,"message":"success","data":{}}', ""),
+        (200, '{"code":"0"}', ""),  # PHP receivers send strings
+        (201, '{"code":0}', ""),
+        (200, '{"code":1,"message":"gagal"}', "code 1: gagal"),
+        (200, '{"code":false}', "code False: "),
+        (200, '{"message":"ok"}', "code None: ok"),
+        (200, "OK", "HTTP 200, but the body is not JSON"),
+        (200, "[0]", "HTTP 200, but the body is not a JSON object"),
+        (500, '{"code":0}', "HTTP 500"),
+        (302, "", "HTTP 302"),
+    ],
+)
 def test_only_2xx_with_code_0_acknowledges(status, text, problem):
     assert outbox.refusal(status, text) == problem
 
 
 # ---- delivering ----
+
 
 def test_delivers_the_encrypted_envelope_and_logs_the_attempt(lender, sink, wall):
     cid = enqueue(lender)
@@ -136,13 +158,24 @@ def test_delivers_the_encrypted_envelope_and_logs_the_attempt(lender, sink, wall
     body = {"order_no": "ORD0000001", "order_status": 90, "update_time": 1}
     assert rec.body == body and rec.path == "/hooks" + STATUS and rec.partner_token == "p1"
     envelope = {"partner_token": "p1", "encode_data": Codec(KEY, IV).encrypt_json(body)}
-    assert rec.raw == php_json_encode(envelope)       # PHP json_encode: "\/" escapes
+    assert rec.raw == php_json_encode(envelope)  # PHP json_encode: "\/" escapes
     r = row(lender, cid)
-    assert (r.state, r.attempts, r.delivered_at, r.lease_until, r.last_error) == \
-        ("delivered", 1, T0, 0.0, "")
+    assert (r.state, r.attempts, r.delivered_at, r.lease_until, r.last_error) == (
+        "delivered",
+        1,
+        T0,
+        0.0,
+        "",
+    )
     (a,) = attempts(lender, cid)
-    assert (a.at, a.url, a.request_body, a.status_code, a.response_body, a.error) == \
-        (T0, URL + STATUS, rec.raw, 200, ACK, "")
+    assert (a.at, a.url, a.request_body, a.status_code, a.response_body, a.error) == (
+        T0,
+        URL + STATUS,
+        rec.raw,
+        200,
+        ACK,
+        "",
+    )
     assert a.latency_ms >= 0
 
 
@@ -166,8 +199,12 @@ def test_retries_with_backoff_then_dead(lender, sink, wall):
         schedule.append((r.state, r.attempts, r.next_attempt_at - T0))
         wall.advance(r.next_attempt_at - wall.t if r.state == "pending" else 100)
     # attempts at T0, +1, +3, +7 (delays 1, 2, 4); the 4th failure is the last
-    assert schedule[:4] == [("pending", 1, 1.0), ("pending", 2, 3.0), ("pending", 3, 7.0),
-                            ("dead", 4, 7.0)]
+    assert schedule[:4] == [
+        ("pending", 1, 1.0),
+        ("pending", 2, 3.0),
+        ("pending", 3, 7.0),
+        ("dead", 4, 7.0),
+    ]
     assert schedule[4][:2] == schedule[5][:2] == ("dead", 4)
     assert [a.at - T0 for a in attempts(lender, cid)] == [0, 1, 3, 7]
     assert row(lender, cid).last_error == "HTTP 500"
@@ -214,6 +251,7 @@ def test_the_response_kept_is_truncated_to_64_KiB(lender, wall):
 
 # ---- ordering ----
 
+
 def test_a_later_callback_of_an_order_waits_for_the_earlier_one(lender, sink, wall):
     a1, a2, a3 = (enqueue(lender, "ORDER-A-001", s) for s in (90, 100, 170))
     b1 = enqueue(lender, "ORDER-B-001", 90)
@@ -226,8 +264,12 @@ def test_a_later_callback_of_an_order_waits_for_the_earlier_one(lender, sink, wa
     assert views[a1]["waiting"].startswith("next attempt at ")
     wall.advance(1)
     outbox.deliver_now(lender, sink)
-    assert statuses(sink) == [("ORDER-B-001", 90), ("ORDER-A-001", 90), ("ORDER-A-001", 100),
-                              ("ORDER-A-001", 170)]
+    assert statuses(sink) == [
+        ("ORDER-B-001", 90),
+        ("ORDER-A-001", 90),
+        ("ORDER-A-001", 100),
+        ("ORDER-A-001", 170),
+    ]
 
 
 def test_a_dead_callback_does_not_block_the_next(wall, sink):
@@ -245,12 +287,13 @@ def test_unordered_delivery_when_ordering_is_off(wall, sink):
     add_partner(lender)
     a1, a2 = enqueue(lender, status=90), enqueue(lender, status=100)
     sink.fail_next(1)
-    assert outbox.deliver_now(lender, sink) == 2       # one pass sends both
+    assert outbox.deliver_now(lender, sink) == 2  # one pass sends both
     assert (row(lender, a1).state, row(lender, a2).state) == ("pending", "delivered")
     lender.store.dispose()
 
 
 # ---- waiting receivers ----
+
 
 def test_without_a_callback_url_deliveries_wait_and_keep_their_attempts(wall, sink):
     lender = make_lender(wall)
@@ -279,6 +322,7 @@ def test_a_paused_partner_gets_nothing_until_resumed(lender, sink, wall):
 
 # ---- leases: at-least-once ----
 
+
 def test_a_claimed_row_is_skipped_until_its_lease_runs_out(lender, sink, wall):
     cid = enqueue(lender)
     (job,) = outbox.claim(lender, wall(), 10)  # a worker claims it... and dies
@@ -303,9 +347,9 @@ def test_a_result_for_a_row_changed_meanwhile_is_dropped(lender, wall):
     cid = enqueue(lender)
     (job,) = outbox.claim(lender, wall(), 10)
     wall.advance(60)
-    (job2,) = outbox.claim(lender, wall(), 10)    # lease ran out, another worker took it
+    (job2,) = outbox.claim(lender, wall(), 10)  # lease ran out, another worker took it
     ok = outbox.Attempt(wall(), 200, ACK, 1.0, "")
-    outbox.record(lender, [(job, [ok])])          # the first worker's late answer
+    outbox.record(lender, [(job, [ok])])  # the first worker's late answer
     assert attempts(lender, cid) == [] and row(lender, cid).state == "pending"
     outbox.record(lender, [(job2, [ok])])
     assert len(attempts(lender, cid)) == 1 and row(lender, cid).state == "delivered"
@@ -321,13 +365,18 @@ def test_claims_are_bounded_by_the_limit(lender, wall):
 
 # ---- redelivery ----
 
+
 def test_redeliver_starts_a_new_cycle_and_keeps_the_history(lender, sink, wall):
     cid = enqueue(lender)
     outbox.deliver_now(lender, sink)
     wall.advance(5)
     view = deliveries.redeliver(lender, cid)
-    assert (view["state"], view["attempts"], view["last_error"], view["delivered_at"]) == \
-        ("pending", 0, "redelivery requested", None)
+    assert (view["state"], view["attempts"], view["last_error"], view["delivered_at"]) == (
+        "pending",
+        0,
+        "redelivery requested",
+        None,
+    )
     assert len(view["attempt_log"]) == 1
     outbox.deliver_now(lender, sink)
     view = deliveries.get_delivery(lender, cid)
@@ -342,6 +391,7 @@ def test_unknown_delivery_is_a_404(lender):
 
 
 # ---- chaos ----
+
 
 def set_chaos(lender: Lender, chaos: dict) -> None:
     with lender.store.transaction() as s:
@@ -383,15 +433,19 @@ def test_chaos_delay_range_is_drawn_per_callback(lender, sink, wall):
 
 def test_chaos_reorder_lets_a_later_callback_overtake(lender, sink, wall):
     set_chaos(lender, {"reorder": 1, "reorder_hold": 2})
-    a1, a2 = enqueue(lender, status=100), enqueue(lender, status=100,
-                                                  path="/callback-approval-result")
+    a1, a2 = (
+        enqueue(lender, status=100),
+        enqueue(lender, status=100, path="/callback-approval-result"),
+    )
     outbox.deliver_now(lender, sink)
     assert [r.path for r in sink.records()] == ["/hooks/callback-approval-result"]
     assert row(lender, a1).last_error == f"chaos: held back 2s so #{a2} overtakes it"
     wall.advance(2)
     outbox.deliver_now(lender, sink)
-    assert [r.path for r in sink.records()] == ["/hooks/callback-approval-result",
-                                                "/hooks" + STATUS]
+    assert [r.path for r in sink.records()] == [
+        "/hooks/callback-approval-result",
+        "/hooks" + STATUS,
+    ]
 
 
 def test_chaos_reorder_probability_zero_keeps_order(lender, sink, wall):
@@ -410,24 +464,27 @@ def test_stored_chaos_that_does_not_validate_is_ignored(lender, sink):
 
 def test_validate_chaos_normalises():
     assert validate_chaos({}) == {}
-    assert validate_chaos({"duplicate": 1, "delay": "2s", "reorder": 0.25,
-                                     "reorder_hold": 0.5}) == \
-        {"duplicate": 1.0, "delay": 2.0, "reorder": 0.25, "reorder_hold": 0.5}
+    assert validate_chaos(
+        {"duplicate": 1, "delay": "2s", "reorder": 0.25, "reorder_hold": 0.5}
+    ) == {"duplicate": 1.0, "delay": 2.0, "reorder": 0.25, "reorder_hold": 0.5}
     assert validate_chaos({"delay": [1, "3s"]}) == {"delay": [1.0, 3.0]}
 
 
-@pytest.mark.parametrize("chaos,fragment", [
-    ([], "must be an object"),
-    ({"dupe": 1}, "unknown key 'dupe'"),
-    ({"duplicate": 1.5}, "duplicate must be a probability between 0 and 1"),
-    ({"duplicate": True}, "duplicate must be a probability"),
-    ({"reorder": "often"}, "reorder must be a probability"),
-    ({"delay": -1}, "delay must be between 0 and 3600 seconds"),
-    ({"delay": "soon"}, "delay must be seconds"),
-    ({"delay": [3, 1]}, "delay range [3.0, 1.0] has min > max"),
-    ({"delay": [1, 2, 3]}, "delay must be seconds or a [min, max] pair"),
-    ({"reorder_hold": 7200}, "reorder_hold must be between 0 and 3600 seconds"),
-])
+@pytest.mark.parametrize(
+    "chaos,fragment",
+    [
+        ([], "must be an object"),
+        ({"dupe": 1}, "unknown key 'dupe'"),
+        ({"duplicate": 1.5}, "duplicate must be a probability between 0 and 1"),
+        ({"duplicate": True}, "duplicate must be a probability"),
+        ({"reorder": "often"}, "reorder must be a probability"),
+        ({"delay": -1}, "delay must be between 0 and 3600 seconds"),
+        ({"delay": "soon"}, "delay must be seconds"),
+        ({"delay": [3, 1]}, "delay range [3.0, 1.0] has min > max"),
+        ({"delay": [1, 2, 3]}, "delay must be seconds or a [min, max] pair"),
+        ({"reorder_hold": 7200}, "reorder_hold must be between 0 and 3600 seconds"),
+    ],
+)
 def test_validate_chaos_names_the_problem(chaos, fragment):
     with pytest.raises(SandboxError) as e:
         validate_chaos(chaos)
@@ -437,17 +494,18 @@ def test_validate_chaos_names_the_problem(chaos, fragment):
 
 # ---- the worker and the sync wrapper ----
 
+
 def test_the_worker_delivers_when_woken_by_the_outbox_hook(lender, sink):
     async def scenario() -> None:
         original = lender.on_outbox
         worker = Worker(lender, sink)
         worker.start()
-        await asyncio.sleep(0.05)                    # idle: nothing is due
+        await asyncio.sleep(0.05)  # idle: nothing is due
         ids = [enqueue(lender, f"ORDER-{i:06d}") for i in range(3)]
-        lender.on_outbox()                           # what a committed transition calls
+        lender.on_outbox()  # what a committed transition calls
         await asyncio.to_thread(sink.wait_for, 3)
         await worker.stop()
-        assert lender.on_outbox is original          # the hook is given back
+        assert lender.on_outbox is original  # the hook is given back
         assert {row(lender, i).state for i in ids} == {"delivered"}
 
     asyncio.run(scenario())
@@ -488,7 +546,10 @@ def test_deliver_now_also_works_inside_a_running_loop(lender, sink):
 # ---- PostgreSQL: several workers, each row claimed once ----
 
 # Same convention as tests/postgres: a private schema on the test server, env override.
-PG = os.environ.get("LENDER_SANDBOX_TEST_PG_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG = (
+    os.environ.get("LENDER_SANDBOX_TEST_PG_URL")
+    or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture

@@ -19,11 +19,23 @@ from sandbox.web.app import create_app
 
 
 def settings(**callbacks_policy: object):
-    return load_settings(overrides={
-        "database": {"url": "sqlite://"}, "clock": {"mode": "manual"},
-        "callbacks": {"first_delay": 0.05, "factor": 2, "max_delay": 0.2, "jitter": 0,
-                      "max_attempts": 3, "timeout": 2, **callbacks_policy},
-        "scheduler": {"tick": 0.05}}, env={})
+    return load_settings(
+        overrides={
+            "database": {"url": "sqlite://"},
+            "clock": {"mode": "manual"},
+            "callbacks": {
+                "first_delay": 0.05,
+                "factor": 2,
+                "max_delay": 0.2,
+                "jitter": 0,
+                "max_attempts": 3,
+                "timeout": 2,
+                **callbacks_policy,
+            },
+            "scheduler": {"tick": 0.05},
+        },
+        env={},
+    )
 
 
 def add_partner(lender: Lender, url: str) -> None:
@@ -58,8 +70,9 @@ def test_list_filters_and_shows_bodies_and_attempts(lender, client):
     assert d["body"] == {"order_no": "ORDER-A-0001", "order_status": 90, "update_time": 1}
     assert d["request_body"] == d["attempt_log"][0]["request_body"]
     assert d["attempt_log"][0]["status_code"] == 500 and d["url"].endswith("/callback-order-status")
-    assert [x["order_no"] for x in client.get("/sandbox/callbacks?state=delivered").json()] == \
-        ["ORDER-B-0001"]
+    assert [x["order_no"] for x in client.get("/sandbox/callbacks?state=delivered").json()] == [
+        "ORDER-B-0001"
+    ]
     assert client.get("/sandbox/callbacks?state=pending&limit=1").json()[0]["id"] == a
     assert client.get("/sandbox/callbacks?partner_token=nobody").json() == []
 
@@ -71,12 +84,19 @@ def test_a_delivery_not_yet_sent_shows_the_body_it_will_send(lender, client):
     assert d["waiting"] == "due now" and d["created_at"] == lender.fmt(T0)
 
 
-@pytest.mark.parametrize("path,status,fragment", [
-    ("/sandbox/callbacks?state=lost", 400, "state must be one of 'pending', 'delivered' or 'dead'"),
-    ("/sandbox/callbacks?limit=many", 400, "limit must be an integer 1-1000"),
-    ("/sandbox/callbacks/12345", 404, "no callback delivery with id 12345"),
-    ("/sandbox/callbacks/99999999999999999999", 404, "no callback delivery with id"),
-])
+@pytest.mark.parametrize(
+    "path,status,fragment",
+    [
+        (
+            "/sandbox/callbacks?state=lost",
+            400,
+            "state must be one of 'pending', 'delivered' or 'dead'",
+        ),
+        ("/sandbox/callbacks?limit=many", 400, "limit must be an integer 1-1000"),
+        ("/sandbox/callbacks/12345", 404, "no callback delivery with id 12345"),
+        ("/sandbox/callbacks/99999999999999999999", 404, "no callback delivery with id"),
+    ],
+)
 def test_bad_queries_are_json_4xx(client, path, status, fragment):
     r = client.get(path)
     assert r.status_code == status and fragment in r.json()["message"]

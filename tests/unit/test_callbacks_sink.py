@@ -22,12 +22,14 @@ BODY = {"order_no": "ORD0000001", "order_status": 90, "update_time": 1764300000}
 
 
 def envelope(body: dict = BODY, token: str = "p1", key: str = KEY) -> bytes:
-    return php_json_encode({"partner_token": token,
-                            "encode_data": Codec(key, IV).encrypt_json(body)}).encode()
+    return php_json_encode(
+        {"partner_token": token, "encode_data": Codec(key, IV).encrypt_json(body)}
+    ).encode()
 
 
-def post(sink: CallbackSink, content: bytes, path: str = "/callback-order-status",
-         timeout: float = 5) -> httpx.Response:
+def post(
+    sink: CallbackSink, content: bytes, path: str = "/callback-order-status", timeout: float = 5
+) -> httpx.Response:
     with httpx.Client(trust_env=False) as c:
         return c.post(sink.url + path, content=content, timeout=timeout)
 
@@ -119,7 +121,7 @@ def test_stop_is_prompt_with_a_hung_request_and_a_kept_alive_connection():
 def test_wait_for_blocks_until_the_callbacks_are_in(sink):
     threading.Timer(0.05, post, (sink, envelope())).start()
     assert sink.wait_for(1, timeout=5) == [BODY]
-    with pytest.raises(SinkTimeout, match="waited 0.05s for 2 acknowledged callback"):
+    with pytest.raises(SinkTimeout, match=r"waited 0\.05s for 2 acknowledged callback"):
         sink.wait_for(2, timeout=0.05)
 
 
@@ -175,11 +177,17 @@ def test_memory_sink_learns_partners_later():
 
 # ---- the live server's config ----
 
+
 def test_to_toml_round_trips_through_tomllib():
-    sections = {"server": {"host": "127.0.0.1", "port": 8123},
-                "callbacks": {"first_delay": 0.05, "ordered": True, "timeout": "2s"},
-                "odd keys": {"a.b": 'quote " back \\ tab \t nl \n del \x7f é',
-                             "list": [1, 2.5, "x"], "table": {"k": False}}}
+    sections = {
+        "server": {"host": "127.0.0.1", "port": 8123},
+        "callbacks": {"first_delay": 0.05, "ordered": True, "timeout": "2s"},
+        "odd keys": {
+            "a.b": 'quote " back \\ tab \t nl \n del \x7f é',
+            "list": [1, 2.5, "x"],
+            "table": {"k": False},
+        },
+    }
     assert tomllib.loads(to_toml(sections)) == sections
 
 
@@ -194,7 +202,9 @@ def test_live_server_config_points_at_this_repository(tmp_path):
     server = LiveServer({"callbacks": {"max_attempts": 9}}, workdir=tmp_path, port=8999)
     s = server.settings
     assert s["callbacks"]["max_attempts"] == 9 and s["callbacks"]["first_delay"] == 0.05
-    assert s["server"]["port"] == 8999 and s["database"]["url"] == f"sqlite:///{tmp_path}/sandbox.db"
+    assert (
+        s["server"]["port"] == 8999 and s["database"]["url"] == f"sqlite:///{tmp_path}/sandbox.db"
+    )
     assert s["fixtures"]["dir"].endswith("fixtures") and s["clock"]["mode"] == "manual"
     assert server.base_url == "http://127.0.0.1:8999" and not server.running
 
@@ -202,9 +212,12 @@ def test_live_server_config_points_at_this_repository(tmp_path):
 def test_live_server_takes_a_config_file_but_keeps_its_address_and_database(tmp_path):
     (tmp_path / "project").mkdir()
     config = tmp_path / "project" / "sandbox.toml"
-    config.write_text('[server]\nhost = "0.0.0.0"\nport = 1\nmax_body_bytes = 4096\n'
-                      '[fixtures]\ndir = "my-fixtures"\n[lifecycle]\nreview_delay = "1d"\n'
-                      '[callbacks]\nmax_attempts = 3\nfactor = 3.0\n', "utf-8")
+    config.write_text(
+        '[server]\nhost = "0.0.0.0"\nport = 1\nmax_body_bytes = 4096\n'
+        '[fixtures]\ndir = "my-fixtures"\n[lifecycle]\nreview_delay = "1d"\n'
+        "[callbacks]\nmax_attempts = 3\nfactor = 3.0\n",
+        "utf-8",
+    )
     work = tmp_path / "work"
     server = LiveServer({"callbacks": {"max_attempts": 9}}, config=config, workdir=work, port=8999)
     s = server.settings
@@ -219,12 +232,13 @@ def test_live_server_takes_a_config_file_but_keeps_its_address_and_database(tmp_
 
 def test_live_server_uses_the_database_a_config_names(tmp_path):
     config = tmp_path / "sandbox.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/shared.db"\n'
-                      f'[fixtures]\ndir = ""\n', "utf-8")
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/shared.db"\n[fixtures]\ndir = ""\n', "utf-8"
+    )
     server = LiveServer(config=config, workdir=tmp_path / "work")
     assert server.settings["database"]["url"] == f"sqlite:///{tmp_path}/shared.db"
     assert server.settings["fixtures"]["dir"] == str((REPO_ROOT / "fixtures").resolve())
     given = LiveServer(config=config, database_url="sqlite:///other.db", workdir=tmp_path / "w2")
     assert given.settings["database"]["url"] == "sqlite:///other.db"
-    with pytest.raises(LiveServerError, match="missing.toml"):
+    with pytest.raises(LiveServerError, match=r"missing\.toml"):
         LiveServer(config=tmp_path / "missing.toml", workdir=tmp_path / "w3")

@@ -1,4 +1,4 @@
-"""The `lender-sandbox` command line: encrypt/decrypt on stdin, serve wiring, clock client errors."""
+"""The `lender-sandbox` command line: encrypt/decrypt on stdin, serve wiring, clock errors."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ from click.testing import CliRunner
 from sandbox import cli
 from sandbox.core import crypto
 
-VECTORS = json.loads((Path(__file__).parents[1] / "data" / "php_openssl_aes.json").read_text("utf-8"))
+VECTORS = json.loads(
+    (Path(__file__).parents[1] / "data" / "php_openssl_aes.json").read_text("utf-8")
+)
 SPEC_KEY, SPEC_IV = VECTORS["spec_key"], VECTORS["spec_iv"]
 NOT_JSON = "decrypted, but the result is not UTF-8 JSON: the key or IV is probably wrong"
 
 
 def vec(name):
-    return next(v for v in VECTORS["encrypt_vectors"] + VECTORS["decrypt_vectors"] if v["name"] == name)
+    return next(
+        v for v in VECTORS["encrypt_vectors"] + VECTORS["decrypt_vectors"] if v["name"] == name
+    )
 
 
 def run(*args, input=None, env=None):
@@ -44,6 +48,7 @@ def test_version():
 
 # --- encrypt ----------------------------------------------------------------------------
 
+
 def test_encrypt_defaults_to_spec_pair_and_strips_one_newline():
     result = run("encrypt", input="a\n")
     assert result.exit_code == 0
@@ -60,21 +65,27 @@ def test_encrypt_keep_newline():
     assert crypto.decrypt(result.stdout, SPEC_KEY, SPEC_IV) == b"a\n"
 
 
-@pytest.mark.parametrize("name", ["key_short_3", "key_multibyte_24bytes_truncated_midchar", "iv_short_5", "iv_long_21"])
+@pytest.mark.parametrize(
+    "name", ["key_short_3", "key_multibyte_24bytes_truncated_midchar", "iv_short_5", "iv_long_21"]
+)
 def test_encrypt_with_key_and_iv(name):
     v = vec(name)
     result = run("encrypt", "--key", v["key"], "--iv", v["iv"], input=v["plaintext"])
     assert result.exit_code == 0 and result.stdout.strip() == v["ciphertext_b64"]
 
 
-@pytest.mark.parametrize("args", [["--key", "k"], ["--iv", "i"], ["--partner", "demo", "--key", "k", "--iv", "i"]],
-                         ids=["key_only", "iv_only", "partner_and_key"])
+@pytest.mark.parametrize(
+    "args",
+    [["--key", "k"], ["--iv", "i"], ["--partner", "demo", "--key", "k", "--iv", "i"]],
+    ids=["key_only", "iv_only", "partner_and_key"],
+)
 def test_encrypt_refuses_half_given_secrets(args):
     result = run("encrypt", *args, input="{}")
     assert result.exit_code == 2 and result.stdout == ""
 
 
 # --- decrypt ----------------------------------------------------------------------------
+
 
 def test_decrypt_prints_plaintext_alone():
     v = vec("dec_valid_precheck_A")
@@ -90,7 +101,10 @@ def test_decrypt_pretty():
     assert json.loads(result.stdout) == json.loads(v["result"]) and "\n  " in result.stdout
 
 
-@pytest.mark.parametrize("name", ["dec_wrong_key", "dec_empty_input", "dec_urlsafe_dash_underscore", "dec_bad_padding_0x11"])
+@pytest.mark.parametrize(
+    "name",
+    ["dec_wrong_key", "dec_empty_input", "dec_urlsafe_dash_underscore", "dec_bad_padding_0x11"],
+)
 def test_decrypt_exit_1_where_php_returns_false(name):
     v = vec(name)
     for extra in ([], ["--raw"]):
@@ -99,8 +113,10 @@ def test_decrypt_exit_1_where_php_returns_false(name):
         assert "openssl_decrypt would return false" in result.stderr
 
 
-@pytest.mark.parametrize("name, iv_hint", [("dec_wrong_key_garbage_string", False),
-                                           ("dec_wrong_iv_first_block_garbled", True)])
+@pytest.mark.parametrize(
+    "name, iv_hint",
+    [("dec_wrong_key_garbage_string", False), ("dec_wrong_iv_first_block_garbled", True)],
+)
 def test_decrypt_exit_2_when_not_json(name, iv_hint):
     v = vec(name)
     result = run("decrypt", "--key", v["key"], "--iv", v["iv"], input=v["input"])
@@ -117,6 +133,7 @@ def test_decrypt_raw_prints_hex_even_when_not_json():
 
 
 # --- --partner --------------------------------------------------------------------------
+
 
 def _demo_partner():
     try:
@@ -148,13 +165,17 @@ def test_partner_comes_from_the_given_config(tmp_path):
     (tmp_path / "config.toml").write_text('[fixtures]\ndir = "fixtures"\n')
     (tmp_path / "fixtures").mkdir()
     (tmp_path / "fixtures" / "partners.toml").write_text(
-        '[[partners]]\npartner_token = "p1"\naes_key = "abc"\naes_iv = "short"\n')
-    result = run("encrypt", "--partner", "p1", "--config", str(tmp_path / "config.toml"), input="{}")
+        '[[partners]]\npartner_token = "p1"\naes_key = "abc"\naes_iv = "short"\n'
+    )
+    result = run(
+        "encrypt", "--partner", "p1", "--config", str(tmp_path / "config.toml"), input="{}"
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == crypto.encrypt("{}", "abc", "short")
 
 
 # --- serve ------------------------------------------------------------------------------
+
 
 def test_serve_hands_options_to_run_server(tmp_path, monkeypatch):
     calls = []
@@ -169,12 +190,24 @@ def test_serve_hands_options_to_run_server(tmp_path, monkeypatch):
 
 # --- clock ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [["advance", "8d"], ["advance", "2h30m"], ["advance", "90"],
-                                  ["set", "2026-12-01T09:00:00+07:00"], ["show"]])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["advance", "8d"],
+        ["advance", "2h30m"],
+        ["advance", "90"],
+        ["set", "2026-12-01T09:00:00+07:00"],
+        ["show"],
+    ],
+)
 def test_clock_without_server_is_one_clear_line(args, closed_url):
     result = run("clock", *args, "--url", closed_url)
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == f"no sandbox answers at {closed_url}: start one with `lender-sandbox serve`\n"
+    assert (
+        result.stderr
+        == f"no sandbox answers at {closed_url}: start one with `lender-sandbox serve`\n"
+    )
 
 
 def test_clock_url_from_environment(closed_url):
@@ -198,8 +231,9 @@ class FakeHttp:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
-        self.calls.append((request.method, str(request.url), body,
-                           request.headers.get("authorization")))
+        self.calls.append(
+            (request.method, str(request.url), body, request.headers.get("authorization"))
+        )
         return httpx.Response(self.status, json=self.payload)
 
     def install(self, monkeypatch):
@@ -209,16 +243,30 @@ class FakeHttp:
             c = real(url, admin_token)
             c._http = httpx.Client(transport=httpx.MockTransport(self.handle))
             return c
+
         monkeypatch.setattr(cli, "control_client", client)
         return self
 
 
 def test_clock_advance_request_shape(monkeypatch):
-    fake = FakeHttp(200, {"mode": "manual", "now": "2026-12-09T09:00:00+07:00"}).install(monkeypatch)
-    result = run("clock", "advance", "8d", "--url", "http://sb.test/", "--partner", "p 1", "--admin-token", "s3")
+    fake = FakeHttp(200, {"mode": "manual", "now": "2026-12-09T09:00:00+07:00"}).install(
+        monkeypatch
+    )
+    result = run(
+        "clock",
+        "advance",
+        "8d",
+        "--url",
+        "http://sb.test/",
+        "--partner",
+        "p 1",
+        "--admin-token",
+        "s3",
+    )
     assert result.exit_code == 0 and json.loads(result.stdout)["mode"] == "manual"
-    assert fake.calls == [("POST", "http://sb.test/sandbox/partners/p%201/clock/advance", {"by": "8d"},
-                           "Bearer s3")]
+    assert fake.calls == [
+        ("POST", "http://sb.test/sandbox/partners/p%201/clock/advance", {"by": "8d"}, "Bearer s3")
+    ]
 
 
 def test_clock_set_and_show_request_shape(monkeypatch):
@@ -228,7 +276,12 @@ def test_clock_set_and_show_request_shape(monkeypatch):
     assert run("clock", "set", "2026-12-01T09:00:00").exit_code == 0
     assert run("clock", "show").exit_code == 0
     assert fake.calls == [
-        ("POST", f"{cli.DEFAULT_URL}/sandbox/partners/demo/clock/set", {"to": "2026-12-01T09:00:00"}, None),
+        (
+            "POST",
+            f"{cli.DEFAULT_URL}/sandbox/partners/demo/clock/set",
+            {"to": "2026-12-01T09:00:00"},
+            None,
+        ),
         ("GET", f"{cli.DEFAULT_URL}/sandbox/partners/demo/clock", None, None),
     ]
 

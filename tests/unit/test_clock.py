@@ -9,7 +9,7 @@ import pytest
 from sandbox.core import clock
 from sandbox.core.clock import ClockError, ClockState
 
-W = 1_772_420_400.0          # a wall time (2026-03-02 10:00 WIB)
+W = 1_772_420_400.0  # a wall time (2026-03-02 10:00 WIB)
 
 
 def test_start_modes() -> None:
@@ -67,19 +67,35 @@ def test_change_mode_keeps_the_virtual_time() -> None:
         clock.change_mode(c, W, "warp")
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("8d", 8 * 86400), ("2h30m", 9000), ("90m", 5400), ("45s", 45), ("1w", 604800),
-    ("1h 30m", 5400), ("1.5h", 5400), ("3600", 3600), (" 12 ", 12), ("0", 0), ("2D", 172800),
-    (90, 90.0), (1.5, 1.5), ("1d12h", 129600),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("8d", 8 * 86400),
+        ("2h30m", 9000),
+        ("90m", 5400),
+        ("45s", 45),
+        ("1w", 604800),
+        ("1h 30m", 5400),
+        ("1.5h", 5400),
+        ("3600", 3600),
+        (" 12 ", 12),
+        ("0", 0),
+        ("2D", 172800),
+        (90, 90.0),
+        (1.5, 1.5),
+        ("1d12h", 129600),
+    ],
+)
 def test_parse_duration(text: object, seconds: float) -> None:
-    assert clock.parse_duration(text) == seconds   # type: ignore[arg-type]
+    assert clock.parse_duration(text) == seconds  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("text", ["8x", "", "d", "soon", "1d 2q", "-5", "1,5h", None, "h1", True, [1]])
+@pytest.mark.parametrize(
+    "text", ["8x", "", "d", "soon", "1d 2q", "-5", "1,5h", None, "h1", True, [1]]
+)
 def test_parse_duration_errors(text: object) -> None:
     with pytest.raises(ClockError, match="cannot read duration"):
-        clock.parse_duration(text)   # type: ignore[arg-type]
+        clock.parse_duration(text)  # type: ignore[arg-type]
 
 
 def test_parse_instant() -> None:
@@ -87,7 +103,7 @@ def test_parse_instant() -> None:
     expected = datetime(2026, 4, 1, 9, 0, tzinfo=wib).timestamp()
     assert clock.parse_instant("2026-04-01T09:00:00+07:00") == expected
     assert clock.parse_instant("2026-04-01T02:00:00Z") == expected
-    assert clock.parse_instant("2026-04-01 09:00:00") == expected        # no zone: WIB
+    assert clock.parse_instant("2026-04-01 09:00:00") == expected  # no zone: WIB
     assert clock.parse_instant("2026-04-01T09:00") == expected
     assert clock.parse_instant("2026-04-01") == datetime(2026, 4, 1, tzinfo=wib).timestamp()
     assert clock.parse_instant(" 2026-04-01T04:00:00+02:00 ") == expected
@@ -96,13 +112,17 @@ def test_parse_instant() -> None:
 @pytest.mark.parametrize("text", ["next tuesday", "2026-13-01", "", "01/04/2026", 12345, None])
 def test_parse_instant_errors(text: object) -> None:
     with pytest.raises(ClockError, match="cannot read time"):
-        clock.parse_instant(text)   # type: ignore[arg-type]
+        clock.parse_instant(text)  # type: ignore[arg-type]
 
 
 def test_iso_and_describe() -> None:
     assert clock.iso(W) == "2026-03-02T10:00:00+07:00"
     c = clock.advance(clock.start("manual", W), W, 90)
-    assert clock.describe(c, W + 10) == {"mode": "manual", "rate": 0.0,
-                                         "now": "2026-03-02T10:01:30+07:00",
-                                         "now_unix": W + 90, "offset_seconds": 80.0}
+    assert clock.describe(c, W + 10) == {
+        "mode": "manual",
+        "rate": 0.0,
+        "now": "2026-03-02T10:01:30+07:00",
+        "now_unix": W + 90,
+        "offset_seconds": 80.0,
+    }
     assert clock.describe(ClockState("scaled", 60.0, W, W), W)["rate"] == 60.0

@@ -62,8 +62,9 @@ def test_no_server_at_the_url_is_a_clear_exit_1():
 
 
 def test_remote_flavour_over_http_uses_the_control_api(capsys):
-    settings = load_settings(overrides={"database": {"url": "sqlite://"},
-                                        "clock": {"mode": "manual"}}, env={})
+    settings = load_settings(
+        overrides={"database": {"url": "sqlite://"}, "clock": {"mode": "manual"}}, env={}
+    )
     with TestClient(create_app(settings, background=False)) as http:
         code = demo.run(url="http://testserver", seed="remote", http=http)
         journal = http.get("/sandbox/journal?limit=1000").json()

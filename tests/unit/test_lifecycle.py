@@ -42,8 +42,19 @@ LEGAL: dict[tuple[Status, str], Status] = {
     (S.OVERDUE, "extend"): S.REPAYING,
     (S.OVERDUE, "settle"): S.SETTLED,
 }
-ALL_TRIGGERS = ("submit", "bind_card", "approve", "reject", "confirm", "disburse", "fail_payout",
-                "cancel", "overdue", "extend", "settle")
+ALL_TRIGGERS = (
+    "submit",
+    "bind_card",
+    "approve",
+    "reject",
+    "confirm",
+    "disburse",
+    "fail_payout",
+    "cancel",
+    "overdue",
+    "extend",
+    "settle",
+)
 
 
 def test_status_codes_are_the_spec_enum() -> None:
@@ -67,7 +78,7 @@ def test_every_trigger_from_every_status(status: Status, trigger: str) -> None:
         assert f"'{trigger}' is not allowed in status {int(status)}" in str(info.value)
         assert trigger not in allowed_triggers(status)
     else:
-        t = fire(int(status), trigger)             # an int status is fine too
+        t = fire(int(status), trigger)  # an int status is fine too
         assert t == Transition(status, expected, trigger)
         assert isinstance(t.dest, Status)
         assert trigger in allowed_triggers(status)
@@ -82,8 +93,11 @@ def test_allowed_triggers(status: Status) -> None:
 
 
 def test_the_message_lists_what_is_allowed() -> None:
-    with pytest.raises(IllegalTransition, match=r"status 90 \(reviewing\); allowed: bind_card, "
-                                                r"approve, reject, cancel"):
+    with pytest.raises(
+        IllegalTransition,
+        match=r"status 90 \(reviewing\); allowed: bind_card, "
+        r"approve, reject, cancel",
+    ):
         fire(S.REVIEWING, "settle")
     with pytest.raises(IllegalTransition, match=r"allowed: none \(final status\)"):
         fire(S.SETTLED, "extend")
@@ -95,7 +109,7 @@ def test_unknown_trigger_and_status() -> None:
     with pytest.raises(ValueError):
         fire(81, "submit")
     with pytest.raises(IllegalTransition):
-        fire(S.NEW, "to_REVIEWING")          # no auto transitions
+        fire(S.NEW, "to_REVIEWING")  # no auto transitions
 
 
 def test_every_status_is_reachable_from_new() -> None:

@@ -60,6 +60,7 @@ def _age(born: date, on: date) -> int:
 
 # ----------------------------------------------------------------------------- regions
 
+
 def test_regions_cover_the_required_provinces():
     assert len(REGIONS) >= 25
     provinces = {r.province_code for r in REGIONS}
@@ -88,6 +89,7 @@ def test_province_table_is_the_38_real_provinces():
 
 
 # ----------------------------------------------------------------------------- NIK
+
 
 def test_nik_structure_male_and_female():
     region = region_by_code("327302")
@@ -139,37 +141,43 @@ def test_parse_nik_decodes_a_known_number():
     assert info.province == "DKI Jakarta"
 
 
-@pytest.mark.parametrize("nik, born", [
-    ("3174011708450001", date(1945, 8, 17)),
-    ("3174011708100001", date(2010, 8, 17)),
-    ("3174011708250001", date(1925, 8, 17)),  # 17 Aug 2025 is after TODAY
-    ("3174011506250001", date(2025, 6, 15)),  # born today
-    ("3174012902000001", date(2000, 2, 29)),
-])
+@pytest.mark.parametrize(
+    "nik, born",
+    [
+        ("3174011708450001", date(1945, 8, 17)),
+        ("3174011708100001", date(2010, 8, 17)),
+        ("3174011708250001", date(1925, 8, 17)),  # 17 Aug 2025 is after TODAY
+        ("3174011506250001", date(2025, 6, 15)),  # born today
+        ("3174012902000001", date(2000, 2, 29)),
+    ],
+)
 def test_parse_nik_century(nik, born):
     assert parse_nik(nik, today=TODAY).birth_date == born
 
 
-@pytest.mark.parametrize("nik", [
-    "3174013201900001",  # day 32
-    "3174017201900001",  # day 72
-    "3174010001900001",  # day 0
-    "3174014001900001",  # day 40
-    "3174011713900001",  # month 13
-    "3174011700900001",  # month 0
-    "3174013102900001",  # 31 February
-    "3174012902010001",  # 29 February 2001 / 1901
-    "3174011708900000",  # serial 0000
-    "1074011708900001",  # province 10
-    "9774011708900001",  # province 97
-    "3100011708900001",  # regency 00
-    "3174001708900001",  # district 00
-    "317401170890001",   # 15 digits
-    "31740117089000011",  # 17 digits
-    "31740117089O0001",  # a letter
-    "3174011708９00001",  # a non-ASCII digit
-    "",
-])
+@pytest.mark.parametrize(
+    "nik",
+    [
+        "3174013201900001",  # day 32
+        "3174017201900001",  # day 72
+        "3174010001900001",  # day 0
+        "3174014001900001",  # day 40
+        "3174011713900001",  # month 13
+        "3174011700900001",  # month 0
+        "3174013102900001",  # 31 February
+        "3174012902010001",  # 29 February 2001 / 1901
+        "3174011708900000",  # serial 0000
+        "1074011708900001",  # province 10
+        "9774011708900001",  # province 97
+        "3100011708900001",  # regency 00
+        "3174001708900001",  # district 00
+        "317401170890001",  # 15 digits
+        "31740117089000011",  # 17 digits
+        "31740117089O0001",  # a letter
+        "3174011708９00001",  # a non-ASCII digit
+        "",
+    ],
+)
 def test_parse_nik_rejects(nik):
     assert parse_nik(nik, today=TODAY) is None
     assert not is_valid_nik(nik, strict=True, today=TODAY)
@@ -201,10 +209,14 @@ def test_make_nik_agrees_with_python_stdnum():
             theirs = nik_module.get_birth_date(nik)  # it picks the 1900s when it can
             ours = parse_nik(nik, today=TODAY).birth_date
             assert (theirs.day, theirs.month, theirs.year % 100) == (
-                ours.day, ours.month, ours.year % 100)
+                ours.day,
+                ours.month,
+                ours.year % 100,
+            )
 
 
 # ----------------------------------------------------------------------------- mobiles
+
 
 def test_make_mobile_shape_and_operator():
     rng = random.Random(3)
@@ -223,16 +235,24 @@ def test_make_mobile_unknown_operator():
         make_mobile(random.Random(0), "Esia")
 
 
-@pytest.mark.parametrize("form", [
-    "81234567890", "081234567890", "+6281234567890", "6281234567890", "+62 812-3456-7890",
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "81234567890",
+        "081234567890",
+        "+6281234567890",
+        "6281234567890",
+        "+62 812-3456-7890",
+    ],
+)
 def test_mobile_forms(form):
     assert normalize_mobile(form) == "81234567890"
     assert mobile_operator(form) == "Telkomsel"
 
 
-@pytest.mark.parametrize("bad", [
-    "", "0212345678", "812345", "8123456789012345", "8a234567890", None])
+@pytest.mark.parametrize(
+    "bad", ["", "0212345678", "812345", "8123456789012345", "8a234567890", None]
+)
 def test_mobile_rejects(bad):
     assert normalize_mobile(bad) is None
     assert mobile_operator(bad) is None
@@ -247,25 +267,59 @@ def test_operator_prefixes_are_disjoint_mobile_prefixes():
     seen = [p for prefixes in OPERATOR_PREFIXES.values() for p in prefixes]
     assert len(seen) == len(set(seen))
     assert all(re.fullmatch(r"08\d\d", p) for p in seen)
-    assert {"0811", "0821", "0851", "0814", "0855", "0817", "0859", "0877", "0831", "0838",
-            "0895", "0899", "0881", "0889"} <= set(seen)
+    assert {
+        "0811",
+        "0821",
+        "0851",
+        "0814",
+        "0855",
+        "0817",
+        "0859",
+        "0877",
+        "0831",
+        "0838",
+        "0895",
+        "0899",
+        "0881",
+        "0889",
+    } <= set(seen)
 
 
 # ----------------------------------------------------------------------------- banks
 
+
 def test_bank_table():
     expected = {
-        "BCA": "014", "MANDIRI": "008", "BRI": "002", "BNI": "009", "CIMB": "022",
-        "DANAMON": "011", "PERMATA": "013", "PANIN": "019", "BTN": "200", "MEGA": "426",
-        "BUKOPIN": "441", "MAYBANK": "016", "OCBC": "028", "MUAMALAT": "147", "SINARMAS": "153",
+        "BCA": "014",
+        "MANDIRI": "008",
+        "BRI": "002",
+        "BNI": "009",
+        "CIMB": "022",
+        "DANAMON": "011",
+        "PERMATA": "013",
+        "PANIN": "019",
+        "BTN": "200",
+        "MEGA": "426",
+        "BUKOPIN": "441",
+        "MAYBANK": "016",
+        "OCBC": "028",
+        "MUAMALAT": "147",
+        "SINARMAS": "153",
         "BSI": "451",
     }
     assert {b.bank_code: b.interbank_code for b in BANKS} == expected
     for bank in BANKS:
         assert 9 <= bank.account_min_len <= bank.account_max_len <= 16
     minimums = {b.bank_code: b.account_min_len for b in BANKS}
-    assert (minimums["BCA"], minimums["MANDIRI"], minimums["BRI"], minimums["BNI"],
-            minimums["CIMB"], minimums["BTN"], minimums["BUKOPIN"]) == (10, 13, 14, 9, 12, 16, 10)
+    assert (
+        minimums["BCA"],
+        minimums["MANDIRI"],
+        minimums["BRI"],
+        minimums["BNI"],
+        minimums["CIMB"],
+        minimums["BTN"],
+        minimums["BUKOPIN"],
+    ) == (10, 13, 14, 9, 12, 16, 10)
     assert bank_by_code("BRI").account_max_len == 15
 
 
@@ -299,6 +353,7 @@ def test_make_bank_account_unknown_bank():
 
 
 # ----------------------------------------------------------------------------- payment codes
+
 
 def test_va_numbers():
     rng = random.Random(9)
@@ -337,6 +392,7 @@ def test_limits():
 
 # ----------------------------------------------------------------------------- outcomes' words
 
+
 def test_reject_reasons():
     assert len(REJECT_REASONS) >= 8
     rng = random.Random(2)
@@ -354,6 +410,7 @@ def test_payout_failures():
 
 
 # ----------------------------------------------------------------------------- people
+
 
 def test_person_is_deterministic():
     a = make_person("order-123", today=TODAY)
@@ -384,7 +441,10 @@ def test_person_identity_is_consistent(persons):
         assert info.birth_date == p.birth_date
         assert info.region is not None
         assert (info.region.province, info.region.city, info.region.district) == (
-            p.province, p.city, p.district)
+            p.province,
+            p.city,
+            p.district,
+        )
         assert 21 <= _age(p.birth_date, TODAY) <= 55
 
 
@@ -419,13 +479,16 @@ def test_make_person_is_fast_after_the_first_call():
     assert (time.perf_counter() - start) / 200 < 0.001
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("Dr. Budi Santoso, S.Kom", "Budi Santoso"),
-    ("Hj. Siti Aminah, S.Ked", "Siti Aminah"),
-    ("R.M. Joko Widodo, M.Kom.", "Joko Widodo"),
-    ("drg. Putri O'Neil", "Putri ONeil"),
-    ("Cut Nyak Dien", "Cut Nyak Dien"),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("Dr. Budi Santoso, S.Kom", "Budi Santoso"),
+        ("Hj. Siti Aminah, S.Ked", "Siti Aminah"),
+        ("R.M. Joko Widodo, M.Kom.", "Joko Widodo"),
+        ("drg. Putri O'Neil", "Putri ONeil"),
+        ("Cut Nyak Dien", "Cut Nyak Dien"),
+    ],
+)
 def test_clean_name(raw, clean):
     assert clean_name(raw) == clean
 

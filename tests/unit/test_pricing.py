@@ -16,12 +16,31 @@ from sandbox.services.config import load_settings
 JKT = timezone(timedelta(hours=7))
 D = Decimal
 
-DAYS = Product(product_id="p1", product_name="Harian", term_unit=1, terms=(7, 14), amount_min=500_000,
-               amount_max=4_000_000, amount_max_new=2_000_000, amount_step=100_000,
-               interest_rate=D("0.0006"), admin_rate=D("0.0003"), overdue_rate=D("0.001"),
-               extension=Extension(True, (7, 14), 7, D("0.0003"), 3))
-MONTHS = replace(DAYS, product_id="p2", term_unit=2, terms=(3, 6), amount_min=1_000_000,
-                 amount_step=500_000, interest_rate=D("0.018"), admin_rate=D("0.009"), grace_days=1)
+DAYS = Product(
+    product_id="p1",
+    product_name="Harian",
+    term_unit=1,
+    terms=(7, 14),
+    amount_min=500_000,
+    amount_max=4_000_000,
+    amount_max_new=2_000_000,
+    amount_step=100_000,
+    interest_rate=D("0.0006"),
+    admin_rate=D("0.0003"),
+    overdue_rate=D("0.001"),
+    extension=Extension(True, (7, 14), 7, D("0.0003"), 3),
+)
+MONTHS = replace(
+    DAYS,
+    product_id="p2",
+    term_unit=2,
+    terms=(3, 6),
+    amount_min=1_000_000,
+    amount_step=500_000,
+    interest_rate=D("0.018"),
+    admin_rate=D("0.009"),
+    grace_days=1,
+)
 
 
 def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
@@ -30,12 +49,25 @@ def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
 
 # ---- the rounding rule ----
 
-@pytest.mark.parametrize("x,expected", [
-    (D("0.5"), 1), (D("1.5"), 2), (D("2.5"), 3), (D("1.4999"), 1), (D("8400.0"), 8400),
-    (D("1008.4"), 1008), (D("4033.6"), 4034), (D("-0.5"), -1), (7, 7), (2.675, 3), ("12.5", 13),
-])
+
+@pytest.mark.parametrize(
+    "x,expected",
+    [
+        (D("0.5"), 1),
+        (D("1.5"), 2),
+        (D("2.5"), 3),
+        (D("1.4999"), 1),
+        (D("8400.0"), 8400),
+        (D("1008.4"), 1008),
+        (D("4033.6"), 4034),
+        (D("-0.5"), -1),
+        (7, 7),
+        (2.675, 3),
+        ("12.5", 13),
+    ],
+)
 def test_rupiah_rounds_half_up(x: object, expected: int) -> None:
-    assert pricing.rupiah(x) == expected   # type: ignore[arg-type]
+    assert pricing.rupiah(x) == expected  # type: ignore[arg-type]
 
 
 def test_quote_rounds_each_figure_once() -> None:
@@ -59,19 +91,23 @@ def test_monthly_quote() -> None:
 
 # ---- dates ----
 
-@pytest.mark.parametrize("start,months,expected", [
-    (date(2026, 1, 31), 1, date(2026, 2, 28)),
-    (date(2024, 1, 31), 1, date(2024, 2, 29)),       # leap year
-    (date(2026, 3, 31), 1, date(2026, 4, 30)),
-    (date(2026, 1, 30), 1, date(2026, 2, 28)),
-    (date(2026, 1, 31), 2, date(2026, 3, 31)),
-    (date(2026, 11, 15), 2, date(2027, 1, 15)),      # over the new year
-    (date(2026, 12, 31), 1, date(2027, 1, 31)),
-    (date(2026, 5, 31), 12, date(2027, 5, 31)),
-    (date(2024, 2, 29), 12, date(2025, 2, 28)),
-    (date(2026, 8, 31), 6, date(2027, 2, 28)),
-    (date(2026, 3, 15), 0, date(2026, 3, 15)),
-])
+
+@pytest.mark.parametrize(
+    "start,months,expected",
+    [
+        (date(2026, 1, 31), 1, date(2026, 2, 28)),
+        (date(2024, 1, 31), 1, date(2024, 2, 29)),  # leap year
+        (date(2026, 3, 31), 1, date(2026, 4, 30)),
+        (date(2026, 1, 30), 1, date(2026, 2, 28)),
+        (date(2026, 1, 31), 2, date(2026, 3, 31)),
+        (date(2026, 11, 15), 2, date(2027, 1, 15)),  # over the new year
+        (date(2026, 12, 31), 1, date(2027, 1, 31)),
+        (date(2026, 5, 31), 12, date(2027, 5, 31)),
+        (date(2024, 2, 29), 12, date(2025, 2, 28)),
+        (date(2026, 8, 31), 6, date(2027, 2, 28)),
+        (date(2026, 3, 15), 0, date(2026, 3, 15)),
+    ],
+)
 def test_add_months(start: date, months: int, expected: date) -> None:
     assert pricing.add_months(start, months) == expected
 
@@ -96,7 +132,7 @@ def test_overdue_days() -> None:
     due = at(2026, 3, 16, 23, 59, 59)
     assert pricing.overdue_days(due, due) == 0
     assert pricing.overdue_days(due, at(2026, 3, 10)) == 0
-    assert pricing.overdue_days(due, due + 1) == 1                       # 17 March 00:00:00
+    assert pricing.overdue_days(due, due + 1) == 1  # 17 March 00:00:00
     assert pricing.overdue_days(due, at(2026, 3, 17, 23, 59, 59)) == 1
     assert pricing.overdue_days(due, at(2026, 3, 18)) == 2
     assert pricing.overdue_days(due, at(2026, 4, 16, 12)) == 31
@@ -113,6 +149,7 @@ def test_overdue_days_with_grace() -> None:
 
 
 # ---- late fees ----
+
 
 def test_overdue_amount() -> None:
     # (1,000,000 + 8,400) x 0.1 % x 1 = 1,008.4 -> 1,008 ; x 4 = 4,033.6 -> 4,034
@@ -140,6 +177,7 @@ def test_extension_payments_count_towards_the_cap() -> None:
 
 # ---- extensions ----
 
+
 def test_extension_fee_is_raised_to_the_minimum_payment() -> None:
     product = replace(DAYS, extension=replace(DAYS.extension, min_payment=10_000))
     # 1,000,000 x 0.0003 x 7 = 2,100; with 4,200 interest owed the payment would be 6,300
@@ -147,6 +185,7 @@ def test_extension_fee_is_raised_to_the_minimum_payment() -> None:
     # a large enough fee is left alone
     assert pricing.extension_fee(product, 2_000_000, 14, owed_now=8400) == 8400
     assert pricing.extension_fee(DAYS, 1_000_000, 7, owed_now=4200) == 2100  # no minimum
+
 
 def test_extension_fee_and_interest() -> None:
     assert pricing.extension_fee(DAYS, 1_000_000, 7) == 2100
@@ -168,6 +207,7 @@ def test_extension_due() -> None:
 
 # ---- compliance ----
 
+
 def test_daily_cost_rate() -> None:
     assert pricing.daily_cost_rate(DAYS) == D("0.0009")
     assert pricing.daily_cost_rate(MONTHS) == D("0.0009")
@@ -181,12 +221,19 @@ def test_default_products_are_compliant() -> None:
 
 
 def test_non_compliant_product_is_warned() -> None:
-    greedy = replace(DAYS, product_id="greedy", interest_rate=D("0.008"), admin_rate=D("0.002"),
-                     overdue_rate=D("0.005"))
+    greedy = replace(
+        DAYS,
+        product_id="greedy",
+        interest_rate=D("0.008"),
+        admin_rate=D("0.002"),
+        overdue_rate=D("0.005"),
+    )
     warnings = pricing.compliance_warnings(greedy)
     assert len(warnings) == 2
-    assert "product greedy: interest + admin fee = 1.000%/day exceeds the OJK cap of 0.100%/day" \
+    assert (
+        "product greedy: interest + admin fee = 1.000%/day exceeds the OJK cap of 0.100%/day"
         in warnings[0]
+    )
     assert "late fee 0.500%/day" in warnings[1]
     # the 2024 cap (0.3 %/day) allows what 2026's does not
     middling = replace(DAYS, interest_rate=D("0.002"), admin_rate=D("0.0005"))
@@ -197,7 +244,7 @@ def test_non_compliant_product_is_warned() -> None:
 def test_amount_levels() -> None:
     assert pricing.amount_levels(DAYS, 2_000_000) == [500_000, 1_000_000, 1_500_000, 2_000_000]
     assert pricing.amount_levels(DAYS, 500_000) == [500_000]
-    levels = pricing.amount_levels(DAYS, 1_050_000)                # the limit is cut to the step
+    levels = pricing.amount_levels(DAYS, 1_050_000)  # the limit is cut to the step
     assert levels[0] == 500_000 and levels[-1] == 1_000_000
     assert all((a - 500_000) % 100_000 == 0 for a in levels)
     assert levels == sorted(set(levels))
