@@ -200,7 +200,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "Usia pemohon di luar ketentuan",
 )
 
-# Named after Xendit's disbursement failure codes (design.md "Payment-sandbox conventions").
+# Named after Xendit's disbursement failure codes (docs/architecture.md "Realistic data").
 PAYOUT_FAILURES: Mapping[str, str] = MappingProxyType(
     {
         "INVALID_DESTINATION": "Rekening tujuan tidak valid atau tidak ditemukan",

@@ -1,4 +1,6 @@
-"""Virtual clocks (design.md "Time"): real | scaled | manual arithmetic, wall time as an argument.
+"""Virtual clocks: real | scaled | manual arithmetic, wall time as an argument.
+
+See docs/architecture.md "Time".
 
 A clock is an anchor pair (wall, virtual) and a rate: virtual = anchor_virtual +
 (wall - anchor_wall) * rate, with rate 1 for `real`, N for `scaled` and 0 for `manual`.
@@ -90,7 +92,7 @@ def parse_duration(text: str | int | float) -> float:
 
 
 def parse_instant(text: str) -> float:
-    """ISO 8601 -> epoch seconds; a time without a zone is taken as WIB (protocol.md §6)."""
+    """ISO 8601 -> epoch seconds; a time without a zone is taken as WIB (docs/protocol.md §7)."""
     try:
         dt = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
     except ValueError:

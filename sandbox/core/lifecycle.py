@@ -1,4 +1,4 @@
-"""The order state machine (protocol.md §4): statuses, the transition table, and `fire`.
+"""The order state machine (docs/protocol.md §5): statuses, the transition table, and `fire`.
 
 This table is the single authority on what may happen to an order. Endpoint handlers,
 due events and the control API all call `fire`; an illegal trigger raises `IllegalTransition`

@@ -3,7 +3,7 @@
 The one rounding rule (docs/protocol.md "Money"): every figure is computed exactly with
 Decimal and rounded half-up to whole rupiah once; totals are sums of rounded figures, so
 `actual = approved - admin` and `repay = principal + interest + overdue` always add up.
-Overdue is derived from `now` at read time, never accrued by a job (design.md "Time").
+Overdue is derived from `now` at read time, never accrued by a job (docs/architecture.md "Time").
 """
 
 from __future__ import annotations

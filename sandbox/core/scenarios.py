@@ -1,4 +1,6 @@
-"""Outcomes by rule, not dice (design.md "Outcomes"): magic mobile suffixes, else a seeded RNG.
+"""Outcomes by rule, not dice: magic mobile suffixes, else a seeded RNG.
+
+See docs/architecture.md "Outcomes".
 
 `decide` is pure: the same (seed, partner, order_no, mobile) always gives the same Outcome,
 which is stored on the order when it is created, so later config edits do not rewrite the

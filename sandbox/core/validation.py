@@ -1,4 +1,4 @@
-"""Request models per endpoint (protocol.md §3 field rules), and pydantic errors -> our codes.
+"""Request models per endpoint (docs/protocol.md §3 field rules), and pydantic errors -> our codes.
 
 PHP clients send numbers as JSON numbers or numeric strings, and strings as numbers: every
 field accepts both (`Str` and pydantic's lax int). Unknown extra fields are ignored.
@@ -145,7 +145,7 @@ class SupplementInfo(Req):
     company: Annotated[Str, Field(max_length=200)] = ""
     area: Area
     emergs: Annotated[list[Emerg], Field(min_length=2, max_length=20)]
-    device_info: Any = None  # protocol.md §3: free-form, stored as given
+    device_info: Any = None  # docs/protocol.md §3: free-form, stored as given
 
 
 class OrderInfoSupplement(Req):

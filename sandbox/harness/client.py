@@ -1,13 +1,13 @@
 """Python clients: `LenderClient` for the partner API of any lender, `SandboxControl` for /sandbox.
 
-`LenderClient` speaks the envelope of protocol.md §1-2 — it encrypts the business payload
+`LenderClient` speaks the envelope of docs/protocol.md §1-2 — it encrypts the business payload
 with the partner's key/IV, posts it and hands back the response with `data` decrypted when
 a lender encrypts it. It needs no sandbox: point it at a real lender's base URL. The
 network is injected (an `httpx.Client`, or a plain `send(path, body)` function for the
 in-process harness in `sandbox.testing`), never patched.
 
-`SandboxControl` is a thin JSON client of the sandbox-only control API (design.md
-"Control API"): clocks, forced transitions, payments, orders, callbacks, journal, faults,
+`SandboxControl` is the one client of the sandbox-only control API (the CLI, the demo and the
+server harness use it): clocks, forced transitions, payments, orders, callbacks, journal, faults,
 reset, partners and the long-poll wait.
 """
 
@@ -41,7 +41,7 @@ JSON_TYPE = "application/json;charset=utf-8"
 
 
 class LenderError(Exception):
-    """The lender answered a non-zero `code` (protocol.md §1): a business or protocol refusal."""
+    """The lender answered a non-zero `code` (docs/protocol.md §1): a business or protocol no."""
 
     def __init__(
         self,
@@ -75,7 +75,7 @@ def endpoint_path(name: str) -> str:
 
 
 def message_of(doc: dict[str, Any]) -> str:
-    """The text of a response: protocol.md §1 ruling, some endpoints say `msg`."""
+    """The text of a response: docs/protocol.md §1 ruling, some endpoints say `msg`."""
     return str(doc.get("message", doc.get("msg", "")))
 
 
@@ -176,7 +176,7 @@ def _parse(path: str, status: int, raw: bytes) -> dict[str, Any]:
         raise BadResponse(path, status, raw.decode("utf-8", "replace")) from None
     if not isinstance(doc, dict) or "code" not in doc:
         raise BadResponse(path, status, raw.decode("utf-8", "replace"))
-    return doc  # 404/405/413 still answer the envelope (protocol.md §1): the code says why
+    return doc  # 404/405/413 still answer the envelope (docs/protocol.md §1): the code says why
 
 
 # ---------------------------------------------------------------------------- control API

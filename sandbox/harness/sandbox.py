@@ -25,8 +25,6 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
-
 from ..core import samples
 from ..core.clock import WIB, parse_instant
 from ..core.envelope import render
@@ -38,9 +36,8 @@ from ..core.scenarios import ScenarioRule
 from ..core.settings import Settings
 from ..services import control, journal, payments, pipeline
 from ..services.config import DEFAULT_CONFIG, load_settings
-from ..services.lender import Lender
+from ..services.lender import Lender, create_lender
 from ..services.outbox import deliver_now
-from ..store import Partner, Store
 from .client import LenderClient, endpoint_path
 from .liveserver import merge_overrides
 from .sink import MemorySink
@@ -131,34 +128,27 @@ class Template:
             config or DEFAULT_CONFIG, merge_overrides(TEST_OVERRIDES, overrides), env={}
         )
         self.products = self.settings.products()
-        self.store = Store("sqlite://")
-        lender = Lender(self.settings, self.store, products=self.products)
-        lender.seed()
-        self.start = float(math.floor(lender.wall()) if start is None else _instant(start))
-        self.credentials = self._prepare_partners(lender)
-
-    def _prepare_partners(self, lender: Lender) -> dict[str, Credentials]:
-        """Callbacks to the in-process sink, clocks at `start`."""
-        wall = lender.wall()
-        with self.store.transaction() as s:
-            partners = list(s.scalars(select(Partner)))
-            for p in partners:
-                p.callback_url = IN_PROCESS_CALLBACK_URL
-                p.clock_anchor_wall, p.clock_anchor_virtual = wall, self.start
-            return {
-                p.partner_token: Credentials(p.partner_token, p.aes_key, p.aes_iv) for p in partners
-            }
+        self.lender = create_lender(self.settings)  # the settings' store: in memory
+        self.start = float(math.floor(self.lender.wall()) if start is None else _instant(start))
+        # Callbacks to the in-process sink, every partner's clock at `start`.
+        partners = control.point_partners(
+            self.lender, callback_url=IN_PROCESS_CALLBACK_URL, clock_at=self.start
+        )
+        self.credentials = {
+            p["partner_token"]: Credentials(p["partner_token"], p["aes_key"], p["aes_iv"])
+            for p in partners
+        }
 
     def today(self) -> date:
         """The date (WIB) on the fixture partners' clocks."""
         return datetime.fromtimestamp(self.start, WIB).date()
 
-    def copy_store(self) -> Store:
-        """A private in-memory copy of the template's store (`Store.copy`)."""
-        return self.store.copy()
+    def new_lender(self) -> Lender:
+        """A lender on a private in-memory copy of the template's store (`Store.copy`)."""
+        return Lender(self.settings, self.lender.store.copy(), products=self.products)
 
     def close(self) -> None:
-        self.store.dispose()
+        self.lender.store.dispose()
 
 
 @functools.cache
@@ -345,13 +335,9 @@ class Sandbox(_Partners):
         self.template = template or default_template()
         self.settings = self.template.settings
         self._credentials = dict(self.template.credentials)
-        self._enqueued = False
         self._orders = itertools.count(1)
-        self.lender = Lender(
-            self.settings,
-            self._watched(self.template.copy_store()),
-            products=self.template.products,
-        )
+        self.lender = self.template.new_lender()
+        self._delivered_up_to = self.lender.enqueued
         self.callbacks: MemorySink = MemorySink(partners=self._credentials)
         self.journal = _in_process_journal(self)
         self.clock = Clock(self, "demo")
@@ -442,17 +428,17 @@ class Sandbox(_Partners):
 
     def deliver_callbacks(self) -> int:
         """Deliver every callback due now (operations already do); the attempts made."""
-        self._enqueued = False
+        self._delivered_up_to = self.lender.enqueued
         return deliver_now(self.lender, self.callbacks)
 
     # ---- lifetime ----
 
     def reset(self) -> None:
         """Back to the template's state: a new store copy; the sink forgets and recovers."""
-        old, self.lender.store = self.lender.store, self._watched(self.template.copy_store())
+        old, self.lender.store = self.lender.store, self.template.lender.store.copy()
         old.dispose()
         self._credentials = dict(self.template.credentials)
-        self._enqueued = False
+        self._delivered_up_to = self.lender.enqueued
         self._orders = itertools.count(1)
         self.callbacks.clear()
         self.callbacks.recover()
@@ -480,18 +466,9 @@ class Sandbox(_Partners):
 
     _send = send
 
-    def _watched(self, store: Store) -> Store:
-        # Delivering costs an event loop and a query: only do it when a transaction really
-        # enqueued a callback (the outbox hook fires after every request).
-        event.listen(store.engine, "before_cursor_execute", self._on_statement)
-        return store
-
-    def _on_statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("INSERT INTO callbacks"):
-            self._enqueued = True
-
     def _settled(self, result: Any) -> Any:
-        if self._enqueued:
+        # Delivering costs an event loop and a query: only when a transition enqueued one.
+        if self.lender.enqueued != self._delivered_up_to:
             self.deliver_callbacks()
         return result
 

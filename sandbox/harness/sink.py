@@ -1,7 +1,7 @@
 """Callback receivers for tests: `CallbackSink`, a real HTTP server on loopback, and
 `MemorySink`, the same receiver as an in-process `callbacks.Sender` (no network).
 
-Both play the aggregator's side of protocol.md §5: decrypt each callback with the partner's
+Both play the aggregator's side of docs/protocol.md §6: decrypt each callback with the partner's
 key/IV (or read plain JSON), record it, and acknowledge with
 `{"code":0,"message":"success","data":{}}` — unless told to refuse (`fail_next`) or to stop
 answering (`hang`) until `recover()`. `wait_for` blocks on a Condition until the callbacks

@@ -174,6 +174,19 @@ def _save_clock(p: Partner, c: clockmod.ClockState) -> None:
     p.clock_anchor_wall, p.clock_anchor_virtual = c.anchor_wall, c.anchor_virtual
 
 
+def point_partners(lender: Lender, *, callback_url: str, clock_at: float) -> list[dict]:
+    """Every partner's callbacks to `callback_url` and its clock at `clock_at`; their views
+    with secrets. The in-process harness's template: fixture partners deliver to its sink and
+    every test starts at the same virtual time."""
+    wall = lender.wall()
+    with lender.store.transaction() as s:
+        partners = list(s.scalars(select(Partner).order_by(Partner.created_at)))
+        for p in partners:
+            p.callback_url = callback_url
+            p.clock_anchor_wall, p.clock_anchor_virtual = wall, clock_at
+        return [partner_view(lender, p, secrets=True) for p in partners]
+
+
 def get_clock(lender: Lender, token: str) -> dict:
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)

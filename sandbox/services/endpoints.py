@@ -57,7 +57,7 @@ def _person_history(call: Call, idcard: str | None, mobile: str) -> list[Order]:
 
 
 def _check_person(call: Call, idcard: str | None, mobile: str, exclude: str = "") -> bool:
-    """protocol.md §4 consistency rulings. Returns is_reloan; raises 11007 / 11004."""
+    """docs/protocol.md §4 (02) consistency rulings. Returns is_reloan; raises 11007 / 11004."""
     rules = call.lender.settings.data.rules
     if scenarios.precheck_rejects(rules, mobile):
         raise SandboxError("recently_rejected")
@@ -200,7 +200,7 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
     ).first()
     if existing is not None:
         if existing.payload_hash == digest:
-            return {}  # protocol.md §4: an identical replay is idempotent
+            return {}  # docs/protocol.md §4: an identical replay is idempotent
         raise SandboxError("duplicate_order", f"order_no {info.order_no!r} exists with other data")
     _check_nik(call, info.user_idcard, "order_info.user_idcard")
     reloan = _check_person(call, info.user_idcard, info.user_mobile)

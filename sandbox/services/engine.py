@@ -64,6 +64,7 @@ class Ctx:
         self.scheduled.append(due)
 
     def callback(self, order: Order, path: str, body: dict) -> None:
+        self.lender.enqueued += 1
         self.s.add(
             Callback(
                 partner_token=order.partner_token,

@@ -1,7 +1,7 @@
 """Envelope debugging (POST /sandbox/tools/encrypt and /decrypt).
 
 Encrypt a payload or decrypt an `encode_data` exactly as a partner or the lender does
-(protocol.md §2), with a partner's key/IV or an explicit pair, and say plainly why a
+(docs/protocol.md §2), with a partner's key/IV or an explicit pair, and say plainly why a
 ciphertext does not decrypt — a wrong key or IV is the most common integration bug.
 """
 

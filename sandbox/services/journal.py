@@ -21,7 +21,7 @@ MAX_LIMIT = 1000
 
 
 def entry_view(e: JournalEntry) -> dict[str, Any]:
-    """One entry as the control API shows it; times are ISO 8601 in WIB (protocol.md §6)."""
+    """One entry as the control API shows it; times are ISO 8601 in WIB (docs/protocol.md §7)."""
     return {
         "id": e.id,
         "time": clockmod.iso(e.at),

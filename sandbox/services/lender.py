@@ -31,6 +31,8 @@ class Lender:
     products: dict[str, Product] = field(default_factory=dict)
     # Called after a transaction that enqueued callbacks commits: wakes the delivery worker.
     on_outbox: Callable[[], None] = lambda: None
+    # Callbacks this process enqueued so far: the in-process harness delivers when it grows.
+    enqueued: int = 0
 
     def __post_init__(self) -> None:
         if not self.products:
@@ -138,7 +140,7 @@ class Lender:
         return clockmod.virtual_now(self.clock_of(partner), self.wall())
 
     def fmt(self, ts: float | None) -> str:
-        """protocol.md §6: 'YYYY-MM-DD HH:MM:SS' in the configured offset (WIB by default)."""
+        """docs/protocol.md §7: 'YYYY-MM-DD HH:MM:SS' in the configured offset (WIB by default)."""
         if ts is None:
             return ""
         return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M:%S")

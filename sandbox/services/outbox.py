@@ -58,7 +58,7 @@ def lease_seconds(cfg: CallbackSettings) -> float:
 
 
 def refusal(status: int, text: str) -> str:
-    """Why an answer is not an acknowledgement (protocol.md §5: HTTP 2xx and `code` 0), or ""."""
+    """Why an answer is not an acknowledgement (docs/protocol.md §6: 2xx and `code` 0), or ""."""
     if not 200 <= status < 300:
         return f"HTTP {status}"
     try:
@@ -74,7 +74,7 @@ def refusal(status: int, text: str) -> str:
 
 
 def _roll(lender: Lender, kind: str, row: Callback) -> Any:
-    # Seeded per delivery, so a chaos run is reproducible (design.md "Outcomes").
+    # Seeded per delivery, so a chaos run is reproducible (docs/architecture.md "Outcomes").
     return rng_for(
         lender.settings.scenarios.seed,
         "callback-chaos",
@@ -106,7 +106,7 @@ class Receiver:
 
 
 def request_content(partner: Partner, body: dict) -> bytes:
-    """protocol.md §2: the request envelope with the partner's key/IV, or plain JSON if it asked.
+    """docs/protocol.md §2: the request envelope with the partner's key/IV (or plain JSON).
 
     Encoded like a PHP lender would (json_encode: `\\/` and `\\uXXXX` escapes)."""
     if not partner.encrypt_callbacks:

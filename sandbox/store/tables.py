@@ -182,7 +182,7 @@ class Payment(Base):
 
 
 class Callback(Base):
-    """The outbox: one row per callback to deliver (protocol.md §5)."""
+    """The outbox: one row per callback to deliver (docs/protocol.md §6)."""
 
     __tablename__ = "callbacks"
     __table_args__ = (

@@ -220,7 +220,7 @@ STATUS, APPROVAL, PLAN = (
     "/callback-approval-result",
     "/callback-repay-plan",
 )
-# protocol.md §5 / the spec's 19-21: exactly these fields, in this order.
+# docs/protocol.md §6 / the spec's 19-21: exactly these fields, in this order.
 FIELDS = {
     STATUS: ["order_no", "order_status", "update_time"],
     APPROVAL: [

@@ -1,5 +1,5 @@
 """The core of the control API (/sandbox, plain JSON): health, partners, products, clocks,
-orders, payments and reset (design.md "Control API")."""
+orders, payments and reset (docs/architecture.md "Control API")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Restart: everything lives in the database (design.md "Time", "Staging at scale").
+"""Restart: everything lives in the database (docs/architecture.md "Time", "Staging").
 
 An app on a SQLite file creates orders, due events and payment codes; it is disposed; a new
 app on the same file sees the same orders, timelines, pending events and codes, and advancing

@@ -66,7 +66,7 @@ def test_business_error(api):
 def test_msg_endpoints_and_unknown_paths(sb, api):
     loan = sb.sample_order()
     api.data("push-basic-info", loan.basic_info())
-    doc = api.call("get-bind-bank", loan.order())  # protocol.md §1: this one says "msg"
+    doc = api.call("get-bind-bank", loan.order())  # docs/protocol.md §1: this one says "msg"
     assert doc["msg"] == "success" and "message" not in doc
     assert api.call("no-such-endpoint", {})["code"] == 10001
     with pytest.raises(LenderError) as e:

@@ -1,4 +1,4 @@
-"""The staging backend: PostgreSQL at 127.0.0.1:5432 (design.md "Staging at scale").
+"""The staging backend: PostgreSQL at 127.0.0.1:5432 (docs/architecture.md "Staging").
 
 Each test run works in a schema of its own (`search_path` set through the URL), created here
 and dropped afterwards, so parallel CI runs on one server never see each other's rows. The

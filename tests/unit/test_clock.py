@@ -1,4 +1,4 @@
-"""sandbox.clock: virtual time as arithmetic on an injected wall time (design.md "Time")."""
+"""core.clock: virtual time as arithmetic on an injected wall time (docs/architecture.md)."""
 
 from __future__ import annotations
 

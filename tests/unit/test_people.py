@@ -202,7 +202,7 @@ def test_make_nik_agrees_with_python_stdnum():
     rng = random.Random(7)
     for region in REGIONS:
         if region.province_code == "92":
-            continue  # stdnum's region table predates the 2022 Papua codes (design.md)
+            continue  # stdnum's region table predates the 2022 Papua codes
         for _ in range(20):
             nik = make_nik(rng, region=region)
             assert nik_module.is_valid(nik), nik
