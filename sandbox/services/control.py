@@ -37,17 +37,8 @@ from .engine import Ctx, apply, next_due, process_due
 from .lender import Lender
 
 
-def _not_found(what: str) -> ControlError:
-    return ControlError(
-        "order_not_found" if what.startswith("order") else "unknown_partner", what, http_status=404
-    )
-
-
 def _partner(lender: Lender, s: Any, token: str) -> Partner:
-    p = s.get(Partner, token)
-    if p is None:
-        raise _not_found(f"partner_token {token!r}")
-    return p
+    return lender.partner_or_404(s, token)
 
 
 # ---- partners ----
@@ -226,7 +217,9 @@ def _order(s: Any, token: str, order_no: str, store: Any = None) -> Order:
     q = select(Order).where(Order.partner_token == token, Order.order_no == order_no)
     o = s.scalars(store.lock_row(q) if store is not None else q).first()
     if o is None:
-        raise _not_found(f"order_no {order_no!r} of partner {token!r}")
+        raise ControlError(
+            "order_not_found", f"order_no {order_no!r} of partner {token!r}", http_status=404
+        )
     return o
 
 

@@ -23,7 +23,7 @@ from ..core import banks, people, pricing, scenarios
 from ..core import validation as v
 from ..core.errors import SandboxError, invalid
 from ..core.lifecycle import DISBURSED, Status
-from ..core.pricing import Product
+from ..core.pricing import DAY, Product
 from ..core.protocol import SPECS, Spec
 from ..store import BankCard, Order, Partner
 from . import bodies, payments
@@ -31,7 +31,6 @@ from .engine import Ctx, apply, record
 from .lender import Lender
 
 UNSETTLED = (Status.APPROVED, Status.PAYOUT_FAILED, Status.REPAYING, Status.OVERDUE)
-DAY = 86400
 
 
 @dataclass

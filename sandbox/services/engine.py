@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..core import banks, lifecycle, pricing
 from ..core.errors import SandboxError
 from ..core.lifecycle import IllegalTransition, Status
+from ..core.pricing import DAY
 from ..core.scenarios import Outcome, rng_for
 from ..store import (
     BankCard,
@@ -33,7 +34,6 @@ from ..store import (
 from . import bodies
 from .lender import Lender
 
-DAY = 86400
 # Bulk UPDATEs refresh only the loaded objects they matched (UPDATE ... RETURNING), not by
 # evaluating their WHERE against every object in the session: with hundreds of events per
 # batch, the default "evaluate" made process_due quadratic (bench/bench_clock.py).

@@ -13,7 +13,6 @@ from typing import Any
 from ..core.control_models import CodecChoice, Decrypt, Encrypt, ensure
 from ..core.crypto import Codec, DecryptError, NotJsonError, loads_json, php_json_encode
 from ..core.errors import ControlError
-from ..store import Partner
 from .lender import Lender
 
 
@@ -26,11 +25,7 @@ def codec_for(lender: Lender, req: CodecChoice) -> tuple[Codec, str]:
     if req.partner_token is None:
         raise ControlError("missing_field", "give partner_token, or aes_key and aes_iv")
     with lender.store.transaction() as s:
-        p = s.get(Partner, req.partner_token)
-        if p is None:
-            raise ControlError(
-                "unknown_partner", f"partner_token {req.partner_token!r}", http_status=404
-            )
+        p = lender.partner_or_404(s, req.partner_token)
         return Codec(p.aes_key, p.aes_iv), req.partner_token
 
 

@@ -61,10 +61,11 @@ def rule_view(row: FaultRule) -> dict[str, Any]:
     }
 
 
-def _check_partners(s: Any, scope: str | None, rules: Sequence[RuleBase] = ()) -> None:
+def _check_partners(
+    lender: Lender, s: Any, scope: str | None, rules: Sequence[RuleBase] = ()
+) -> None:
     for token in {scope or "", *(r.partner_token for r in rules)} - {""}:
-        if s.get(Partner, token) is None:
-            raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
+        lender.partner_or_404(s, token)
 
 
 def list_rules(lender: Lender, partner: str | None = None) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def list_rules(lender: Lender, partner: str | None = None) -> dict[str, Any]:
     if partner:
         q = q.where(FaultRule.partner_token == partner)
     with lender.store.transaction() as s:
-        _check_partners(s, partner)
+        _check_partners(lender, s, partner)
         return {"rules": [rule_view(r) for r in s.scalars(q)]}
 
 
@@ -115,7 +116,7 @@ def put_rules(lender: Lender, body: dict[str, Any]) -> dict[str, Any]:
     """
     scope, rules = parse_body(body)
     with lender.store.transaction() as s:
-        _check_partners(s, scope, rules)
+        _check_partners(lender, s, scope, rules)
         q = delete(FaultRule)
         s.execute(q.where(FaultRule.partner_token == scope) if scope else q)
         _save(lender, s, rules)
@@ -126,7 +127,7 @@ def add_rules(lender: Lender, body: dict[str, Any]) -> dict[str, Any]:
     """POST /sandbox/faults: add rules (same body as PUT) without touching the others."""
     scope, rules = parse_body(body)
     with lender.store.transaction() as s:
-        _check_partners(s, scope, rules)
+        _check_partners(lender, s, scope, rules)
         _save(lender, s, rules)
     return list_rules(lender, scope)
 
@@ -141,7 +142,7 @@ def clear_rules(
     if partner:
         q = q.where(FaultRule.partner_token == partner)
     with lender.store.transaction() as s:
-        _check_partners(s, partner)
+        _check_partners(lender, s, partner)
         deleted = s.execute(q).rowcount  # type: ignore[attr-defined]  # a DELETE's CursorResult
     if rule_id is not None and not deleted:
         raise ControlError(

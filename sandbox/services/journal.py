@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 
 from ..core import clock as clockmod
 from ..core.errors import ControlError
-from ..store import JournalEntry, Partner
+from ..store import JournalEntry
 from .lender import Lender
 
 DEFAULT_LIMIT = 100
@@ -41,8 +41,7 @@ def _check_partner(lender: Lender, partner: str | None) -> None:
     if not partner:
         return
     with lender.store.transaction() as s:
-        if s.get(Partner, partner) is None:
-            raise ControlError("unknown_partner", f"partner_token {partner!r}", http_status=404)
+        lender.partner_or_404(s, partner)
 
 
 def normalize_path(path: str | None) -> str | None:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy.orm import Session
 
 from ..core import clock as clockmod
-from ..core.errors import SandboxError
+from ..core.errors import ControlError, SandboxError
 from ..core.pricing import Product, compliance_warnings
 from ..core.settings import Settings
 from ..store import Partner, ProductRow, Store
@@ -118,6 +118,13 @@ class Lender:
         if p is None:
             known = ", ".join(sorted(self.products))
             raise SandboxError("unknown_product", f"product_id {product_id!r} (known: {known})")
+        return p
+
+    def partner_or_404(self, s: Session, token: str) -> Partner:
+        """The partner a control-API call names: ControlError 404 when there is none."""
+        p = s.get(Partner, token) if token else None
+        if p is None:
+            raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
         return p
 
     def partner(self, s: Session, token: str) -> Partner:

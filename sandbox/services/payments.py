@@ -17,7 +17,7 @@ from ..core import banks, scenarios
 from ..core.errors import ControlError, SandboxError
 from ..core.lifecycle import Status
 from ..core.settings import RepayMethodFixture
-from ..store import DueEvent, Order, Partner, RepayCode
+from ..store import DueEvent, Order, RepayCode
 from . import bodies
 from .engine import Ctx, apply, process_due
 from .lender import Lender
@@ -140,10 +140,7 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
         if code is None:
             raise ControlError("payment_rejected", f"unknown repay_code {repay_code!r}", 404)
         token = code.partner_token
-        partner = s.get(Partner, token)
-        if partner is None:
-            raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
-        now = lender.now(partner)
+        now = lender.now(lender.partner_or_404(s, token))
     process_due(lender, token, now)
     with lender.store.transaction() as s:
         code = s.scalars(

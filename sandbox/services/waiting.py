@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ..core.errors import ControlError
-from ..store import Callback, Order, Partner
+from ..store import Callback, Order
 from .control import order_summary
 from .lender import Lender
 
@@ -52,8 +52,7 @@ def _look(
     """One short read: the order summary and the states of its callbacks up to `horizon`
     (None: the newest now, which becomes the horizon)."""
     with lender.store.transaction() as s:
-        if s.get(Partner, token) is None:
-            raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
+        lender.partner_or_404(s, token)
         order = s.scalars(
             select(Order).where(Order.partner_token == token, Order.order_no == order_no)
         ).first()

@@ -8,13 +8,10 @@ error catalog and the fault kinds.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
+from .templates import TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -166,17 +163,5 @@ def page_model(doc: dict) -> dict:
     }
 
 
-def md(text: Any) -> Markup:
-    """The little Markdown the descriptions use: `code` and **bold** (escaped first)."""
-    html = str(escape(text or ""))
-    html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
-    return Markup(re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", html))
-
-
 def render_docs(doc: dict) -> str:
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=select_autoescape(["html"]),
-    )
-    env.filters["md"] = md
-    return env.get_template("docs.html").render(**page_model(doc))
+    return TEMPLATES.get_template("docs.html").render(**page_model(doc))

@@ -6,11 +6,9 @@ The data comes from `services.pages`, which checks the signed links; this module
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -19,11 +17,7 @@ from starlette.routing import Route
 from ..core.errors import SandboxError
 from ..services import pages
 from ..services.lender import Lender
-
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html", "svg"]),
-)
+from .templates import TEMPLATES
 
 
 def render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
