@@ -264,6 +264,91 @@ def _clock_call(
     click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
+# --- postman ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--partner", default="demo", show_default=True, help="Whose collection.")
+@click.option(
+    "--url",
+    default=None,
+    help="A running sandbox: its collection for the partner (GET /sandbox/partners/"
+    "TOKEN/postman.json). Default: built here from the configuration's partner.",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Without --url: the configuration (default: ./config.toml, else the packaged one).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Where to write it ('-' for stdout). Default: "
+    "lender-sandbox-TOKEN.postman_collection.json.",
+)
+@click.option(
+    "--admin-token",
+    envvar="LENDER_SANDBOX_ADMIN_TOKEN",
+    default=None,
+    help="With --url: sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN).",
+)
+def postman(partner, url, config, output, admin_token):
+    """Write a Postman collection (v2.1; Apifox imports it) for a partner.
+
+    Every endpoint 02-18 with an example payload, a whole loan in order, and scripts that
+    encrypt the plain payloads like PHP. Run the loan with
+    `newman run FILE --folder "Whole loan"` against the sandbox.
+    """
+    doc = (
+        _remote_collection(url, partner, admin_token) if url else _local_collection(config, partner)
+    )
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    target = output or f"lender-sandbox-{partner}.postman_collection.json"
+    if target == "-":
+        click.echo(text, nl=False)
+        return
+    Path(target).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target}: import it into Postman or Apifox, or run it with newman", err=True)
+
+
+def _remote_collection(url: str, partner: str, token: str | None) -> dict:
+    import httpx
+
+    from .harness.client import ControlAPIError
+
+    with control_client(url, token or "") as api:
+        try:
+            return api.postman_collection(partner)
+        except httpx.TransportError:
+            _fail(1, f"no sandbox answers at {api.base_url}: start one with `lender-sandbox serve`")
+        except ControlAPIError as e:
+            _fail(1, f"{e}\n{json.dumps(e.body, indent=2, ensure_ascii=False)}")
+
+
+def _local_collection(config: str | None, partner: str) -> dict:
+    from datetime import datetime
+
+    from .core.clock import WIB
+    from .services.postman import PostmanError, config_collection
+
+    try:
+        settings = load_settings(_config_path(config))
+    except ConfigError as e:
+        raise click.ClickException(f"cannot read the configuration: {e}") from None
+    try:
+        return config_collection(settings, partner, datetime.now(WIB).date())
+    except KeyError:
+        raise click.BadParameter(
+            f"no partner with token {partner!r} in the configuration "
+            "(a partner created on a server: pass --url)",
+            param_hint="--partner",
+        ) from None
+    except PostmanError as e:
+        raise click.ClickException(str(e)) from None
+
+
 # --- demo -------------------------------------------------------------------------------
 
 

@@ -235,6 +235,16 @@ class Decrypted(Answer):
     plaintext: str
 
 
+class PostmanCollection(Answer):
+    """A Postman Collection v2.1 document (Apifox imports it): the requests 02-18 with example
+    payloads, a whole loan in order, the scripts that encrypt like PHP, the variables."""
+
+    info: dict[str, Any]
+    item: list[dict[str, Any]]
+    event: list[dict[str, Any]]
+    variable: list[dict[str, Any]]
+
+
 class ControlErrorBody(Answer):
     """Every 4xx of /sandbox: never a 500 for bad input."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -259,6 +260,10 @@ class SandboxControl:
     def update_partner(self, token: str = "demo", **fields: Any) -> dict:
         """PATCH a partner: callback_url, callbacks_paused, chaos, clock_mode, ..."""
         return self.request("PATCH", f"/sandbox/partners/{token}", json_body=fields)
+
+    def postman_collection(self, token: str = "demo") -> dict:
+        """The partner's Postman collection (v2.1; Apifox imports it)."""
+        return self.request("GET", f"/sandbox/partners/{quote(token, safe='')}/postman.json")
 
     # ---- clocks ----
 

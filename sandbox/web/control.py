@@ -9,6 +9,7 @@ generated from the same rows, so the two cannot drift.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,16 @@ from ..core import control_answers as a
 from ..core import control_models as m
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FaultRules, RuleBody
-from ..services import control, deliveries, envelope_tools, faults, journal, payments, waiting
+from ..services import (
+    control,
+    deliveries,
+    envelope_tools,
+    faults,
+    journal,
+    payments,
+    postman,
+    waiting,
+)
 from ..services.lender import Lender
 
 
@@ -35,6 +45,7 @@ class Call:
     path: dict[str, Any]
     body: Any = None
     query: Any = None
+    base_url: str = ""  # how the client reached us (links when [server] public_url is unset)
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,16 @@ async def _wait(c: Call) -> dict[str, Any]:
         acknowledged=q.callback == "acknowledged",
         timeout=q.timeout,
     )
+
+
+def _postman(c: Call) -> Response:
+    """The partner's collection as a download; its links use public_url, else this host."""
+    token = c.path["token"]
+    base = c.lender.settings.server.public_url or c.base_url
+    doc = postman.partner_collection(c.lender, token, base)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", token)
+    disposition = f'attachment; filename="lender-sandbox-{name}.postman_collection.json"'
+    return JSONResponse(doc, headers={"Content-Disposition": disposition})
 
 
 def _health(c: Call) -> dict[str, Any]:
@@ -128,6 +149,19 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.update_partner(c.lender, c.path["token"], c.body),
         a.PartnerView,
         body=m.PartnerPatch,
+    ),
+    R(
+        "GET",
+        "/partners/{token}/postman.json",
+        PARTNERS,
+        "The partner's Postman collection (v2.1; Apifox imports it)",
+        _postman,
+        a.PostmanCollection,
+        statuses=(404, 409),
+        description="Every endpoint 02-18 with an example payload, a whole loan in order (with "
+        "sandbox steps that move the clock and pay codes), and collection scripts that encrypt "
+        "the plain payloads like PHP (CryptoJS). Variables carry the base URL and the partner's "
+        "token, key and IV. Links use [server] public_url, else the host of this request.",
     ),
     R(
         "GET",
@@ -382,7 +416,11 @@ def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
         body = m.parse(route.body, _json_body(raw))
     query = m.parse(route.query, dict(request.query_params)) if route.query else None
     return Call(
-        lender=request.app.state.lender, path=dict(request.path_params), body=body, query=query
+        lender=request.app.state.lender,
+        path=dict(request.path_params),
+        body=body,
+        query=query,
+        base_url=str(request.base_url),
     )
 
 
@@ -399,7 +437,7 @@ def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
                 result = await route.handler(call)
         except SandboxError as e:
             return json_error(e)
-        return JSONResponse(result)
+        return result if isinstance(result, Response) else JSONResponse(result)
 
     answer.__name__ = answer.__qualname__ = route.method.lower() + route.path.replace(
         "/", "_"

@@ -96,6 +96,7 @@ def requests(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict | None]
         ("POST", "/partners"): ("/sandbox/partners", {"name": "Team B", "callback_url": ""}),
         ("GET", "/partners/{token}"): (f"/sandbox/partners/{t}?secrets=1", None),
         ("PATCH", "/partners/{token}"): (f"/sandbox/partners/{t}", {"chaos": {"duplicate": 0}}),
+        ("GET", "/partners/{token}/postman.json"): (f"/sandbox/partners/{t}/postman.json", None),
         ("GET", "/partners/{token}/clock"): (f"/sandbox/partners/{t}/clock", None),
         ("POST", "/partners/{token}/clock/advance"): (
             f"/sandbox/partners/{t}/clock/advance",
