@@ -6,9 +6,9 @@ an order's callbacks go one after another), then times two ways of delivering th
 the real `HttpxSender` (one pooled httpx client) to a `CallbackSink` on 127.0.0.1, the
 encrypted envelope included. The sink runs in its own process, as an aggregator's receiver
 would (sharing this process's GIL would measure the two fighting over it):
-- `worker`: `callbacks.Worker`, what `lender-sandbox serve` runs (continuous, up to
+- `worker`: `worker.Worker`, what `lender-sandbox serve` runs (continuous, up to
   batch_size in flight);
-- `flush`: `callbacks.flush_until_idle`, rounds of one batch (what tests use).
+- `flush`: `outbox.flush_until_idle`, rounds of one batch (what tests use).
 The database defaults to a SQLite file in a temporary folder (the `serve` default); `--db`
 takes a scratch database (e.g. PostgreSQL) that is wiped before each run. Bounded:
 at most 5000 orders, and each run gives up after 60 s.
@@ -27,10 +27,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from sandbox import callbacks
 from sandbox.harness.sink import CallbackSink
+from sandbox.services import outbox
 from sandbox.services.config import load_settings
 from sandbox.services.lender import Lender, create_lender
+from sandbox.services.senders import HttpxSender
+from sandbox.services.worker import Worker
 from sandbox.store import Callback, CallbackAttempt, Store
 
 KEY, IV = "BenchKey12345678", "BenchIv123456789"
@@ -95,15 +97,15 @@ async def until_delivered(lender: Lender, total: int) -> None:
 
 
 async def with_flush(lender: Lender, total: int) -> None:
-    async with callbacks.HttpxSender() as sender:
+    async with HttpxSender() as sender:
         deadline = time.monotonic() + LIMIT_SECONDS
-        while await callbacks.flush_until_idle(lender, sender) and time.monotonic() < deadline:
+        while await outbox.flush_until_idle(lender, sender) and time.monotonic() < deadline:
             pass
 
 
 async def with_worker(lender: Lender, total: int) -> None:
-    async with callbacks.HttpxSender() as sender:
-        worker = callbacks.Worker(lender, sender)
+    async with HttpxSender() as sender:
+        worker = Worker(lender, sender)
         worker.start()
         await until_delivered(lender, total)
         await worker.stop()

@@ -31,9 +31,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from sandbox import control, pricing, scenarios
+from sandbox.core import pricing, scenarios
 from sandbox.core.lifecycle import Status
-from sandbox.people import REGIONS, make_mobile, make_nik
+from sandbox.core.people import REGIONS, make_mobile, make_nik
+from sandbox.services import control
 from sandbox.services.config import load_settings
 from sandbox.services.engine import Ctx, apply
 from sandbox.services.lender import Lender, create_lender

@@ -1,8 +1,8 @@
-"""What one lender request costs in-process: `api.handle` for 12 get-order-status.
+"""What one lender request costs in-process: `pipeline.handle` for 12 get-order-status.
 
 Run by hand: `python bench/bench_handle.py [calls] [--fault] [--profile]`. A fresh in-process
 `Sandbox` gets one order (created, submitted, bound, approved, confirmed, disbursed); then
-`calls` get-order-status requests go straight to `api.handle` (no HTTP, journal on), each
+`calls` get-order-status requests go straight to `pipeline.handle` (no HTTP, journal on), each
 timed on its own. Also counted: transactions (COMMITs) and SQL statements per call.
 `--fault` first adds a fault rule for this path that never fires here (it names another
 order), so the rule lookups cannot be skipped.
@@ -19,8 +19,9 @@ import time
 
 from sqlalchemy import event
 
-from sandbox import api, faults
 from sandbox.core.crypto import Codec
+from sandbox.services import faults
+from sandbox.services import pipeline as api
 from sandbox.testing import Sandbox, Template
 
 
