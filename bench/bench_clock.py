@@ -29,16 +29,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from sandbox.core import pricing, scenarios
 from sandbox.core.lifecycle import Status
 from sandbox.core.people import REGIONS, make_mobile, make_nik
 from sandbox.services import control
 from sandbox.services.config import load_settings
-from sandbox.services.engine import Ctx, apply
+from sandbox.services.endpoints import NEW_ORDER_FIGURES
+from sandbox.services.engine import ORDERS, Ctx, Unit, apply
 from sandbox.services.lender import Lender, create_lender
 from sandbox.store import Order, TimelineRow
+from sandbox.store.records import OrderRec
 
 T0 = 1_772_420_400.0  # 2026-03-02 10:00 WIB: the wall time, fixed
 DAY = 86400
@@ -58,7 +60,8 @@ def build(url: str, n: int, chunk: int = 1000) -> float:
     rules, default = settings.data.rules, settings.data.default
     rng = scenarios.rng_for("bench", n)
     for first in range(0, n, chunk):
-        with lender.store.transaction() as s:
+        with lender.store.begin() as conn:
+            unit = Unit(lender, conn)
             batch = []
             for i in range(first, min(n, first + chunk)):
                 order_no = f"BENCH-{i:08d}"
@@ -75,7 +78,8 @@ def build(url: str, n: int, chunk: int = 1000) -> float:
                 amount = 500_000 + 100_000 * (i % 16)
                 q = pricing.quote(product, amount, term)
                 born = T0 - (i % 13) * DAY - 3600
-                o = Order(
+                row = dict(
+                    NEW_ORDER_FIGURES,
                     partner_token=TOKEN,
                     order_no=order_no,
                     product_id="1001",
@@ -101,11 +105,13 @@ def build(url: str, n: int, chunk: int = 1000) -> float:
                     created_at=born,
                     updated_at=born,
                 )
-                s.add(o)
+                order_id = conn.execute(insert(ORDERS), row).inserted_primary_key[0]
+                o = unit.track(OrderRec(id=order_id, **row))
+                o.saved()
                 batch.append((o, born + 600))
-            s.flush()
             for o, paid_out in batch:
-                apply(Ctx(lender, s, paid_out, "bench: payout"), o, "disburse")
+                apply(Ctx(unit, paid_out, "bench: payout"), o, "disburse")
+            unit.flush()
     lender.store.dispose()
     return time.perf_counter() - start
 

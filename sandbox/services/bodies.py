@@ -7,17 +7,44 @@ stored), so a read and a callback taken at the same virtual time always agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.engine import Connection
 
 from ..core import pricing
 from ..core.lifecycle import DISBURSED, Status
 from ..core.pricing import Product
-from ..store import ExtensionRow, Order, RepayCode
-from .lender import Lender
+from ..store import ExtensionRow, RepayCode
+from .lender import Keyed, Lender
 
 APPROVED_LIKE = frozenset({Status.APPROVED, Status.PAYOUT_FAILED}) | DISBURSED
+CODES: Table = RepayCode.__table__  # type: ignore[assignment]
+EXTENSIONS: Table = ExtensionRow.__table__  # type: ignore[assignment]
+
+
+class Order(Protocol):
+    """What these views read of an order: a record (`store.records.OrderRec`) or a row."""
+
+    id: int
+    order_no: str
+    partner_token: str
+    product_id: str
+    status: int
+    updated_at: float
+    approved_amount: int | None
+    approved_term: int | None
+    interest_amount: int | None
+    admin_amount: int | None
+    remark: str
+    approval_time: float | None
+    loan_time: float | None
+    due_at: float | None
+    interest_due: int
+    extensions: int
+    settled_at: float | None
+    extension_paid: int
+    term_unit: int
 
 
 def rate_text(rate: object) -> str:
@@ -84,19 +111,28 @@ def approval(lender: Lender, order: Order) -> dict:
     }
 
 
-def _delay_status(s: Session, order: Order, now: float) -> int | None:
-    """14's delay_status: None never tried, 0 pending code, 1 last paid, 2 last expired."""
-    code = s.scalars(
-        select(RepayCode)
-        .where(RepayCode.order_id == order.id, RepayCode.repay_type == 2)
-        .order_by(RepayCode.id.desc())
-        .limit(1)
-    ).first()
+LAST_EXTENSION_CODE = (
+    select(CODES.c.state, CODES.c.expires_at)
+    .where(CODES.c.order_id == bindparam("order_id"), CODES.c.repay_type == 2)
+    .order_by(CODES.c.id.desc())
+    .limit(1)
+)
+
+
+def _delay_status(code: tuple[str, float] | None, now: float) -> int | None:
+    """14's delay_status: None never tried, 0 pending code, 1 last paid, 2 last expired;
+    from the order's latest extension code (state, expires_at)."""
     if code is None:
         return None
-    if code.state == "paid":
+    state, expires_at = code
+    if state == "paid":
         return 1
-    return 0 if code.state == "open" and code.expires_at > now else 2
+    return 0 if state == "open" and expires_at > now else 2
+
+
+def last_extension_code(conn: Connection, order: Order) -> tuple[str, float] | None:
+    row = conn.execute(LAST_EXTENSION_CODE, {"order_id": order.id}).first()
+    return (row.state, row.expires_at) if row is not None else None
 
 
 def can_extend(order: Order, product: Product) -> bool:
@@ -108,8 +144,20 @@ def can_extend(order: Order, product: Product) -> bool:
     )
 
 
-def repay_plan(lender: Lender, s: Session, order: Order, now: float) -> dict:
-    """14 / callback 21."""
+_READ = ("read",)  # repay_plan's default: read the extension code itself
+
+
+def repay_plan(
+    lender: Lender,
+    conn: Connection,
+    partner: Keyed,
+    order: Order,
+    now: float,
+    extension_code: Any = _READ,
+) -> dict:
+    """14 / callback 21 (`partner` signs the repayment link; `extension_code`, when the caller
+    has it, is the order's latest extension code as `last_extension_code` reads it)."""
+    code = last_extension_code(conn, order) if extension_code is _READ else extension_code
     product = lender.product(order.product_id)
     b = balance(order, product, now)
     settled = order.status == Status.SETTLED
@@ -131,11 +179,11 @@ def repay_plan(lender: Lender, s: Session, order: Order, now: float) -> dict:
         # so the figures add up; extension fees paid on the way are in 16, not here.
         "repay_amount": b.total,
         "url_repay": 1 if product.url_repay else 0,
-        "url_info": lender.repay_url(lender.partner(s, order.partner_token), order.order_no)
+        "url_info": lender.repay_url(partner, order.order_no)
         if product.url_repay and not settled
         else "",
         "delay_repay": 1 if can_extend(order, product) else 0,
-        "delay_status": _delay_status(s, order, now),
+        "delay_status": _delay_status(code, now),
     }
 
 
@@ -166,16 +214,19 @@ def extension_quote(lender: Lender, order: Order, delay_term: int, now: float) -
     }
 
 
-def extensions(s: Session, order_id: int) -> list[ExtensionRow]:
-    return list(
-        s.scalars(
-            select(ExtensionRow).where(ExtensionRow.order_id == order_id).order_by(ExtensionRow.id)
-        )
-    )
+EXTENSIONS_OF = (
+    select(EXTENSIONS)
+    .where(EXTENSIONS.c.order_id == bindparam("order_id"))
+    .order_by(EXTENSIONS.c.id)
+)
 
 
-def delay_list(lender: Lender, s: Session, order: Order) -> dict:
-    rows = extensions(s, order.id)
+def extensions(conn: Connection, order_id: int) -> list[Any]:
+    return list(conn.execute(EXTENSIONS_OF, {"order_id": order_id}))
+
+
+def delay_list(lender: Lender, conn: Connection, order: Order) -> dict:
+    rows = extensions(conn, order.id)
     return {
         "order_no": order.order_no,
         "delay_times": len(rows),
@@ -193,9 +244,9 @@ def delay_list(lender: Lender, s: Session, order: Order) -> dict:
     }
 
 
-def delay_detail(lender: Lender, s: Session, order: Order, now: float) -> dict:
+def delay_detail(lender: Lender, conn: Connection, order: Order, now: float) -> dict:
     product = lender.product(order.product_id)
-    rows = extensions(s, order.id)
+    rows = extensions(conn, order.id)
     last = rows[-1] if rows else None
     return {
         "order_no": order.order_no,

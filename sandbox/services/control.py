@@ -33,7 +33,7 @@ from ..store import (
     TimelineRow,
 )
 from . import bodies
-from .engine import Ctx, apply, next_due, process_due
+from .engine import Ctx, Unit, apply, load_order, next_due, process_due
 from .lender import Lender
 
 
@@ -182,7 +182,7 @@ def get_clock(lender: Lender, token: str) -> dict:
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)
         out = clockmod.describe(lender.clock_of(p), lender.wall())
-        nxt = next_due(s, token)
+        nxt = next_due(s.connection(), token)
     out["next_event"] = clockmod.iso(nxt) if nxt is not None else None
     return out
 
@@ -268,7 +268,9 @@ def order_detail(lender: Lender, token: str, order_no: str) -> dict:
                 "payout_error": o.payout_error or None,
                 "scenario": o.scenario,
                 "approval": bodies.approval(lender, o),
-                "repay_plan": bodies.repay_plan(lender, s, o, now) if o.loan_time else None,
+                "repay_plan": bodies.repay_plan(lender, s.connection(), p, o, now)
+                if o.loan_time
+                else None,
                 "timeline": [
                     {
                         "from": t.from_status,
@@ -309,7 +311,7 @@ def order_detail(lender: Lender, token: str, order_no: str) -> dict:
                     }
                     for pm in s.scalars(select(Payment).where(Payment.order_id == o.id))
                 ],
-                "extensions": bodies.delay_list(lender, s, o)["delay_list"],
+                "extensions": bodies.delay_list(lender, s.connection(), o)["delay_list"],
                 "pending_events": [
                     {"kind": e.kind, "due_at": lender.fmt(e.due_at)}
                     for e in s.scalars(
@@ -351,8 +353,13 @@ def transition(lender: Lender, order_no: str, body: Transition | Mapping[str, An
         p = _partner(lender, s, token)
         now = lender.now(p)
     process_due(lender, token, now)
-    with lender.store.transaction() as s:
-        o = _order(s, token, order_no, lender.store)
+    with lender.store.begin() as conn:
+        unit = Unit(lender, conn)
+        o = load_order(unit, token, order_no, lock=True)
+        if o is None:
+            raise ControlError(
+                "order_not_found", f"order_no {order_no!r} of partner {token!r}", http_status=404
+            )
         if trigger not in allowed_triggers(o.status):
             raise ControlError(
                 "illegal_trigger",
@@ -361,7 +368,8 @@ def transition(lender: Lender, order_no: str, body: Transition | Mapping[str, An
                 f"{', '.join(allowed_triggers(o.status)) or 'none (final)'}",
                 http_status=409,
             )
-        apply(Ctx(lender, s, now, f"forced via control API: {trigger}"), o, trigger, **kw)
+        apply(Ctx(unit, now, f"forced via control API: {trigger}"), o, trigger, **kw)
+        unit.flush()
     lender.on_outbox()
     return order_detail(lender, token, order_no)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy.engine import Connection
 
 from ..core import banks, people, pricing, scenarios
 from ..core import validation as v
@@ -25,34 +25,52 @@ from ..core.errors import SandboxError, invalid
 from ..core.lifecycle import DISBURSED, Status
 from ..core.pricing import DAY, Product
 from ..core.protocol import SPECS, Spec
-from ..store import BankCard, Order, Partner
+from ..store import tables as t
+from ..store.records import OrderRec, PartnerRec
 from . import bodies, payments
-from .engine import Ctx, apply, record
+from .engine import ORDERS, Ctx, Unit, apply, load_order, record
 from .lender import Lender
+
+CARDS: Table = t.BankCard.__table__  # type: ignore[assignment]
 
 UNSETTLED = (Status.APPROVED, Status.PAYOUT_FAILED, Status.REPAYING, Status.OVERDUE)
 
 
 @dataclass
 class Call:
+    """One request to a handler: the lender, the transaction's unit of work, the partner and
+    its virtual time now."""
+
     lender: Lender
-    s: Session
-    partner: Partner
+    unit: Unit
+    partner: PartnerRec
     now: float
 
+    @property
+    def conn(self) -> Connection:
+        return self.unit.conn
+
     def ctx(self, cause: str) -> Ctx:
-        return Ctx(self.lender, self.s, self.now, cause)
+        return Ctx(self.unit, self.now, cause)
 
 
 # ---- people and products ----
 
 
-def _person_history(call: Call, idcard: str | None, mobile: str) -> list[Order]:
-    q = select(Order).where(Order.partner_token == call.partner.partner_token)
-    cond = Order.user_mobile == mobile
-    if idcard:
-        cond = cond | (Order.user_idcard == idcard)
-    return list(call.s.scalars(q.where(cond)))
+HISTORY_COLUMNS = (ORDERS.c.order_no, ORDERS.c.status, ORDERS.c.updated_at)
+HISTORY_BY_MOBILE = select(*HISTORY_COLUMNS).where(
+    ORDERS.c.partner_token == bindparam("token"), ORDERS.c.user_mobile == bindparam("mobile")
+)
+HISTORY = select(*HISTORY_COLUMNS).where(
+    ORDERS.c.partner_token == bindparam("token"),
+    or_(ORDERS.c.user_mobile == bindparam("mobile"), ORDERS.c.user_idcard == bindparam("nik")),
+)
+
+
+def _person_history(call: Call, idcard: str | None, mobile: str) -> list[Any]:
+    """The person's orders with this partner, by mobile or NIK."""
+    params = {"token": call.partner.partner_token, "mobile": mobile, "nik": idcard}
+    return list(call.conn.execute(HISTORY if idcard else HISTORY_BY_MOBILE, params))
 
 
 def _check_person(call: Call, idcard: str | None, mobile: str, exclude: str = "") -> bool:
@@ -117,11 +135,8 @@ def _loan_range(product: Product, limit: int) -> list[dict]:
 
 def _order(
     call: Call, order_no: str, product_id: str | None = None, *, lock: bool = False
-) -> Order:
-    q = select(Order).where(
-        Order.partner_token == call.partner.partner_token, Order.order_no == order_no
-    )
-    order = call.s.scalars(call.lender.store.lock_row(q) if lock else q).first()
+) -> OrderRec:
+    order = load_order(call.unit, call.partner.partner_token, order_no, lock=lock)
     if order is None:
         raise SandboxError("order_not_found", f"order_no {order_no!r}")
     if product_id is not None and str(product_id) != order.product_id:
@@ -183,6 +198,30 @@ def _hash(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+EXISTING = select(ORDERS.c.payload_hash).where(
+    ORDERS.c.partner_token == bindparam("token"), ORDERS.c.order_no == bindparam("order_no")
+)
+# What a new order's figures are until the review and the payout set them.
+NEW_ORDER_FIGURES: dict[str, Any] = {
+    "approved_amount": None,
+    "approved_term": None,
+    "interest_amount": None,
+    "admin_amount": None,
+    "remark": "",
+    "confirmed": False,
+    "payout_attempts": 0,
+    "payout_error": "",
+    "approval_time": None,
+    "loan_time": None,
+    "due_at": None,
+    "interest_due": 0,
+    "extensions": 0,
+    "settled_at": None,
+    "paid_amount": 0,
+    "extension_paid": 0,
+}
+
+
 def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
     info = r.order_info
     product = call.lender.product(r.product_id)
@@ -192,10 +231,8 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
             f"order_info.product_id {info.product_id!r} differs from product_id {r.product_id!r}",
         )
     digest = _hash(r.model_dump(mode="json"))
-    existing = call.s.scalars(
-        select(Order).where(
-            Order.partner_token == call.partner.partner_token, Order.order_no == info.order_no
-        )
+    existing = call.conn.execute(
+        EXISTING, {"token": call.partner.partner_token, "order_no": info.order_no}
     ).first()
     if existing is not None:
         if existing.payload_hash == digest:
@@ -219,27 +256,31 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
         order_no=info.order_no,
         mobile=info.user_mobile,
     )
-    order = Order(
-        partner_token=call.partner.partner_token,
-        order_no=info.order_no,
-        product_id=product.product_id,
-        status=int(Status.NEW),
-        user_mobile=info.user_mobile,
-        user_idcard=info.user_idcard,
-        user_name=info.user_name,
-        is_reloan=int(reloan),
-        application_amount=info.application_amount,
-        application_term=info.application_term,
-        term_unit=info.term_unit,
-        payload_hash=digest,
-        basic_info=r.basic_info.model_dump(mode="json"),
-        device_ip=r.device_ip,
-        scenario=fate.as_dict(),
-        created_at=call.now,
-        updated_at=call.now,
-    )
-    call.s.add(order)
-    call.s.flush()
+    row = {
+        "partner_token": call.partner.partner_token,
+        "order_no": info.order_no,
+        "product_id": product.product_id,
+        "status": int(Status.NEW),
+        "user_mobile": info.user_mobile,
+        "user_idcard": info.user_idcard,
+        "user_name": info.user_name,
+        "is_reloan": int(reloan),
+        "application_amount": info.application_amount,
+        "application_term": info.application_term,
+        "term_unit": info.term_unit,
+        "payload_hash": digest,
+        "basic_info": r.basic_info.model_dump(mode="json"),
+        "supplement_info": None,
+        "device_ip": r.device_ip,
+        "scenario": fate.as_dict(),
+        **NEW_ORDER_FIGURES,
+        "created_at": call.now,
+        "updated_at": call.now,
+    }
+    result = call.conn.execute(insert(ORDERS), row)
+    order_id = result.inserted_primary_key[0]  # type: ignore[index]  # one row inserted
+    order = call.unit.track(OrderRec(id=order_id, **row))
+    order.saved()
     ctx = call.ctx("05 push-basic-info")
     record(ctx, order, None, int(Status.NEW), "create")
     ctx.schedule(order, "abandon", call.now + settings.lifecycle.abandon_after)
@@ -308,29 +349,32 @@ def bind_bank(call: Call, r: v.BindBankReq) -> dict:
     if problem:
         raise invalid("bank_card", problem)
     apply(call.ctx("08 push-bind-bank"), order, "bind_card")
-    for card in call.s.scalars(
-        select(BankCard).where(BankCard.order_id == order.id, BankCard.active.is_(True))
-    ):
-        card.active = False
-    call.s.add(
-        BankCard(
-            order_id=order.id,
-            bank_code=bank.bank_code,
-            bank_card=r.bank_card,
-            user_name=r.user_name,
-            active=True,
-            created_at=call.now,
-        )
+    call.conn.execute(
+        update(CARDS)
+        .where(CARDS.c.order_id == order.id, CARDS.c.active.is_(True))
+        .values(active=False)
+    )
+    call.conn.execute(
+        insert(CARDS),
+        {
+            "order_id": order.id,
+            "bank_code": bank.bank_code,
+            "bank_card": r.bank_card,
+            "user_name": r.user_name,
+            "active": True,
+            "created_at": call.now,
+        },
     )
     return {}
 
 
-def _active_cards(call: Call, order: Order) -> list[BankCard]:
-    return list(
-        call.s.scalars(
-            select(BankCard).where(BankCard.order_id == order.id, BankCard.active.is_(True))
-        )
-    )
+ACTIVE_CARDS = select(CARDS.c.bank_code, CARDS.c.bank_card).where(
+    CARDS.c.order_id == bindparam("order_id"), CARDS.c.active.is_(True)
+)
+
+
+def _active_cards(call: Call, order: OrderRec) -> list[Any]:
+    return list(call.conn.execute(ACTIVE_CARDS, {"order_id": order.id}))
 
 
 def get_bind_bank(call: Call, r: v.OrderReq) -> dict:
@@ -402,7 +446,7 @@ def approval_result(call: Call, r: v.OrderReq) -> dict:
 # ---- 14-18: repayment and extension ----
 
 
-def _disbursed(order: Order, allowed: tuple[Status, ...] = tuple(DISBURSED)) -> None:
+def _disbursed(order: OrderRec, allowed: tuple[Status, ...] = tuple(DISBURSED)) -> None:
     if order.status not in allowed:
         names = "/".join(str(int(s)) for s in allowed)
         raise SandboxError(
@@ -413,10 +457,10 @@ def _disbursed(order: Order, allowed: tuple[Status, ...] = tuple(DISBURSED)) -> 
 def repay_plan(call: Call, r: v.OrderReq) -> dict:
     order = _order(call, r.order_no, r.product_id)
     _disbursed(order)
-    return bodies.repay_plan(call.lender, call.s, order, call.now)
+    return bodies.repay_plan(call.lender, call.conn, call.partner, order, call.now)
 
 
-def _delay_term(product: Product, order: Order, term: int | None) -> int:
+def _delay_term(product: Product, order: OrderRec, term: int | None) -> int:
     ext = product.extension
     if not ext.enabled:
         raise SandboxError(
@@ -451,7 +495,7 @@ def repay_detail(call: Call, r: v.RepayDetailReq) -> dict:
         amount = bodies.balance(order, product, call.now).total
     code = payments.issue_code(
         call.lender,
-        call.s,
+        call.conn,
         order,
         call.now,
         repay_type=r.repay_type,
@@ -473,7 +517,7 @@ def repay_detail(call: Call, r: v.RepayDetailReq) -> dict:
 def delay_list(call: Call, r: v.OrderReq) -> dict:
     order = _order(call, r.order_no, r.product_id)
     _disbursed(order)
-    return bodies.delay_list(call.lender, call.s, order)
+    return bodies.delay_list(call.lender, call.conn, order)
 
 
 def delay_interest(call: Call, r: v.DelayInterestReq) -> dict:
@@ -487,7 +531,7 @@ def delay_interest(call: Call, r: v.DelayInterestReq) -> dict:
 def delay_detail(call: Call, r: v.OrderReq) -> dict:
     order = _order(call, r.order_no, r.product_id)
     _disbursed(order)
-    return bodies.delay_detail(call.lender, call.s, order, call.now)
+    return bodies.delay_detail(call.lender, call.conn, order, call.now)
 
 
 # ---- the table ----

@@ -18,11 +18,11 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, or_, select
+from sqlalchemy import Table, bindparam, delete, or_, select, update
+from sqlalchemy.engine import Connection
 
 from ..core import clock as clockmod
-from ..core.crypto import Codec, CryptoError
-from ..core.envelope import parse_envelope, render
+from ..core.envelope import render
 from ..core.errors import BY_CODE, BY_NAME, ControlError, SandboxError
 from ..core.faultrules import (
     AFTER_KINDS,
@@ -40,7 +40,8 @@ from ..core.faultrules import (
     parse_body,
 )
 from ..core.lifecycle import Status
-from ..store import Callback, FaultRule, Order, Partner
+from ..store import Callback, FaultRule
+from ..store.records import OrderRec
 from . import engine, outbox
 from .lender import Lender
 from .senders import HttpxSender
@@ -91,7 +92,7 @@ def _save(lender: Lender, s: Any, rules: list[RuleBase]) -> None:
     s.add_all(rows)
     s.flush()
     for row in rows:
-        _stick_reviewing_now(s, row)
+        _stick_reviewing_now(lender, s.connection(), row.id)
 
 
 def put_rules(lender: Lender, body: dict[str, Any]) -> dict[str, Any]:
@@ -153,101 +154,75 @@ def clear_rules(
     return {"deleted": deleted}
 
 
-def _consider(row: FaultRule) -> Fired | None:
-    """Roll a matching rule: count the match, and on a hit spend one of its `count`."""
-    state = dict(row.rule)
+def _roll(
+    rule_id: int, state: dict[str, Any], remaining: int | None
+) -> tuple[Fired | None, dict[str, Any], int | None]:
+    """Roll a matching rule: count the match, and on a hit spend one of its `count`.
+    (what fired, the rule's new state, its new remaining count)"""
+    state = dict(state)
     spec = state["spec"]
     rng = _rng(spec, state["matched"])
     state["matched"] += 1
     hit = spec["probability"] >= 1 or rng.random() < spec["probability"]
     if hit:
         state["applied"] += 1
-        row.remaining = None if row.remaining is None else row.remaining - 1
-    row.rule = state  # a new dict: SQLAlchemy sees the change
-    return Fired(row.id, spec, _delay(spec, rng)) if hit else None
+        remaining = None if remaining is None else remaining - 1
+    return (Fired(rule_id, spec, _delay(spec, rng)) if hit else None), state, remaining
 
 
-LIVE = or_(FaultRule.remaining.is_(None), FaultRule.remaining > 0)
-# Built once (immutable SQL): statement construction costs more than the query itself.
+RULES: Table = FaultRule.__table__  # type: ignore[assignment]
+LIVE = or_(RULES.c.remaining.is_(None), RULES.c.remaining > 0)
 LIVE_RULES = (
-    select(FaultRule)
+    select(RULES.c.id, RULES.c.rule, RULES.c.remaining)
     .where(
-        FaultRule.path.in_(bindparam("paths", expanding=True)),
-        FaultRule.partner_token.in_(bindparam("partners", expanding=True)),
+        or_(RULES.c.path == "", RULES.c.path == bindparam("path")),
+        or_(RULES.c.partner_token == "", RULES.c.partner_token == bindparam("token")),
         LIVE,
     )
-    .order_by(FaultRule.id)
+    .order_by(RULES.c.id)
 )
-ANY_LIVE = (
-    select(FaultRule.id)
-    .where(FaultRule.path.in_(bindparam("paths", expanding=True)), LIVE)
-    .limit(1)
-)
-# Whether any live rule targets a path and partner (`rule_params`): `pick` would find rows.
-TARGETED = exists().where(
-    FaultRule.path.in_(bindparam("paths", expanding=True)),
-    FaultRule.partner_token.in_(bindparam("partners", expanding=True)),
-    LIVE,
+RULE_STATE = (
+    update(RULES)
+    .where(RULES.c.id == bindparam("_id"))
+    .values(rule=bindparam("_rule"), remaining=bindparam("_remaining"))
 )
 
 
-def rule_params(path: str, partner_token: str) -> dict[str, list[str]]:
-    """LIVE_RULES' and TARGETED's parameters: rules for this path or all, this partner or all."""
-    return {"paths": ["", path], "partners": ["", partner_token]}
+def _live_rules(store: Any) -> Any:
+    return store.lock_row(LIVE_RULES)
 
 
-def pick(lender: Lender, kinds: frozenset[str], t: Target) -> tuple[list[Fired], bool]:
-    """(the rules of `kinds` that fire, oldest first, at most one per slot; whether any live
-    rule of any kind targets this path and partner)."""
+def pick(lender: Lender, kinds: frozenset[str], t: Target) -> list[Fired]:
+    """The rules of `kinds` that fire for `t`, oldest first, at most one per slot; their
+    counts are spent in a transaction of their own."""
     fired: list[Fired] = []
-    with lender.store.transaction() as s:
-        rows = list(
-            s.scalars(lender.store.lock_row(LIVE_RULES), rule_params(t.path, t.partner_token))
+    with lender.store.begin() as conn:
+        rows = conn.execute(
+            lender.store.prepared(_live_rules), {"path": t.path, "token": t.partner_token}
         )
-        for row in rows:
-            spec = row.rule["spec"]
+        changes = []
+        for rule_id, state, remaining in rows:
+            spec = state["spec"]
             if (
                 spec["kind"] not in kinds
                 or spec.get("order_no") not in ("", t.order_no)
                 or any(_slot(f.kind) == _slot(spec["kind"]) for f in fired)
             ):
                 continue
-            hit = _consider(row)
+            hit, state, remaining = _roll(rule_id, state, remaining)
+            changes.append({"_id": rule_id, "_rule": state, "_remaining": remaining})
             if hit is not None:
                 fired.append(hit)
-    return fired, bool(rows)
+        if changes:
+            conn.execute(RULE_STATE, changes)
+    return fired
 
 
 # ---- HTTP faults: which fire (the web layer carries them out) ----
 
 
-def peek(lender: Lender, body: bytes) -> tuple[str, dict[str, Any] | None]:
-    """(partner_token, decrypted payload or None) of a request, never raising."""
-    try:
-        env = parse_envelope(body)
-    except SandboxError:
-        return "", None
-    with lender.store.transaction() as s:
-        p = s.get(Partner, env.partner_token)
-        codec = Codec(p.aes_key, p.aes_iv) if p is not None else None
-    try:
-        payload = codec.decrypt_json(env.encode_data) if codec else None
-    except (CryptoError, RecursionError):  # RecursionError: JSON nested absurdly deep
-        payload = None
-    return env.partner_token, payload if isinstance(payload, dict) else None
-
-
-def _any_live(lender: Lender, path: str) -> bool:
-    with lender.store.transaction() as s:
-        return s.scalar(ANY_LIVE, {"paths": ["", path]}) is not None
-
-
-def plan_http(lender: Lender, path: str, body: bytes) -> HttpPlan:
-    if not _any_live(lender, path):
-        return HttpPlan()
-    token, request = peek(lender, body)
-    fired, _ = pick(lender, HTTP_KINDS, Target(token, path, order_no_of(request)))
-    return HttpPlan(tuple(fired), token, request)
+def plan_http(lender: Lender, t: Target, request: dict[str, Any] | None) -> HttpPlan:
+    return HttpPlan(tuple(pick(lender, HTTP_KINDS, t)), t.partner_token, request)
 
 
 # ---- business faults: hooks inside the request pipeline ----
@@ -272,61 +247,61 @@ def _target(path: str, reply: Any) -> Target:
     return Target(reply.partner_token, path, order_no_of(reply.request))
 
 
-def before_handler(lender: Lender, path: str, reply: Any, targeted: bool = True) -> None:
-    """After decryption, before validation: a business_error answers instead of the handler.
-
-    `targeted=False`: the caller found no live rule for this path and partner (TARGETED),
-    so neither hook needs to look them up."""
-    fired, targeted = pick(lender, BEFORE_KINDS, _target(path, reply)) if targeted else ([], False)
-    reply.extra["fault_rules"] = targeted  # none: after_handler need not look again
-    for f in fired:
+def before_handler(lender: Lender, path: str, reply: Any) -> None:
+    """After decryption, before validation: a business_error answers instead of the handler."""
+    for f in pick(lender, BEFORE_KINDS, _target(path, reply)):
         reply.fault = join(reply.fault, f.describe())
         raise FaultAnswer(*_code_message(f.spec))
 
 
 def after_handler(lender: Lender, path: str, reply: Any) -> None:
     """After a successful handler (committed): the faults that need its result."""
-    if reply.code != 0 or not reply.extra.get("fault_rules", True):
+    if reply.code != 0:
         return
     t = _target(path, reply)
-    for f in pick(lender, AFTER_KINDS, t)[0]:
+    for f in pick(lender, AFTER_KINDS, t):
         reply.fault = join(reply.fault, f.describe())
         AFTER_EFFECTS[f.kind](lender, t, f, reply)
 
 
-def _orders(s: Any, t: Target) -> list[Order]:
-    return list(
-        s.scalars(
-            select(Order).where(
-                Order.partner_token == t.partner_token, Order.order_no == t.order_no
-            )
-        )
-    )
+def _orders(conn: Connection, t: Target) -> list[OrderRec]:
+    rows = conn.execute(engine.ORDER_BY_NO, {"token": t.partner_token, "order_no": t.order_no})
+    return [OrderRec.load(r) for r in rows]
 
 
-def _stick_reviewing_now(s: Any, row: FaultRule) -> None:
+def _stick_reviewing_now(lender: Lender, conn: Connection, rule_id: int) -> None:
     """A review_stuck rule naming an order already under review applies when it is saved."""
+    row = conn.execute(
+        select(RULES.c.rule, RULES.c.remaining, RULES.c.partner_token).where(RULES.c.id == rule_id)
+    ).one()
     spec = row.rule["spec"]
     if spec["kind"] != "review_stuck" or not spec["order_no"]:
         return
-    q = select(Order).where(Order.order_no == spec["order_no"], Order.status == Status.REVIEWING)
+    q = select(engine.ORDERS).where(
+        engine.ORDERS.c.order_no == spec["order_no"], engine.ORDERS.c.status == Status.REVIEWING
+    )
     if row.partner_token:
-        q = q.where(Order.partner_token == row.partner_token)
-    for order in s.scalars(q):
-        if row.remaining != 0 and _consider(row) is not None:
-            engine.override_outcome(s, order, review="stuck")
+        q = q.where(engine.ORDERS.c.partner_token == row.partner_token)
+    state, remaining = row.rule, row.remaining
+    for order in [OrderRec.load(r) for r in conn.execute(q)]:
+        if remaining == 0:
+            break
+        hit, state, remaining = _roll(rule_id, state, remaining)
+        if hit is not None:
+            engine.override_outcome(conn, order, review="stuck")
+    conn.execute(RULE_STATE, {"_id": rule_id, "_rule": state, "_remaining": remaining})
 
 
 def _review_stuck(lender: Lender, t: Target, f: Fired, reply: Any) -> None:
-    with lender.store.transaction() as s:
-        for order in _orders(s, t):
-            engine.override_outcome(s, order, review="stuck")
+    with lender.store.begin() as conn:
+        for order in _orders(conn, t):
+            engine.override_outcome(conn, order, review="stuck")
 
 
 def _payout_retry(lender: Lender, t: Target, f: Fired, reply: Any) -> None:
-    with lender.store.transaction() as s:
-        for order in _orders(s, t):
-            engine.override_outcome(s, order, payout="fail_once")
+    with lender.store.begin() as conn:
+        for order in _orders(conn, t):
+            engine.override_outcome(conn, order, payout="fail_once")
 
 
 def _callback_first(lender: Lender, t: Target, f: Fired, reply: Any) -> None:

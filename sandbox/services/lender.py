@@ -13,14 +13,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from ..core import clock as clockmod
+from ..core.crypto import Codec
 from ..core.errors import ControlError, SandboxError
 from ..core.pricing import Product, compliance_warnings
 from ..core.settings import Settings
 from ..store import Partner, ProductRow, Store
+
+
+class Keyed(Protocol):
+    """A partner as links and codecs need it: its token, key and IV."""
+
+    partner_token: str
+    aes_key: str
+    aes_iv: str
+
+
+class Clocked(Protocol):
+    """A partner as its clock needs it (a `Partner` row or a `PartnerRec`)."""
+
+    clock_mode: str
+    clock_rate: float
+    clock_anchor_wall: float
+    clock_anchor_virtual: float
 
 
 @dataclass
@@ -35,6 +54,7 @@ class Lender:
     enqueued: int = 0
 
     def __post_init__(self) -> None:
+        self._codecs: dict[tuple[str, str], Codec] = {}
         if not self.products:
             self.products = self.settings.products()
         self.banks = {b.bank_code.upper(): b for b in self.settings.data.banks}
@@ -133,9 +153,19 @@ class Lender:
             raise SandboxError("unknown_partner", f"partner_token {token!r}")
         return p
 
+    def codec(self, partner: Keyed) -> Codec:
+        """The partner's codec (made once per key and IV: a request needs one every time)."""
+        key = (partner.aes_key, partner.aes_iv)
+        codec = self._codecs.get(key)
+        if codec is None:
+            if len(self._codecs) > 1000:  # partners' keys change rarely; stay bounded
+                self._codecs.clear()
+            codec = self._codecs[key] = Codec(*key)
+        return codec
+
     # ---- time ----
 
-    def clock_of(self, partner: Partner) -> clockmod.ClockState:
+    def clock_of(self, partner: Clocked) -> clockmod.ClockState:
         return clockmod.ClockState(
             partner.clock_mode,
             partner.clock_rate,
@@ -143,7 +173,7 @@ class Lender:
             partner.clock_anchor_virtual,
         )
 
-    def now(self, partner: Partner) -> float:
+    def now(self, partner: Clocked) -> float:
         return clockmod.virtual_now(self.clock_of(partner), self.wall())
 
     def fmt(self, ts: float | None) -> str:
@@ -154,15 +184,15 @@ class Lender:
 
     # ---- links ----
 
-    def sign(self, partner: Partner, *parts: str) -> str:
+    def sign(self, partner: Keyed, *parts: str) -> str:
         msg = "\x1f".join(parts).encode()
         return hmac.new(partner.aes_key.encode(), msg, hashlib.sha256).hexdigest()[:24]
 
-    def contract_url(self, partner: Partner, order_no: str) -> str:
+    def contract_url(self, partner: Keyed, order_no: str) -> str:
         sig = self.sign(partner, "contract", order_no)
         return f"{self.settings.public_url()}/contract/{partner.partner_token}/{order_no}?sig={sig}"
 
-    def repay_url(self, partner: Partner, order_no: str) -> str:
+    def repay_url(self, partner: Keyed, order_no: str) -> str:
         sig = self.sign(partner, "repay", order_no)
         return f"{self.settings.public_url()}/repay/{partner.partner_token}/{order_no}?sig={sig}"
 

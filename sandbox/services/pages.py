@@ -93,7 +93,8 @@ def repayment(lender: Lender, link: Link) -> dict[str, Any]:
     with lender.store.transaction() as s:
         partner, order = _signed_order(lender, s, link, "repay")
         now = lender.now(partner)
-        plan = bodies.repay_plan(lender, s, order, now) if order.loan_time else None
+        conn = s.connection()
+        plan = bodies.repay_plan(lender, conn, partner, order, now) if order.loan_time else None
         return {
             "order": order,
             "plan": plan,

@@ -8,45 +8,87 @@ order (200); paying an extension code extends it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 
 from ..core import banks, scenarios
 from ..core.errors import ControlError, SandboxError
 from ..core.lifecycle import Status
 from ..core.settings import RepayMethodFixture
-from ..store import DueEvent, Order, RepayCode
+from ..store import tables as t
+from ..store.records import OrderRec
 from . import bodies
-from .engine import Ctx, apply, process_due
+from .engine import EVENTS, ORDERS, Ctx, Unit, apply, process_due
 from .lender import Lender
+
+CODES: Table = t.RepayCode.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Code:
+    """A payment code as 15 answers it."""
+
+    code: str
+    amount: int
+    expires_at: float
+    bank_code: str
+    method_code: str
+    merchant_name: str
+
+
+SAME_CODE = select(CODES).where(
+    CODES.c.order_id == bindparam("order_id"),
+    CODES.c.state == "open",
+    CODES.c.expires_at > bindparam("now"),
+    CODES.c.repay_type == bindparam("repay_type"),
+    CODES.c.method_code == bindparam("method_code"),
+    CODES.c.amount == bindparam("amount"),
+)
+OPEN_CODES = (
+    select(CODES.c.id)
+    .where(
+        CODES.c.order_id == bindparam("order_id"),
+        CODES.c.state == "open",
+        CODES.c.expires_at > bindparam("now"),
+    )
+    .order_by(CODES.c.id.desc())
+)
+CODE_TAKEN = select(CODES.c.id).where(CODES.c.code == bindparam("code"))
+
+
+def _code(row: Any) -> Code:
+    return Code(
+        row.code, row.amount, row.expires_at, row.bank_code, row.method_code, row.merchant_name
+    )
 
 
 def issue_code(
     lender: Lender,
-    s: Session,
-    order: Order,
+    conn: Connection,
+    order: OrderRec,
     now: float,
     *,
     repay_type: int,
     method: RepayMethodFixture,
     amount: int,
     delay_term: int | None,
-) -> RepayCode:
+) -> Code:
     """A payment code for `amount`; asking again for the same payment returns the same code."""
-    same = s.scalars(
-        select(RepayCode).where(
-            RepayCode.order_id == order.id,
-            RepayCode.state == "open",
-            RepayCode.expires_at > now,
-            RepayCode.repay_type == repay_type,
-            RepayCode.method_code == method.method_code,
-            RepayCode.amount == amount,
-        )
+    same = conn.execute(
+        SAME_CODE,
+        {
+            "order_id": order.id,
+            "now": now,
+            "repay_type": repay_type,
+            "method_code": method.method_code,
+            "amount": amount,
+        },
     ).first()
     if same is not None and same.delay_term == delay_term:
-        return same  # like a real VA: the same bill keeps its number
+        return _code(same)  # like a real VA: the same bill keeps its number
     store = method.repay_method == 2
     limits = banks.RETAIL_LIMITS.get(method.bank_code.upper()) if store else banks.VA_LIMITS
     lo, hi = limits if limits else (10_000, 50_000_000)
@@ -65,53 +107,51 @@ def issue_code(
         repay_type,
         method.method_code,
     )
-    value = _new_code_value(s, rng, method, order.user_mobile)
+    value = _new_code_value(conn, rng, method, order.user_mobile)
     ttl = lender.settings.lifecycle.repay_code_ttl
-    code = RepayCode(
-        code=value,
-        order_id=order.id,
-        partner_token=order.partner_token,
-        repay_type=repay_type,
-        delay_term=delay_term,
-        amount=amount,
-        repay_method=method.repay_method,
-        bank_code=method.bank_code,
-        method_code=method.method_code,
-        merchant_name=method.bank_code if store else "",
-        created_at=now,
-        expires_at=now + ttl,
-        state="open",
+    _void_beyond_limit(conn, order, now, lender.settings.lifecycle.max_repay_codes - 1)
+    merchant = method.bank_code if store else ""
+    row = {
+        "code": value,
+        "order_id": order.id,
+        "partner_token": order.partner_token,
+        "repay_type": repay_type,
+        "delay_term": delay_term,
+        "amount": amount,
+        "repay_method": method.repay_method,
+        "bank_code": method.bank_code,
+        "method_code": method.method_code,
+        "merchant_name": merchant,
+        "created_at": now,
+        "expires_at": now + ttl,
+        "state": "open",
+        "paid_at": None,
+    }
+    conn.execute(insert(CODES), row)
+    conn.execute(
+        insert(EVENTS),
+        {
+            "partner_token": order.partner_token,
+            "order_id": order.id,
+            "kind": "code_expiry",
+            "due_at": now + ttl,
+            "state": "pending",
+            "data": {"code": value},
+        },
     )
-    _void_beyond_limit(s, order, now, lender.settings.lifecycle.max_repay_codes - 1)
-    s.add(code)
-    s.add(
-        DueEvent(
-            partner_token=order.partner_token,
-            order_id=order.id,
-            kind="code_expiry",
-            due_at=now + ttl,
-            state="pending",
-            data={"code": value},
-        )
-    )
-    return code
+    return Code(value, amount, now + ttl, method.bank_code, method.method_code, merchant)
 
 
-def _void_beyond_limit(s: Session, order: Order, now: float, keep: int) -> None:
+def _void_beyond_limit(conn: Connection, order: OrderRec, now: float, keep: int) -> None:
     """config.toml max_repay_codes: an order keeps that many open codes; older ones are voided
     (a client asking for a new code on every screen would otherwise pile them up)."""
-    open_codes = s.scalars(
-        select(RepayCode)
-        .where(
-            RepayCode.order_id == order.id, RepayCode.state == "open", RepayCode.expires_at > now
-        )
-        .order_by(RepayCode.id.desc())
-    )
-    for old in list(open_codes)[max(keep, 0) :]:
-        old.state = "void"
+    ids = list(conn.execute(OPEN_CODES, {"order_id": order.id, "now": now}).scalars())
+    old = ids[max(keep, 0) :]
+    if old:
+        conn.execute(update(CODES).where(CODES.c.id.in_(old)).values(state="void"))
 
 
-def _new_code_value(s: Session, rng: Any, method: RepayMethodFixture, mobile: str) -> str:
+def _new_code_value(conn: Connection, rng: Any, method: RepayMethodFixture, mobile: str) -> str:
     """A payment code no other code has: a VA is prefix + random digits + the mobile's last 8
     digits (a customer part alone would give every code of a customer the same number)."""
     for _ in range(100):
@@ -119,12 +159,19 @@ def _new_code_value(s: Session, rng: Any, method: RepayMethodFixture, mobile: st
             value = banks.make_retail_code(rng, method.bank_code)
         else:
             value = banks.make_va_number(rng, method.bank_code, mobile[-8:])
-        if s.scalar(select(RepayCode.id).where(RepayCode.code == value)) is None:
+        if conn.execute(CODE_TAKEN, {"code": value}).first() is None:
             return value
     raise SandboxError("internal", "could not draw an unused payment code")
 
 
 # ---- paying ----
+
+CODE_BY_VALUE = select(CODES).where(CODES.c.code == bindparam("code"))
+ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
+
+
+def _code_for_update(store: Any) -> Any:
+    return store.lock_row(CODE_BY_VALUE)
 
 
 def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str = "api") -> dict:
@@ -136,22 +183,20 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
     ):
         raise ControlError("invalid_field", "amount must be a whole number >= 1")
     with lender.store.transaction() as s:
-        code = s.scalars(select(RepayCode).where(RepayCode.code == repay_code)).first()
+        code = s.connection().execute(CODE_BY_VALUE, {"code": repay_code}).first()
         if code is None:
             raise ControlError("payment_rejected", f"unknown repay_code {repay_code!r}", 404)
         token = code.partner_token
         now = lender.now(lender.partner_or_404(s, token))
     process_due(lender, token, now)
-    with lender.store.transaction() as s:
-        code = s.scalars(
-            lender.store.lock_row(select(RepayCode).where(RepayCode.code == repay_code))
-        ).one()
-        order = s.get(Order, code.order_id)
-        assert order is not None
+    with lender.store.begin() as conn:
+        code = conn.execute(lender.store.prepared(_code_for_update), {"code": repay_code}).one()
+        unit = Unit(lender, conn)
+        order = unit.track(OrderRec.load(conn.execute(ORDER_BY_ID, {"id": code.order_id}).one()))
         _check_payable(code, order, amount, now)
-        ctx = Ctx(lender, s, now, f"payment of {code.amount} with code {code.code} ({source})")
+        ctx = Ctx(unit, now, f"payment of {code.amount} with code {code.code} ({source})")
         # Paid before the transition: the callback 21 it enqueues must show delay_status 1.
-        code.state, code.paid_at = "paid", now
+        conn.execute(update(CODES).where(CODES.c.id == code.id).values(state="paid", paid_at=now))
         if code.repay_type == 1:
             apply(ctx, order, "settle", paid=code.amount, code=code.code, source=source)
         else:
@@ -164,6 +209,7 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
                 code=code.code,
                 source=source,
             )
+        unit.flush()
         result = {
             "repay_code": code.code,
             "amount": code.amount,
@@ -177,7 +223,7 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
     return result
 
 
-def _check_payable(code: RepayCode, order: Order, amount: int | None, now: float) -> None:
+def _check_payable(code: Any, order: OrderRec, amount: int | None, now: float) -> None:
     if code.state == "paid":
         raise ControlError("payment_rejected", f"code {code.code} is already paid", 409)
     if code.expires_at <= now:  # before "void": the expiry event voids expired codes too
@@ -204,12 +250,13 @@ def pay_in_full(lender: Lender, order_id: int, now: float) -> dict:
     method = next((m for m in lender.settings.data.repay_methods if m.repay_method == 1), None)
     if method is None:
         raise SandboxError("unknown_bank", "the lender lists no bank repayment method")
-    with lender.store.transaction() as s:
-        order = s.get(Order, order_id)
-        if order is None or order.status not in (Status.REPAYING, Status.OVERDUE):
+    with lender.store.begin() as conn:
+        row = conn.execute(ORDER_BY_ID, {"id": order_id}).first()
+        if row is None or row.status not in (Status.REPAYING, Status.OVERDUE):
             raise SandboxError("payment_rejected", "this order has nothing to pay")
+        order = OrderRec.load(row)
         amount = bodies.balance(order, lender.product(order.product_id), now).total
         value = issue_code(
-            lender, s, order, now, repay_type=1, method=method, amount=amount, delay_term=None
+            lender, conn, order, now, repay_type=1, method=method, amount=amount, delay_term=None
         ).code
     return pay(lender, value, source="page")

@@ -2,9 +2,12 @@
 
 The web layer and the in-process test harness both call `handle`, so a request behaves the
 same with or without HTTP. One request: parse the envelope -> find the partner -> decrypt ->
-validate -> catch up the partner's due events to `now` -> run the endpoint's handler in one
-transaction -> render -> journal. Every failure becomes a catalog code; nothing escapes as a
-500. This module is the only writer of the journal (`record`, `record_unprocessed`).
+validate -> run the endpoint's handler -> render -> journal, all in ONE transaction on the
+common path (docs/architecture.md "One request"). Two things send a request round a slower
+path first: due events that fell due on the partner's clock (fired before the handler runs,
+each at its own virtual time) and fault rules that target it (rolled in transactions of their
+own, so a count is spent even when the answer is an error). Every failure becomes a catalog
+code; nothing escapes as a 500. This module is the only writer of the journal.
 """
 
 from __future__ import annotations
@@ -13,19 +16,24 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, select
+from sqlalchemy.engine import Connection
 
 from ..core import validation as v
-from ..core.crypto import Codec
-from ..core.envelope import decrypt_payload, parse_envelope, render
+from ..core.envelope import Envelope, decrypt_payload, parse_envelope, render
 from ..core.errors import BY_NAME, SandboxError
-from ..core.faultrules import HttpPlan
-from ..store import JournalEntry, Partner
+from ..core.faultrules import HttpPlan, Target, answer_status, order_no_of
+from ..store import tables as t
+from ..store.records import PartnerRec
 from . import endpoints, faults
-from .engine import ANY_DUE, process_due
+from .engine import EVENTS, PARTNERS, Unit, process_due
 from .lender import Lender
 
 log = logging.getLogger("sandbox.api")
+
+JOURNAL: Table = t.JournalEntry.__table__  # type: ignore[assignment]
+FAULTS: Table = t.FaultRule.__table__  # type: ignore[assignment]
+RAW_LIMIT = 65536  # characters of a request body kept in the journal
 
 
 @dataclass
@@ -33,10 +41,12 @@ class Reply:
     body: dict[str, Any]
     http_status: int = 200
     partner_token: str = ""
-    partner: Partner | None = None  # as read on arrival (detached), when it was known
+    partner: PartnerRec | None = None  # as read on arrival, when it was known
     request: dict[str, Any] | None = None  # the decrypted payload, when it decrypted
     data: Any = None  # plain `data` (before any response encryption)
     fault: str = ""
+    http: HttpPlan | None = None  # HTTP faults the web layer carries out (`web.lender`)
+    answered: bool = True  # False: an HTTP fault answers instead of the envelope
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,37 +54,63 @@ class Reply:
         return int(self.body.get("code", 0))
 
 
-def _codec(partner: Partner) -> Codec:
-    return Codec(partner.aes_key, partner.aes_iv)
+# The partner, its next pending due event, and whether a live fault rule targets this path
+# and partner: one statement, so the common request (nothing due, no fault) reads once.
+ARRIVAL = select(
+    PARTNERS,
+    select(func.min(EVENTS.c.due_at))
+    .where(EVENTS.c.partner_token == PARTNERS.c.partner_token, EVENTS.c.state == "pending")
+    .scalar_subquery()
+    .label("next_due"),
+    exists()
+    .where(
+        or_(FAULTS.c.path == "", FAULTS.c.path == bindparam("path")),
+        or_(FAULTS.c.partner_token == "", FAULTS.c.partner_token == PARTNERS.c.partner_token),
+        or_(FAULTS.c.remaining.is_(None), FAULTS.c.remaining > 0),
+    )
+    .label("targeted"),
+).where(PARTNERS.c.partner_token == bindparam("token"))
 
 
-def handle(lender: Lender, path: str, body: bytes, *, journal: bool = True) -> Reply:
+@dataclass(frozen=True)
+class Arrival:
+    partner: PartnerRec
+    now: float
+    due: bool  # due events wait on the partner's clock
+    targeted: bool  # a live fault rule names this path and partner
+
+
+def _arrive(lender: Lender, conn: Connection, path: str, token: str) -> Arrival:
+    row = conn.execute(ARRIVAL, {"path": path, "token": token}).first()
+    if row is None:
+        raise SandboxError("unknown_partner", f"partner_token {token!r}")
+    values = row._mapping
+    partner = PartnerRec(**{name: values[name] for name in PartnerRec.columns()})
+    now = lender.now(partner)
+    due = values["next_due"] is not None and values["next_due"] <= now
+    return Arrival(partner, now, due, bool(values["targeted"]))
+
+
+def handle(
+    lender: Lender, path: str, body: bytes, *, journal: bool = True, http: bool = False
+) -> Reply:
+    """Answer one lender request. `http`: the caller carries out HTTP faults (`reply.http`)."""
     reply = Reply(body={})
-    endpoint = endpoints.BY_PATH.get(path)
     mode = lender.settings.responses.message_key
     try:
+        endpoint = endpoints.BY_PATH.get(path)
         if endpoint is None:
             raise SandboxError("bad_envelope", f"unknown path {path}")
         env = parse_envelope(body)
         reply.partner_token = env.partner_token
-        partner, now, due, targeted = _arrival(lender, path, env.partner_token)
-        reply.partner = partner
-        codec = _codec(partner)
-        reply.request = decrypt_payload(codec, env.encode_data)
-        faults.before_handler(lender, path, reply, targeted)  # business_error answers instead
-        request = v.parse(endpoint.spec.model, reply.request)
-        if due:
-            process_due(lender, partner.partner_token, now)
-        with lender.store.transaction() as s:
-            call = endpoints.Call(lender, s, lender.partner(s, partner.partner_token), now)
-            reply.data = endpoint.handler(call, request)
-        lender.on_outbox()
-        out_codec = codec if lender.settings.responses.encrypt_data else None
-        reply.body = render(path, 0, "success", reply.data, mode=mode, codec=out_codec)
-        faults.after_handler(lender, path, reply)  # confirm_unknown, review_stuck, ...
+        if _fast(lender, path, body, env, endpoint, reply, journal):
+            return reply
+        _slow(lender, path, env, endpoint, reply, http)
     except SandboxError as e:
         reply.body = render(path, e.code, e.message, {}, mode=mode)
         reply.http_status = e.http_status
+        if http and reply.partner is None:  # no partner to read: HTTP faults for all still apply
+            _plan_unknown(lender, path, reply)
     except Exception:  # a sandbox bug must still answer in the protocol, never a bare 500
         log.exception("unexpected error on %s", path)
         internal = BY_NAME["internal"]
@@ -84,62 +120,141 @@ def handle(lender: Lender, path: str, body: bytes, *, journal: bool = True) -> R
     return reply
 
 
-# Asked with the partner read: has the partner events due by its `now` (the catch-up has work)?
-# Does a live fault rule target this request? Usually neither, and both lookups are skipped.
-PENDING_WORK = select(ANY_DUE, faults.TARGETED)
+def _fast(
+    lender: Lender,
+    path: str,
+    body: bytes,
+    env: Envelope,
+    endpoint: Any,
+    reply: Reply,
+    journal: bool,
+) -> bool:
+    """The common path in one transaction; False when due events or fault rules need the
+    slow path (nothing was written then). A refusal raises: its transaction rolls back and
+    `handle` journals it on its own."""
+    for _ in range(2):
+        enqueued = lender.enqueued
+        with lender.store.begin() as conn:
+            arrival = _arrive(lender, conn, path, env.partner_token)
+            reply.partner = arrival.partner
+            if arrival.targeted:
+                return False
+            if not arrival.due:
+                _answer(lender, conn, path, env, endpoint, reply, arrival)
+                if journal:
+                    _journal(lender, conn, path, body, reply)
+        if not arrival.due:
+            if lender.enqueued != enqueued:
+                lender.on_outbox()
+            return True
+        process_due(lender, env.partner_token, arrival.now)  # then read the partner again
+    return False
 
 
-def _arrival(lender: Lender, path: str, token: str) -> tuple[Partner, float, bool, bool]:
-    """(partner, its virtual now, events due?, fault rules targeted?) in one transaction."""
-    with lender.store.transaction() as s:
-        partner = lender.partner(s, token)
-        now = lender.now(partner)
-        due, targeted = s.execute(
-            PENDING_WORK, {"token": token, "until": now, **faults.rule_params(path, token)}
-        ).one()
-    return partner, now, bool(due), bool(targeted)
+def _answer(
+    lender: Lender,
+    conn: Connection,
+    path: str,
+    env: Envelope,
+    endpoint: Any,
+    reply: Reply,
+    arrival: Arrival,
+) -> None:
+    """Decrypt, validate, run the handler in the caller's transaction, render."""
+    codec = lender.codec(arrival.partner)
+    if reply.request is None:
+        reply.request = decrypt_payload(codec, env.encode_data)
+    request = v.parse(endpoint.spec.model, reply.request)
+    unit = Unit(lender, conn)
+    unit.partner = arrival.partner
+    reply.data = endpoint.handler(
+        endpoints.Call(lender, unit, arrival.partner, arrival.now), request
+    )
+    unit.flush()
+    out_codec = codec if lender.settings.responses.encrypt_data else None
+    reply.body = render(
+        path, 0, "success", reply.data, mode=lender.settings.responses.message_key, codec=out_codec
+    )
 
 
-def record(lender: Lender, path: str, body: bytes, reply: Reply, *, answered: bool = True) -> None:
-    """Keep the request, decrypted, with the answer (GET /sandbox/journal); `answered` False:
-    no envelope went back (an HTTP fault answered instead)."""
-    virtual_at = None
+def _slow(
+    lender: Lender, path: str, env: Envelope, endpoint: Any, reply: Reply, http: bool
+) -> None:
+    """Fault rules target this request: roll them (each in its own transaction, so a count is
+    spent whatever happens next), then answer as the rules say."""
+    with lender.store.begin() as conn:
+        arrival = _arrive(lender, conn, path, env.partner_token)
+    reply.partner = arrival.partner
+    reply.request = decrypt_payload(lender.codec(arrival.partner), env.encode_data)
+    target = Target(env.partner_token, path, order_no_of(reply.request))
+    if http:
+        reply.http = faults.plan_http(lender, target, reply.request)
+        reply.fault = reply.http.describe()
+        if reply.http.answer is not None and not reply.http.runs_handler:
+            reply.answered = False
+            reply.http_status = answer_status(reply.http.answer)
+            return
+    faults.before_handler(lender, path, reply)  # business_error answers instead
+    enqueued = lender.enqueued
+    if arrival.due:
+        process_due(lender, env.partner_token, arrival.now)
+    with lender.store.begin() as conn:
+        arrival = _arrive(lender, conn, path, env.partner_token)
+        _answer(lender, conn, path, env, endpoint, reply, arrival)
+    if lender.enqueued != enqueued:
+        lender.on_outbox()
+    faults.after_handler(lender, path, reply)  # confirm_unknown, review_stuck, ...
+    if reply.http is not None and reply.http.answer is not None:
+        if reply.http.answer.kind != "malformed":  # the handler ran: its answer is journaled
+            reply.http_status = answer_status(reply.http.answer)
+
+
+def _plan_unknown(lender: Lender, path: str, reply: Reply) -> None:
+    """HTTP faults for a request whose envelope or partner is unknown (rules for every
+    partner): an aggregator's broken request meets the same flaky network as a good one."""
+    if path not in endpoints.BY_PATH:
+        return
+    reply.http = faults.plan_http(lender, Target(reply.partner_token, path, ""), None)
+    reply.fault = reply.http.describe()
+    if reply.http.answer is not None and reply.http.answer.kind != "malformed":
+        reply.http_status = answer_status(reply.http.answer)
+        reply.answered = reply.http.runs_handler
+
+
+# ---- the journal ----
+
+
+def _journal_row(lender: Lender, path: str, body: bytes, reply: Reply) -> dict[str, Any]:
+    partner = reply.partner
+    return {
+        "partner_token": partner.partner_token if partner else "",
+        "path": path,
+        "at": lender.wall(),
+        "virtual_at": lender.now(partner) if partner else None,
+        "request_raw": body[:RAW_LIMIT].decode("utf-8", "replace"),
+        "request": reply.request,
+        "response": reply.body if reply.answered else None,
+        "http_status": reply.http_status,
+        "code": reply.code if reply.answered else None,
+        "fault": reply.fault,
+    }
+
+
+def _journal(lender: Lender, conn: Connection, path: str, body: bytes, reply: Reply) -> None:
+    conn.execute(insert(JOURNAL), _journal_row(lender, path, body, reply))
+
+
+PARTNER_ROW = select(PARTNERS).where(PARTNERS.c.partner_token == bindparam("token"))
+
+
+def record(lender: Lender, path: str, body: bytes, reply: Reply) -> None:
+    """Keep the request, decrypted, with the answer (GET /sandbox/journal), in a transaction
+    of its own: for requests refused (their transaction rolled back) or slowed by faults."""
     try:
-        with lender.store.transaction() as s:
-            partner = reply.partner or (
-                s.get(Partner, reply.partner_token) if reply.partner_token else None
-            )
-            if partner is not None:
-                virtual_at = lender.now(partner)
-            s.add(
-                JournalEntry(
-                    partner_token=reply.partner_token if partner else "",
-                    path=path,
-                    at=lender.wall(),
-                    virtual_at=virtual_at,
-                    request_raw=body[:65536].decode("utf-8", "replace"),
-                    request=reply.request,
-                    response=reply.body if answered else None,
-                    http_status=reply.http_status,
-                    code=reply.code if answered else None,
-                    fault=reply.fault,
-                )
-            )
+        with lender.store.begin() as conn:
+            if reply.partner is None and reply.partner_token:
+                row = conn.execute(PARTNER_ROW, {"token": reply.partner_token}).first()
+                reply.partner = PartnerRec.load(row) if row is not None else None
+            _journal(lender, conn, path, body, reply)
     except Exception:  # the journal must never break an answer
         log.exception("could not write the journal")
-
-
-def record_unprocessed(
-    lender: Lender, path: str, body: bytes, plan: HttpPlan, http_status: int
-) -> None:
-    """Journal a request the web layer answered with an HTTP fault before any handler ran.
-
-    `http_status` 0 means no HTTP answer at all (the connection was dropped)."""
-    reply = Reply(
-        body={},
-        http_status=http_status,
-        partner_token=plan.partner_token,
-        request=plan.request,
-        fault=plan.describe(),
-    )
-    record(lender, path, body, reply, answered=False)

@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..core.envelope import render
 from ..core.errors import SandboxError
-from ..core.faultrules import PHP_NOTICE, Fired, HttpPlan, answer_status, gateway_page, join
+from ..core.faultrules import PHP_NOTICE, Fired, answer_status, gateway_page
 from ..core.protocol import SPECS
 from ..services import faults, pipeline
 from ..services.lender import Lender
@@ -105,6 +105,16 @@ def _envelope(reply: Any, respond: Callable[[dict, int], Response]) -> Response:
     return respond(reply.body, reply.http_status)
 
 
+async def _handle(lender: Lender, path: str, body: bytes) -> pipeline.Reply:
+    """The pipeline, with the HTTP faults for this layer. On SQLite it runs on the event loop:
+    its statements take microseconds and SQLite has one writer anyway, while a hop to a worker
+    thread and back costs more than the request's SQL. PostgreSQL waits on the network: a
+    worker thread."""
+    if lender.store.is_sqlite:
+        return pipeline.handle(lender, path, body, http=True)
+    return await run_in_threadpool(pipeline.handle, lender, path, body, http=True)
+
+
 async def serve(
     lender: Lender,
     request: Request,
@@ -112,38 +122,15 @@ async def serve(
     body: bytes,
     respond: Callable[[dict, int], Response],
 ) -> Response:
-    """A lender endpoint with its HTTP faults: delay, then the answer or a fault's answer.
-
-    `respond(body, status)` renders a protocol envelope (app.protocol_json)."""
-    plan = await run_in_threadpool(faults.plan_http, lender, path, body)
-    if plan.delay is not None:
+    """A lender endpoint with its HTTP faults: the answer (or a fault's in its place), after
+    any injected latency. `respond(body, status)` renders a protocol envelope."""
+    reply = await _handle(lender, path, body)
+    plan = reply.http
+    if plan is not None and plan.delay is not None:
         await asyncio.sleep((plan.delay.ms or 0) / 1000)
-    answer = plan.answer
-    if answer is not None and not plan.runs_handler:
-        await run_in_threadpool(
-            pipeline.record_unprocessed, lender, path, body, plan, answer_status(answer)
-        )
-        return await _fault_answer(request, answer)
-    return await _processed(lender, request, path, body, plan, respond)
-
-
-async def _processed(
-    lender: Lender,
-    request: Request,
-    path: str,
-    body: bytes,
-    plan: HttpPlan,
-    respond: Callable[[dict, int], Response],
-) -> Response:
-    """The lender handles the request; then its answer, or the fault's in its place."""
-    reply = await run_in_threadpool(pipeline.handle, lender, path, body, journal=False)
     if reply.extra.get("callback_first"):
         await faults.deliver_first(lender, reply.partner_token)
-    reply.fault = join(plan.describe(), reply.fault)
-    answer = plan.answer
-    if answer is not None and answer.kind != "malformed":
-        reply.http_status = answer_status(answer)
-    await run_in_threadpool(pipeline.record, lender, path, body, reply)
+    answer = plan.answer if plan is not None else None
     if answer is None:
         return _envelope(reply, respond)
     if answer.kind == "malformed":
