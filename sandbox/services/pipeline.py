@@ -37,6 +37,7 @@ class Reply:
     request: dict[str, Any] | None = None  # the decrypted payload, when it decrypted
     data: Any = None  # plain `data` (before any response encryption)
     fault: str = ""
+    content_type: str | None = None  # the request's Content-Type header; None: not over HTTP
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -123,6 +124,7 @@ def record(lender: Lender, path: str, body: bytes, reply: Reply, *, answered: bo
                     http_status=reply.http_status,
                     code=reply.code if answered else None,
                     fault=reply.fault,
+                    content_type=reply.content_type,
                 )
             )
     except Exception:  # the journal must never break an answer
@@ -130,7 +132,12 @@ def record(lender: Lender, path: str, body: bytes, reply: Reply, *, answered: bo
 
 
 def record_unprocessed(
-    lender: Lender, path: str, body: bytes, plan: HttpPlan, http_status: int
+    lender: Lender,
+    path: str,
+    body: bytes,
+    plan: HttpPlan,
+    http_status: int,
+    content_type: str | None = None,
 ) -> None:
     """Journal a request the web layer answered with an HTTP fault before any handler ran.
 
@@ -141,5 +148,6 @@ def record_unprocessed(
         partner_token=plan.partner_token,
         request=plan.request,
         fault=plan.describe(),
+        content_type=content_type,
     )
     record(lender, path, body, reply, answered=False)

@@ -105,6 +105,12 @@ def _envelope(reply: Any, respond: Callable[[dict, int], Response]) -> Response:
     return respond(reply.body, reply.http_status)
 
 
+def _content_type(request: Request) -> str:
+    """The request's Content-Type, for the journal (the acceptance report checks it); "" when
+    absent, cut to the column's 200 characters."""
+    return request.headers.get("content-type", "")[:200]
+
+
 async def serve(
     lender: Lender,
     request: Request,
@@ -121,7 +127,13 @@ async def serve(
     answer = plan.answer
     if answer is not None and not plan.runs_handler:
         await run_in_threadpool(
-            pipeline.record_unprocessed, lender, path, body, plan, answer_status(answer)
+            pipeline.record_unprocessed,
+            lender,
+            path,
+            body,
+            plan,
+            answer_status(answer),
+            _content_type(request),
         )
         return await _fault_answer(request, answer)
     return await _processed(lender, request, path, body, plan, respond)
@@ -137,6 +149,7 @@ async def _processed(
 ) -> Response:
     """The lender handles the request; then its answer, or the fault's in its place."""
     reply = await run_in_threadpool(pipeline.handle, lender, path, body, journal=False)
+    reply.content_type = _content_type(request)
     if reply.extra.get("callback_first"):
         await faults.deliver_first(lender, reply.partner_token)
     reply.fault = join(plan.describe(), reply.fault)
