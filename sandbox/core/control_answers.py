@@ -172,6 +172,7 @@ class PaymentResult(Answer):
 
 
 class AttemptView(Answer):
+    id: int = Field(description="the attempt's id (acceptance-report evidence names it)")
     at: str | None = Field(description="wall time, ISO 8601")
     url: str
     request_body: str = Field(description="as sent")
@@ -212,6 +213,70 @@ class JournalEntry(Answer):
     http_status: int = Field(description="0: no answer (the connection was dropped)")
     code: int | None
     fault: str = Field(description='e.g. "latency 300ms", "http_error 503", "drop"')
+    content_type: str | None = Field(
+        description="the request's Content-Type header ('' when absent); null: not over HTTP "
+        "(the in-process harness)"
+    )
+
+
+# ---- the acceptance report (docs/conformance.md) ----
+
+
+class ConformanceEvidence(Answer):
+    """What shows a failure: open `link` (a control route) to see it."""
+
+    kind: Literal["journal", "attempt", "order"]
+    id: int | str = Field(description="journal entry id, attempt id or order_no")
+    delivery: int | None = Field(None, description="kind attempt: the delivery it belongs to")
+    link: str = Field(description="e.g. /sandbox/journal/12, /sandbox/callbacks/3")
+    note: str
+
+
+class ConformanceCheck(Answer):
+    id: str = Field(description="e.g. callbacks.duplicates (docs/conformance.md)")
+    title: str
+    title_zh: str
+    spec: str = Field(description="where the rule is written")
+    status: Literal["pass", "fail", "untested"]
+    summary: str
+    evidence: list[ConformanceEvidence] = Field(description="fail: what shows it (at most 20)")
+    how_to_test: str = Field(description="what would exercise the check")
+    details: dict[str, Any] = Field(description="per check, e.g. fields, more_evidence")
+
+
+class ConformanceRun(Answer):
+    started_at: str | None = Field(description="ISO 8601, wall; null: since the partner exists")
+    requests: int
+    callbacks: int
+    orders: int
+    truncated: bool = Field(description="only the oldest records were read (a very long run)")
+
+
+class ConformanceSummary(Answer):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    status: Literal["pass", "fail", "incomplete"] = Field(
+        description="fail: a check failed; incomplete: none failed, some untested; else pass"
+    )
+    total: int
+    passed: int = Field(alias="pass")
+    failed: int = Field(alias="fail")
+    untested: int
+
+
+class ConformanceReport(Answer):
+    """The acceptance report (联调验收) of a partner's current run: one entry per check."""
+
+    partner_token: str
+    run: ConformanceRun
+    summary: ConformanceSummary
+    checks: list[ConformanceCheck]
+
+
+class ConformanceRunStart(Answer):
+    partner_token: str
+    started_at: str = Field(description="ISO 8601, wall time")
+    virtual_time: str = Field(description="the partner's clock then, ISO 8601")
+    orders_kept: int
 
 
 class Deleted(Answer):

@@ -95,6 +95,15 @@ class ScenarioSettings(_Section):
     seed: str = "lender-sandbox"
 
 
+class ConformanceSettings(_Section):
+    """The limits of the acceptance report's checks (docs/conformance.md)."""
+
+    review_polls_per_minute: int = Field(6, ge=1)
+    refusal_retry_after: float = 86400
+
+    _durations = field_validator("refusal_retry_after", mode="before")(_seconds)
+
+
 class PartnerFixture(_Section):
     partner_token: str = Field(min_length=1, max_length=64)
     aes_key: str
@@ -203,6 +212,7 @@ class Settings(_Section):
     callbacks: CallbackSettings = CallbackSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     scenarios: ScenarioSettings = ScenarioSettings()
+    conformance: ConformanceSettings = ConformanceSettings()
     data: Fixtures = Fixtures()  # loaded from the fixtures folder, not from config.toml
 
     @property

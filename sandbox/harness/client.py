@@ -8,7 +8,7 @@ in-process harness in `sandbox.testing`), never patched.
 
 `SandboxControl` is the one client of the sandbox-only control API (the CLI, the demo and the
 server harness use it): clocks, forced transitions, payments, orders, callbacks, journal, faults,
-reset, partners and the long-poll wait.
+reset, partners, the acceptance report and the long-poll wait.
 """
 
 from __future__ import annotations
@@ -138,6 +138,11 @@ class LenderClient:
                 response=doc,
             )
         return doc["data"]
+
+    def post_raw(self, name: str, body: bytes) -> tuple[int, bytes]:
+        """POST `body` as it is to endpoint `name`: (HTTP status, answer bytes), unparsed (for
+        tools that judge the answer itself, e.g. `lender-sandbox check-lender`)."""
+        return self._send(endpoint_path(name), body)
 
     def _exchange(self, name: str, payload: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
         path = endpoint_path(name)
@@ -361,6 +366,24 @@ class SandboxControl:
 
     def clear_journal(self, partner: str | None = None) -> Any:
         return self.request("DELETE", "/sandbox/journal", params={"partner_token": partner})
+
+    def journal_entry(self, entry_id: int) -> dict:
+        """One journal entry (what the acceptance report's evidence links to)."""
+        return self.request("GET", f"/sandbox/journal/{int(entry_id)}")
+
+    # ---- the acceptance report (docs/conformance.md) ----
+
+    def conformance(self, partner: str = "demo") -> dict:
+        """The acceptance report of the partner's current run: summary and one entry per check."""
+        return self.request("GET", f"/sandbox/partners/{quote(partner, safe='')}/conformance")
+
+    def reset_conformance(self, partner: str = "demo") -> dict:
+        """Start a new acceptance run (orders, journal and callbacks are kept)."""
+        return self.request(
+            "POST", f"/sandbox/partners/{quote(partner, safe='')}/conformance/reset"
+        )
+
+    # ---- faults ----
 
     def set_faults(self, rules: Any) -> Any:
         return self.request("PUT", "/sandbox/faults", json_body=rules)

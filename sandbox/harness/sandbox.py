@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core import samples
 from ..core.clock import WIB, parse_instant
+from ..core.conformance import Report
 from ..core.envelope import render
 from ..core.errors import BY_NAME
 from ..core.lifecycle import FINAL, Status
@@ -34,7 +35,7 @@ from ..core.protocol import BY_PATH
 from ..core.samples import SampleOrder
 from ..core.scenarios import ScenarioRule
 from ..core.settings import Settings
-from ..services import control, journal, payments, pipeline
+from ..services import conformance, control, journal, payments, pipeline
 from ..services.config import DEFAULT_CONFIG, load_settings
 from ..services.lender import Lender, create_lender
 from ..services.outbox import deliver_now
@@ -393,6 +394,15 @@ class Sandbox(_Partners):
     ) -> list[dict]:
         """Order summaries, newest first (every partner's unless `partner`)."""
         return control.list_orders(self.lender, partner, status, limit)
+
+    def conformance(self, partner: str = "demo") -> Report:
+        """The acceptance report (docs/conformance.md) of `partner`'s current run. In-process
+        there are no HTTP headers: envelope.content_type stays untested."""
+        return Report(conformance.report(self.lender, partner))
+
+    def reset_conformance(self, partner: str = "demo") -> dict:
+        """Start a new acceptance run; orders, journal and callbacks are kept."""
+        return conformance.reset(self.lender, partner)
 
     def sample_order(self, seed: str | None = None, **kw: Any) -> SampleOrder:
         """`sample_order` with this sandbox's scenario rules and clock date; without a seed

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from ..core.clock import WIB, iso
+from ..core.conformance import Report
 from ..core.samples import SampleOrder
 from ..core.scenarios import ScenarioRule
 from ..services import journal
@@ -172,6 +173,14 @@ class ServerSandbox(_Partners):
         self, partner: str | None = None, status: int | None = None, limit: int = 200
     ) -> list[dict]:
         return self.control.orders(partner, status, limit)
+
+    def conformance(self, partner: str = "demo") -> Report:
+        """The acceptance report (docs/conformance.md) of `partner`'s current run."""
+        return Report(self.control.conformance(partner), base_url=self.base_url)
+
+    def reset_conformance(self, partner: str = "demo") -> dict:
+        """Start a new acceptance run; orders, journal and callbacks are kept."""
+        return self.control.reset_conformance(partner)
 
     def sample_order(self, seed: str | None = None, **kw: Any) -> SampleOrder:
         """`sample_order` with the server's scenario rules and the demo clock's date."""

@@ -22,6 +22,7 @@ from ..store import (
     BankCard,
     Callback,
     CallbackAttempt,
+    ConformanceMark,
     DueEvent,
     ExtensionRow,
     FaultRule,
@@ -32,7 +33,7 @@ from ..store import (
     RepayCode,
     TimelineRow,
 )
-from . import bodies
+from . import bodies, conformance
 from .engine import Ctx, Unit, apply, load_order, next_due, process_due
 from .lender import Lender
 
@@ -390,7 +391,7 @@ def reset(lender: Lender, token: str | None = None) -> dict:
             select(Callback.id).where(Callback.order_id.in_(ids)) if token else select(Callback.id)
         )
         s.execute(delete(CallbackAttempt).where(CallbackAttempt.callback_id.in_(callback_ids)))
-        by_partner: tuple[Any, ...] = (Callback, JournalEntry, FaultRule)
+        by_partner: tuple[Any, ...] = (Callback, JournalEntry, FaultRule, ConformanceMark)
         by_order: tuple[Any, ...] = (
             TimelineRow,
             BankCard,
@@ -405,6 +406,7 @@ def reset(lender: Lender, token: str | None = None) -> dict:
         for table in by_partner:
             q = delete(table)
             s.execute(q.where(table.partner_token == token) if token else q)
+        conformance.settle_marks(s)  # the other partners' acceptance runs go on
         if token:
             p = _partner(lender, s, token)
             _save_clock(p, clockmod.start(p.clock_mode, lender.wall(), rate=p.clock_rate))

@@ -24,6 +24,7 @@ def _wall_iso(lender: Lender, ts: float | None) -> str | None:
 
 def _attempt_view(lender: Lender, a: CallbackAttempt) -> dict:
     return {
+        "id": a.id,
         "at": _wall_iso(lender, a.at),
         "url": a.url,
         "request_body": a.request_body,

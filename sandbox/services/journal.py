@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from ..core import clock as clockmod
+from ..core.control_models import BIGINT
 from ..core.errors import ControlError
 from ..store import JournalEntry
+from . import conformance
 from .lender import Lender
 
 DEFAULT_LIMIT = 100
@@ -34,6 +36,7 @@ def entry_view(e: JournalEntry) -> dict[str, Any]:
         "http_status": e.http_status,
         "code": e.code,
         "fault": e.fault,
+        "content_type": e.content_type,
     }
 
 
@@ -67,6 +70,15 @@ def list_entries(
         return [entry_view(e) for e in s.scalars(q)]
 
 
+def get_entry(lender: Lender, entry_id: int) -> dict[str, Any]:
+    """One entry (the evidence links of the acceptance report point here)."""
+    with lender.store.transaction() as s:
+        e = s.get(JournalEntry, entry_id) if 0 < entry_id < BIGINT else None
+        if e is None:
+            raise ControlError("not_found", f"no journal entry with id {entry_id}", http_status=404)
+        return entry_view(e)
+
+
 def clear(lender: Lender, partner: str | None = None) -> dict[str, Any]:
     """Delete every entry, or one partner's; answers how many went."""
     _check_partner(lender, partner)
@@ -75,4 +87,5 @@ def clear(lender: Lender, partner: str | None = None) -> dict[str, Any]:
         q = q.where(JournalEntry.partner_token == partner)
     with lender.store.transaction() as s:
         deleted = s.execute(q).rowcount  # type: ignore[attr-defined]  # a DELETE's CursorResult
+        conformance.settle_marks(s)  # no acceptance run may lose the requests that come next
     return {"deleted": deleted, "partner_token": partner or None}

@@ -47,6 +47,7 @@ class Reply:
     fault: str = ""
     http: HttpPlan | None = None  # HTTP faults the web layer carries out (`web.lender`)
     answered: bool = True  # False: an HTTP fault answers instead of the envelope
+    content_type: str | None = None  # the request's Content-Type header; None: not over HTTP
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,10 +93,17 @@ def _arrive(lender: Lender, conn: Connection, path: str, token: str) -> Arrival:
 
 
 def handle(
-    lender: Lender, path: str, body: bytes, *, journal: bool = True, http: bool = False
+    lender: Lender,
+    path: str,
+    body: bytes,
+    *,
+    journal: bool = True,
+    http: bool = False,
+    content_type: str | None = None,
 ) -> Reply:
-    """Answer one lender request. `http`: the caller carries out HTTP faults (`reply.http`)."""
-    reply = Reply(body={})
+    """Answer one lender request. `http`: the caller carries out HTTP faults (`reply.http`);
+    `content_type`: the request's header, for the journal (None: not over HTTP)."""
+    reply = Reply(body={}, content_type=content_type)
     mode = lender.settings.responses.message_key
     try:
         endpoint = endpoints.BY_PATH.get(path)
@@ -109,8 +117,8 @@ def handle(
     except SandboxError as e:
         reply.body = render(path, e.code, e.message, {}, mode=mode)
         reply.http_status = e.http_status
-        if http and reply.partner is None:  # no partner to read: HTTP faults for all still apply
-            _plan_unknown(lender, path, reply)
+        if http and reply.http is None and (reply.partner is None or reply.extra.get("targeted")):
+            _plan_unknown(lender, path, reply)  # a bad request meets the same flaky network
     except Exception:  # a sandbox bug must still answer in the protocol, never a bare 500
         log.exception("unexpected error on %s", path)
         internal = BY_NAME["internal"]
@@ -138,6 +146,7 @@ def _fast(
             arrival = _arrive(lender, conn, path, env.partner_token)
             reply.partner = arrival.partner
             if arrival.targeted:
+                reply.extra["targeted"] = True
                 return False
             if not arrival.due:
                 _answer(lender, conn, path, env, endpoint, reply, arrival)
@@ -210,11 +219,12 @@ def _slow(
 
 
 def _plan_unknown(lender: Lender, path: str, reply: Reply) -> None:
-    """HTTP faults for a request whose envelope or partner is unknown (rules for every
-    partner): an aggregator's broken request meets the same flaky network as a good one."""
+    """HTTP faults for a request refused before they were planned (bad envelope, unknown
+    partner, undecryptable payload): a broken request meets the same flaky network."""
     if path not in endpoints.BY_PATH:
         return
-    reply.http = faults.plan_http(lender, Target(reply.partner_token, path, ""), None)
+    target = Target(reply.partner_token, path, order_no_of(reply.request))
+    reply.http = faults.plan_http(lender, target, reply.request)
     reply.fault = reply.http.describe()
     if reply.http.answer is not None and reply.http.answer.kind != "malformed":
         reply.http_status = answer_status(reply.http.answer)
@@ -237,6 +247,7 @@ def _journal_row(lender: Lender, path: str, body: bytes, reply: Reply) -> dict[s
         "http_status": reply.http_status,
         "code": reply.code if reply.answered else None,
         "fault": reply.fault,
+        "content_type": reply.content_type,
     }
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.util import LRUCache
 
 from .tables import Base, SchemaMeta
 
-SCHEMA_VERSION = 2  # 2: orders.extension_paid
+SCHEMA_VERSION = 3  # 2: orders.extension_paid; 3: journal.content_type, conformance_marks
 
 
 class StoreError(Exception):

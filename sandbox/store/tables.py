@@ -231,6 +231,25 @@ class JournalEntry(Base):
     http_status: Mapped[int] = mapped_column(Integer, default=200)
     code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     fault: Mapped[str] = mapped_column(String(200), default="")
+    # The request's Content-Type header; None: not received over HTTP (the in-process harness)
+    content_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ConformanceMark(Base):
+    """Where a partner's acceptance run starts (POST /sandbox/partners/{token}/conformance/reset):
+    the highest journal, callback and timeline ids then; the report reads only rows above them
+    (docs/conformance.md). Deleting rows lowers the marks (`services.conformance.settle_marks`),
+    since SQLite gives the next row the highest remaining id + 1."""
+
+    __tablename__ = "conformance_marks"
+    partner_token: Mapped[str] = mapped_column(
+        String(64), ForeignKey("partners.partner_token"), primary_key=True
+    )
+    at: Mapped[float] = mapped_column(Float)  # wall
+    virtual_at: Mapped[float] = mapped_column(Float)  # the partner's clock
+    journal_id: Mapped[int] = mapped_column(Integer, default=0)
+    callback_id: Mapped[int] = mapped_column(Integer, default=0)
+    timeline_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class FaultRule(Base):

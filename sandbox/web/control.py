@@ -25,6 +25,7 @@ from ..core import control_models as m
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FaultRules, RuleBody
 from ..services import (
+    conformance,
     control,
     deliveries,
     envelope_tools,
@@ -100,6 +101,7 @@ def _health(c: Call) -> dict[str, Any]:
 PARTNERS, CLOCKS, ORDERS = "Control: partners", "Control: clocks", "Control: orders"
 CALLBACKS, JOURNAL, FAULTS = "Control: callbacks", "Control: journal", "Control: faults"
 SERVER, TOOLS, PAYMENTS = "Control: server", "Control: tools", "Control: payments"
+ACCEPTANCE = "Control: acceptance"
 R = ControlRoute
 
 ROUTES: tuple[ControlRoute, ...] = (
@@ -306,6 +308,15 @@ ROUTES: tuple[ControlRoute, ...] = (
         description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault).",
     ),
     R(
+        "GET",
+        "/journal/{id:int}",
+        JOURNAL,
+        "One request, decrypted",
+        lambda c: journal.get_entry(c.lender, c.path["id"]),
+        a.JournalEntry,
+        description="What the acceptance report's evidence links to.",
+    ),
+    R(
         "DELETE",
         "/journal",
         JOURNAL,
@@ -313,6 +324,27 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: journal.clear(c.lender, c.query.partner_token),
         a.Deleted,
         query=m.ScopeQuery,
+    ),
+    R(
+        "GET",
+        "/partners/{token}/conformance",
+        ACCEPTANCE,
+        "The acceptance report (联调验收) of the partner's current run",
+        lambda c: conformance.report(c.lender, c.path["token"]),
+        a.ConformanceReport,
+        description="Every check of docs/conformance.md judged from what the partner did since "
+        "its run started: `pass`, `fail` (with evidence: journal entries, callback attempts, "
+        "orders) or `untested` (with how to test it).",
+    ),
+    R(
+        "POST",
+        "/partners/{token}/conformance/reset",
+        ACCEPTANCE,
+        "Start a new acceptance run",
+        lambda c: conformance.reset(c.lender, c.path["token"]),
+        a.ConformanceRunStart,
+        description="The report looks only at what happens from now on; orders, journal and "
+        "callbacks are kept.",
     ),
     R(
         "GET",

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -105,14 +106,22 @@ def _envelope(reply: Any, respond: Callable[[dict, int], Response]) -> Response:
     return respond(reply.body, reply.http_status)
 
 
-async def _handle(lender: Lender, path: str, body: bytes) -> pipeline.Reply:
+def _content_type(request: Request) -> str:
+    """The request's Content-Type, for the journal (the acceptance report checks it); "" when
+    absent, cut to the column's 200 characters."""
+    return request.headers.get("content-type", "")[:200]
+
+
+async def _handle(lender: Lender, path: str, body: bytes, content_type: str) -> pipeline.Reply:
     """The pipeline, with the HTTP faults for this layer. On SQLite it runs on the event loop:
     its statements take microseconds and SQLite has one writer anyway, while a hop to a worker
     thread and back costs more than the request's SQL. PostgreSQL waits on the network: a
     worker thread."""
     if lender.store.is_sqlite:
-        return pipeline.handle(lender, path, body, http=True)
-    return await run_in_threadpool(pipeline.handle, lender, path, body, http=True)
+        return pipeline.handle(lender, path, body, http=True, content_type=content_type)
+    return await run_in_threadpool(
+        partial(pipeline.handle, lender, path, body, http=True, content_type=content_type)
+    )
 
 
 async def serve(
@@ -124,7 +133,7 @@ async def serve(
 ) -> Response:
     """A lender endpoint with its HTTP faults: the answer (or a fault's in its place), after
     any injected latency. `respond(body, status)` renders a protocol envelope."""
-    reply = await _handle(lender, path, body)
+    reply = await _handle(lender, path, body, _content_type(request))
     plan = reply.http
     if plan is not None and plan.delay is not None:
         await asyncio.sleep((plan.delay.ms or 0) / 1000)

@@ -76,7 +76,9 @@ def world(sandbox: Sandbox, loan) -> dict[str, Any]:
     callback_id = sandbox.control("GET", f"/sandbox/callbacks?partner_token={TOKEN}&limit=1")[0][
         "id"
     ]
+    journal_id = sandbox.control("GET", f"/sandbox/journal?partner_token={TOKEN}&limit=1")[0]["id"]
     return {
+        "journal_id": journal_id,
         "paid": paid,
         "fresh": fresh,
         "extension": extension,
@@ -132,7 +134,13 @@ def requests(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict | None]
             {},
         ),
         ("GET", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
+        ("GET", "/journal/{id:int}"): (f"/sandbox/journal/{w['journal_id']}", None),
         ("DELETE", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
+        ("GET", "/partners/{token}/conformance"): (f"/sandbox/partners/{t}/conformance", None),
+        ("POST", "/partners/{token}/conformance/reset"): (
+            f"/sandbox/partners/{t}/conformance/reset",
+            None,
+        ),
         ("GET", "/faults"): ("/sandbox/faults", None),
         ("PUT", "/faults"): (
             "/sandbox/faults",
@@ -162,6 +170,7 @@ def test_every_control_route_is_exercised_here():
             "stuck": type("L", (), {"order_no": "Y"})(),
             "extension": "",
             "callback_id": 1,
+            "journal_id": 1,
         }
     )
     assert set(table) == {(r.method, r.path) for r in ROUTES}

@@ -272,3 +272,35 @@ def test_an_event_claimed_elsewhere_does_not_block_a_transition(pg: str) -> None
     finally:
         a.store.dispose()
         b.store.dispose()
+
+
+def test_an_acceptance_run_mark_is_shared_by_every_process(pg: str) -> None:
+    """The mark of POST .../conformance/reset lives in the database: another process (a second
+    lender on the same schema) reports the same run."""
+    from sandbox.services import conformance
+
+    settings = h.settings_for(pg)
+    gen = h.make_sandbox(settings)
+    sb = next(gen)
+    other = create_lender(settings, wall=lambda: h.T0 + 60)
+    try:
+        bank_list = {"product_id": "1001", "action_type": 1}
+        sb.ok("/get-bank-list", bank_list, php=True)
+        started = sb.control("POST", "/sandbox/partners/demo/conformance/reset")
+        sb.ok("/get-bank-list", {**bank_list, "action_type": 2}, php=True)
+        report = conformance.report(other, "demo")
+        assert report["run"]["started_at"] == started["started_at"]
+        assert report["run"]["requests"] == 1
+        checks = {c["id"]: c["status"] for c in report["checks"]}
+        assert checks["envelope.content_type"] == checks["envelope.php_json"] == "pass"
+        again = conformance.reset(other, "demo")
+        assert sb.control("GET", "/sandbox/partners/demo/conformance")["run"] == {
+            "started_at": again["started_at"],
+            "requests": 0,
+            "callbacks": 0,
+            "orders": 0,
+            "truncated": False,
+        }
+    finally:
+        other.store.dispose()
+        gen.close()
