@@ -71,6 +71,9 @@ class ResponseSettings(_Section):
     encrypt_data: bool = False
     utc_offset_hours: float = 7
     strict_nik: bool = False
+    # Refuse at 08 an account whose length its bank does not issue; off: it binds, and its
+    # payout fails (docs/protocol.md §4 08).
+    strict_bank_account: bool = False
 
 
 class CallbackSettings(_Section):

@@ -394,7 +394,15 @@ def _payout(ctx: Ctx, order: Order, ev: DueEvent) -> None:
         return
     mode = outcome(order).payout
     fails = mode == "fail" or (mode == "fail_once" and order.payout_attempts == 0)
-    apply(ctx, order, "fail_payout" if fails else "disburse")
+    bounce = _bounce(ctx.s, order)  # an account its bank does not issue fails whatever the fate
+    apply(ctx, order, "fail_payout" if fails or bounce else "disburse", reason=bounce)
+
+
+def _bounce(s: Session, order: Order) -> str | None:
+    card = s.scalars(
+        select(BankCard).where(BankCard.order_id == order.id, BankCard.active.is_(True))
+    ).first()
+    return banks.payout_bounce(card.bank_code, card.bank_card) if card else None
 
 
 def _cancel_if(status: Status, unconfirmed: bool = False) -> Callable[[Ctx, Order, DueEvent], None]:

@@ -358,11 +358,19 @@ def test_bank_card_rule(sandbox: Sandbox, loan, card: str) -> None:
     sandbox.err("/push-bind-bank", body, 10007, "bank_card", "9-16 digits")
 
 
-def test_bank_card_length_of_that_bank(sandbox: Sandbox, loan) -> None:
-    o = loan("cardlen").create()
-    body = bind_payload(o.p, o.order_no)
-    body.update(bank_code="BCA", bank_card="123456789012")  # BCA accounts have 10 digits
-    sandbox.err("/push-bind-bank", body, 10007, "bank_card", "10 digits")
+def test_bank_card_length_of_that_bank_only_with_strict_bank_account(sandbox_with) -> None:
+    sb = sandbox_with(responses={"strict_bank_account": True})
+    o = Loan(sb, person("cardlen", SUFFIX["approve"]), "ORD-CARDLEN-0001").create()
+    body = {**bind_payload(o.p, o.order_no), "bank_code": "BCA", "bank_card": "12345678901234"}
+    sb.err(
+        "/push-bind-bank",
+        body,
+        10007,
+        "bank_card",
+        "Bank Central Asia account numbers have 10 digits, got 14",
+    )
+    assert o.get("/get-bind-bank")["card_list"] == []
+    sb.ok("/push-bind-bank", {**body, "bank_card": "1234567890"})
 
 
 @pytest.mark.parametrize(

@@ -453,6 +453,28 @@ def test_payout_fails_once_then_rebind(sandbox: Sandbox, loan) -> None:
     assert failure["trigger"] == "fail_payout" and failure["cause"] == "due event: payout"
 
 
+def test_a_spec_valid_account_its_bank_does_not_issue_binds_and_its_payout_fails(
+    sandbox: Sandbox, loan
+) -> None:
+    """The spec allows 9-16 digits for every bank: 08 takes a 14-digit BCA account (BCA issues
+    10) and 09 lists it; the payout then fails the way a disbursement provider reports it, and
+    a re-bind with a real BCA number and a confirm pay out."""
+    o = loan("bca14", SUFFIX["approve"]).create().submit()
+    card = {"bank_code": "BCA", "bank_card": "12345678901234"}
+    sandbox.ok("/push-bind-bank", {**bind_payload(o.p, o.order_no), **card})
+    assert o.get("/get-bind-bank")["card_list"] == [{**card, "extra_info": ""}]
+    o.review().confirm().payout()
+    assert o.status == 169
+    assert sandbox.detail(o.order_no)["payout_error"] == "RECIPIENT_ACCOUNT_NUMBER_ERROR"
+    assert o.get("/get-bind-bank")["card_list"] == []  # the bounced account is dropped
+    sandbox.ok(
+        "/push-bind-bank",
+        {**bind_payload(o.p, o.order_no), "bank_code": "BCA", "bank_card": "1234567890"},
+    )
+    o.confirm().payout()
+    assert o.status == 170
+
+
 def test_payout_always_fails_then_cancelled(sandbox: Sandbox, loan) -> None:
     o = loan("payfail", SUFFIX["payout_fail"]).create().submit().bind().review().confirm().payout()
     assert o.status == 169
