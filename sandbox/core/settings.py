@@ -116,6 +116,7 @@ class ExtensionFixture(_Section):
     fee_rate: Decimal = Decimal("0")
     limit: int = 0
     min_payment: int = 0
+    term_unit: Literal[1, 2] = 1  # of `terms`: 1 days, 2 months
 
 
 class ProductFixture(_Section):
@@ -168,6 +169,7 @@ class ProductFixture(_Section):
                 ext.fee_rate,
                 ext.limit,
                 ext.min_payment,
+                ext.term_unit,
             ),
             url_repay=self.url_repay,
             product_icon=self.product_icon,

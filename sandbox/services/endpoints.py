@@ -428,7 +428,10 @@ def _delay_term(product: Product, order: Order, term: int | None) -> int:
         )
     term = term or ext.default_term
     if term not in ext.terms:
-        raise SandboxError("extension_not_allowed", f"delay_term {term}: offered {list(ext.terms)}")
+        unit = "days" if ext.term_unit == 1 else "months"
+        raise SandboxError(
+            "extension_not_allowed", f"delay_term {term}: offered {list(ext.terms)} ({unit})"
+        )
     return term
 
 

@@ -326,14 +326,14 @@ def _on_extend(
     q = bodies.extension_quote(ctx.lender, order, term, ctx.now)
     amount = q["delay_amount"] if paid is None else paid
     old_due = order.due_at or ctx.now
-    new_due = pricing.extension_due(old_due, ctx.now, term)
+    new_due = pricing.extension_due(product, old_due, ctx.now, term)
     ctx.s.add(
         ExtensionRow(
             order_id=order.id,
             loan_amount=order.approved_amount or 0,
             delay_amount=amount,
             delay_term=term,
-            term_unit=1,
+            term_unit=product.extension.term_unit,
             delay_time=ctx.now,
             start_time=old_due,
             expiry_time=new_due,

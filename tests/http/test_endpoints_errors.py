@@ -19,12 +19,15 @@ from conftest import (
     basic_payload,
     bind_payload,
     confirm_payload,
+    make_sandbox,
     person,
     repay_payload,
+    settings_for,
     supplement_payload,
 )
 
 from sandbox.core.crypto import Codec
+from sandbox.core.settings import ExtensionFixture
 
 BANKS = {"action_type": 1, "product_id": "1001"}
 
@@ -722,12 +725,37 @@ def test_extension_limit_and_terms(sandbox: Sandbox, loan) -> None:
     assert o.get("/get-repay-plan")["delay_repay"] == 0
 
 
-def test_extension_not_offered_by_the_product(sandbox: Sandbox, loan) -> None:
+def test_extension_not_offered_by_the_product() -> None:
+    settings = settings_for()
+    for fixture in settings.data.products:
+        if fixture.product_id == "1002":
+            fixture.extension = ExtensionFixture()  # enabled = false
+    gen = make_sandbox(settings)
+    sb = next(gen)
+    try:
+        o = Loan(sb, person("noext", SUFFIX["approve"]), "ORD-NO-EXTENSION-1")
+        o.product_id, o.amount, o.term, o.unit = "1002", 2_000_000, 3, 2
+        o.disbursed()
+        assert o.get("/get-repay-plan")["delay_repay"] == 0
+        sb.err("/get-delay-interest", o.q(), 11008, "product 1002 has no extension")
+        sb.err(
+            "/get-repay-detail", repay_payload(o.order_no, product_id="1002", repay_type=2), 11008
+        )
+    finally:
+        gen.close()
+
+
+def test_a_term_in_days_for_a_month_extension_is_not_offered(sandbox: Sandbox, loan) -> None:
+    # the spec's 15 says "default 7": product 1002 extends by months, and says so
     o = loan("monthly", product_id="1002", amount=2_000_000, term=3, unit=2).disbursed()
-    assert o.get("/get-repay-plan")["delay_repay"] == 0
-    sandbox.err("/get-delay-interest", o.q(), 11008, "product 1002 has no extension")
     sandbox.err(
-        "/get-repay-detail", repay_payload(o.order_no, product_id="1002", repay_type=2), 11008
+        "/get-delay-interest", o.q(delay_term=7), 11008, "delay_term 7: offered [1, 2] (months)"
+    )
+    sandbox.err(
+        "/get-repay-detail",
+        repay_payload(o.order_no, product_id="1002", repay_type=2, delay_term=7),
+        11008,
+        "offered [1, 2] (months)",
     )
 
 
