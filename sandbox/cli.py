@@ -125,10 +125,11 @@ def encrypt(key, iv, partner, config, keep_newline):
 @click.option("--pretty", is_flag=True, help="Pretty-print the JSON.")
 @click.option("--raw", is_flag=True, help="Print whatever bytes came out as hex, JSON or not.")
 def decrypt_cmd(key, iv, partner, config, pretty, raw):
-    """Decrypt base64 on stdin like PHP openssl_decrypt and print the JSON plaintext.
+    """Decrypt base64 on stdin like PHP openssl_decrypt and print the plaintext.
 
-    Exit 1 where PHP would return false; exit 2 when the result is not UTF-8 JSON
-    (nearly always a wrong key or IV).
+    Exit 1 where PHP would return false (nothing on stdout). When the result is not UTF-8
+    JSON (nearly always a wrong key or IV), print exactly the bytes PHP returns, then the
+    diagnosis on stderr, and exit 2: with a wrong IV only the first 16 bytes are garbled.
     """
     codec = _codec(key, iv, partner, config)
     plain = decrypt(_read_stdin(), codec.key, codec.iv)
@@ -144,11 +145,14 @@ def decrypt_cmd(key, iv, partner, config, pretty, raw):
     try:
         obj = loads_json(plain)
     except NotJsonError as e:
+        # What PHP's openssl_decrypt returns, byte for byte (a newline after it, as for JSON):
+        # the readable tail of a wrong-IV result is the clue.
+        click.echo(plain)
         hint = "\nonly the first 16 bytes are garbled: most likely the IV" if e.iv_suspect else ""
         _fail(
             2,
             "decrypted, but the result is not UTF-8 JSON: the key or IV is probably wrong"
-            f"{hint}\n{e.preview} (--raw prints them all)",
+            f"{hint}\n{e.preview} (--raw prints them all as hex)",
         )
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False) if pretty else plain.decode("utf-8"))
 

@@ -144,9 +144,9 @@ class RepayDetailData(Data):
 
 class DelayRecord(Data):
     loan_amount: int
-    delay_amount: int
+    delay_amount: int = Field(description="what the extension cost")
     delay_term: int
-    term_unit: int
+    term_unit: int = Field(description="of delay_term: 1 days, 2 months")
     delay_time: str = Field(description=TIME)
     expiry_time: str = Field(description=TIME)
 
@@ -164,8 +164,19 @@ class DelayQuoteData(Data):
     loan_amount: int = Field(description=IDR)
     interest_amount: int = Field(description=IDR)
     expiry_amount: int = Field(description="late fee")
-    admin_amount: int = Field(description="extension fee")
-    delay_amount: int = Field(description="to pay for the extension: interest + late fee + fee")
+    admin_amount: int = Field(
+        description="extension fee: principal x fee rate x delay_term, plus min_payment_topup"
+    )
+    delay_amount: int = Field(
+        description="to pay for the extension: interest_amount + expiry_amount + admin_amount"
+    )
+    min_payment: int = Field(
+        description="not in the spec: the smallest extension payment the lender takes (0: none)"
+    )
+    min_payment_topup: int = Field(
+        description="not in the spec: the part of admin_amount that raises delay_amount to "
+        "min_payment (0 when the interest, late fee and fee reach it)"
+    )
     repay_amount: int = Field(description="to settle instead")
     expiry_time: str = Field(description=f"new due date, {TIME}")
     start_time: str = Field(description=TIME)
@@ -174,7 +185,7 @@ class DelayQuoteData(Data):
     limit_times: int
     delay_term: list[int] = Field(description="extension terms offered")
     default_value: int
-    term_unit: int = Field(description="the unit of the extension terms")
+    term_unit: int = Field(description="the unit of the extension terms: 1 days, 2 months")
 
 
 class DelayDetailData(Data):
@@ -182,7 +193,7 @@ class DelayDetailData(Data):
     repay_amount: int
     delay_amount: int
     delay_term: int
-    term_unit: int
+    term_unit: int = Field(description="of delay_term (the product's extension unit if none)")
     expiry_time: str = Field(description=TIME)
     delay_times: int
     limit_times: int

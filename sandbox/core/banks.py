@@ -29,6 +29,7 @@ __all__ = [
     "make_reject_reason",
     "make_retail_code",
     "make_va_number",
+    "payout_bounce",
 ]
 
 # --------------------------------------------------------------------------- banks
@@ -214,6 +215,15 @@ PAYOUT_FAILURES: Mapping[str, str] = MappingProxyType(
     }
 )
 _PAYOUT_FAILURE_ITEMS: tuple[tuple[str, str], ...] = tuple(PAYOUT_FAILURES.items())
+
+
+def payout_bounce(bank_code: str, account: str) -> str | None:
+    """The failure code a disbursement to this account comes back with, or None if it can go
+    through: a number that cannot be that bank's is refused by the bank's account check.
+    A bank not in BANKS (added in a fixture) has no known lengths: nothing bounces."""
+    if bank_by_code(bank_code) is None or not account_problem(bank_code, account):
+        return None
+    return "RECIPIENT_ACCOUNT_NUMBER_ERROR"
 
 
 def make_reject_reason(rng: random.Random) -> str:

@@ -25,13 +25,14 @@ def rupiah(x: Decimal | int | float) -> int:
 @dataclass(frozen=True)
 class Extension:
     enabled: bool = True
-    terms: tuple[int, ...] = (7, 14)  # in days
+    terms: tuple[int, ...] = (7, 14)  # in `term_unit`
     default_term: int = 7
-    fee_rate: Decimal = Decimal("0.0005")  # of principal, per extension day
+    fee_rate: Decimal = Decimal("0.0005")  # of principal, per extension day (or month)
     limit: int = 3
     # Smallest extension payment: payment methods take nothing under 10,000 IDR, so a tiny
-    # fee is raised until the whole payment (interest + late fee + fee) reaches this.
+    # payment (interest + late fee + fee) is topped up to this, the top-up shown as such.
     min_payment: int = 0
+    term_unit: int = 1  # of the extension terms: 1 days, 2 months (16-18's term_unit)
 
 
 @dataclass(frozen=True)
@@ -136,23 +137,55 @@ def overdue_amount(product: Product, principal: int, interest: int, charged: int
     return max(0, min(raw, principal - interest - charged))
 
 
-def extension_fee(product: Product, principal: int, delay_term: int, owed_now: int = 0) -> int:
-    """The fee of an extension; `owed_now` (interest + late fee paid with it) counts towards
-    the product's minimum extension payment."""
+@dataclass(frozen=True)
+class ExtensionCost:
+    """What paying for an extension now costs (17): the parts add up to `total`."""
+
+    interest: int  # the current period's interest, cleared by the extension
+    overdue: int  # the late fee now, cleared too
+    fee: int  # principal x fee_rate x delay_term
+    topup: int  # added so the payment reaches the product's min_payment (0 when it does)
+
+    @property
+    def admin(self) -> int:
+        """17's admin_amount: the fee, with the top-up (so the spec's parts add up)."""
+        return self.fee + self.topup
+
+    @property
+    def total(self) -> int:
+        """17's delay_amount, and 15's repay_amount for repay_type 2."""
+        return self.interest + self.overdue + self.admin
+
+
+def extension_cost(
+    product: Product, principal: int, delay_term: int, interest: int, overdue: int
+) -> ExtensionCost:
     fee = rupiah(Decimal(principal) * product.extension.fee_rate * delay_term)
-    return max(fee, product.extension.min_payment - owed_now)
+    topup = max(0, product.extension.min_payment - (interest + overdue + fee))
+    return ExtensionCost(interest, overdue, fee, topup)
 
 
-def extension_due(current_due: float, now: float, delay_term: int) -> float:
-    """New due moment: `delay_term` days after the old due day, or after today when overdue."""
+def extension_due(product: Product, current_due: float, now: float, delay_term: int) -> float:
+    """New due moment: `delay_term` days (or calendar months) after the old due day, or after
+    today when overdue."""
     base = wib_date(current_due) if now <= current_due else wib_date(now)
-    return end_of_day(base + timedelta(days=delay_term))
+    if product.extension.term_unit == 1:
+        return end_of_day(base + timedelta(days=delay_term))
+    return end_of_day(add_months(base, delay_term))
+
+
+def _rate_per(rate: Decimal, unit: int, wanted: int) -> Decimal:
+    """A rate per day or per month in another unit (a month counts 30 days)."""
+    if unit == wanted:
+        return rate
+    return rate * 30 if wanted == 2 else rate / 30
 
 
 def extension_interest(product: Product, principal: int, delay_term: int) -> int:
-    """Interest of the extended period (days), owed with the principal at the new due date."""
-    per_day = product.interest_rate / (1 if product.term_unit == 1 else 30)
-    return rupiah(Decimal(principal) * per_day * delay_term)
+    """Interest of the extended period (in the extension's unit), owed with the principal at
+    the new due date."""
+    rate = _rate_per(product.interest_rate, product.term_unit, product.extension.term_unit)
+    return rupiah(Decimal(principal) * rate * delay_term)
 
 
 def daily_cost_rate(product: Product) -> Decimal:
@@ -169,6 +202,16 @@ def compliance_warnings(product: Product, daily_cap: Decimal = Decimal("0.001"))
             f"product {product.product_id}: interest + admin fee = {rate * 100:.3f}%/day "
             f"exceeds the OJK cap of {daily_cap * 100:.3f}%/day"
         )
+    ext = product.extension
+    if ext.enabled:
+        ext_rate = product.interest_rate / product.unit_days() + _rate_per(
+            ext.fee_rate, ext.term_unit, 1
+        )
+        if ext_rate > daily_cap:
+            warnings.append(
+                f"product {product.product_id}: an extension's interest + fee = "
+                f"{ext_rate * 100:.3f}%/day exceeds the OJK cap of {daily_cap * 100:.3f}%/day"
+            )
     if product.overdue_rate > daily_cap:
         warnings.append(
             f"product {product.product_id}: late fee {product.overdue_rate * 100:.3f}%/day "

@@ -71,6 +71,9 @@ class ResponseSettings(_Section):
     encrypt_data: bool = False
     utc_offset_hours: float = 7
     strict_nik: bool = False
+    # Refuse at 08 an account whose length its bank does not issue; off: it binds, and its
+    # payout fails (docs/protocol.md §4 08).
+    strict_bank_account: bool = False
 
 
 class CallbackSettings(_Section):
@@ -122,6 +125,7 @@ class ExtensionFixture(_Section):
     fee_rate: Decimal = Decimal("0")
     limit: int = 0
     min_payment: int = 0
+    term_unit: Literal[1, 2] = 1  # of `terms`: 1 days, 2 months
 
 
 class ProductFixture(_Section):
@@ -174,6 +178,7 @@ class ProductFixture(_Section):
                 ext.fee_rate,
                 ext.limit,
                 ext.min_payment,
+                ext.term_unit,
             ),
             url_repay=self.url_repay,
             product_icon=self.product_icon,

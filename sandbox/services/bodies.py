@@ -188,20 +188,25 @@ def repay_plan(
 
 
 def extension_quote(lender: Lender, order: Order, delay_term: int, now: float) -> dict:
-    """17: what an extension of `delay_term` days costs now and where it moves the due date."""
+    """17: what an extension of `delay_term` (days or months) costs now and where it moves the
+    due date."""
     product = lender.product(order.product_id)
     b = balance(order, product, now)
-    fee = pricing.extension_fee(product, b.principal, delay_term, owed_now=b.interest + b.overdue)
-    new_due = pricing.extension_due(order.due_at or now, now, delay_term)
+    cost = pricing.extension_cost(product, b.principal, delay_term, b.interest, b.overdue)
+    new_due = pricing.extension_due(product, order.due_at or now, now, delay_term)
     return {
         "order_no": order.order_no,
         "loan_amount": b.principal,
         "interest_amount": b.interest,
         "expiry_amount": b.overdue,
-        "admin_amount": fee,
+        "admin_amount": cost.admin,
         # Paying delay_amount clears this period's interest and late fee plus the fee; the
         # principal and the new period's interest stay due at the new expiry date.
-        "delay_amount": b.interest + b.overdue + fee,
+        "delay_amount": cost.total,
+        # Not in the spec: the smallest extension payment, and how much of admin_amount
+        # tops the payment up to it (docs/protocol.md §4 17).
+        "min_payment": product.extension.min_payment,
+        "min_payment_topup": cost.topup,
         "repay_amount": b.total,
         "expiry_time": lender.fmt(new_due),
         "start_time": lender.fmt(order.due_at),
@@ -210,7 +215,7 @@ def extension_quote(lender: Lender, order: Order, delay_term: int, now: float) -
         "limit_times": product.extension.limit,
         "delay_term": list(product.extension.terms),
         "default_value": product.extension.default_term,
-        "term_unit": 1,
+        "term_unit": product.extension.term_unit,
     }
 
 
@@ -253,7 +258,7 @@ def delay_detail(lender: Lender, conn: Connection, order: Order, now: float) -> 
         "repay_amount": balance(order, product, now).total,
         "delay_amount": last.delay_amount if last else 0,
         "delay_term": last.delay_term if last else 0,
-        "term_unit": last.term_unit if last else 1,
+        "term_unit": last.term_unit if last else product.extension.term_unit,
         "expiry_time": lender.fmt(order.due_at),
         "delay_times": len(rows),
         "limit_times": product.extension.limit,

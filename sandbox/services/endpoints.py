@@ -346,8 +346,8 @@ def bind_bank(call: Call, r: v.BindBankReq) -> dict:
             f"user_name {r.user_name!r} differs from the order's {order.user_name!r}",
         )
     problem = banks.account_problem(bank.bank_code, r.bank_card)
-    if problem:
-        raise invalid("bank_card", problem)
+    if problem and call.lender.settings.responses.strict_bank_account:
+        raise invalid("bank_card", problem)  # off: it binds, and its payout fails (engine)
     apply(call.ctx("08 push-bind-bank"), order, "bind_card")
     call.conn.execute(
         update(CARDS)
@@ -475,7 +475,10 @@ def _delay_term(product: Product, order: OrderRec, term: int | None) -> int:
         )
     term = term or ext.default_term
     if term not in ext.terms:
-        raise SandboxError("extension_not_allowed", f"delay_term {term}: offered {list(ext.terms)}")
+        unit = "days" if ext.term_unit == 1 else "months"
+        raise SandboxError(
+            "extension_not_allowed", f"delay_term {term}: offered {list(ext.terms)} ({unit})"
+        )
     return term
 
 

@@ -470,7 +470,7 @@ def _on_extend(
     q = bodies.extension_quote(ctx.lender, order, term, ctx.now)
     amount = q["delay_amount"] if paid is None else paid
     old_due = order.due_at or ctx.now
-    new_due = pricing.extension_due(old_due, ctx.now, term)
+    new_due = pricing.extension_due(product, old_due, ctx.now, term)
     ctx.unit.add(
         EXTENSIONS,
         {
@@ -478,7 +478,7 @@ def _on_extend(
             "loan_amount": order.approved_amount or 0,
             "delay_amount": amount,
             "delay_term": term,
-            "term_unit": 1,
+            "term_unit": product.extension.term_unit,
             "delay_time": ctx.now,
             "start_time": old_due,
             "expiry_time": new_due,
@@ -536,7 +536,21 @@ def _payout(ctx: Ctx, order: OrderRec, ev: EventRec) -> None:
         return
     mode = outcome(order).payout
     fails = mode == "fail" or (mode == "fail_once" and order.payout_attempts == 0)
-    apply(ctx, order, "fail_payout" if fails else "disburse")
+    bounce = _bounce(ctx, order)  # an account its bank does not issue fails whatever the fate
+    apply(ctx, order, "fail_payout" if fails or bounce else "disburse", reason=bounce)
+
+
+ACTIVE_CARD = (
+    select(CARDS.c.bank_code, CARDS.c.bank_card)
+    .where(CARDS.c.order_id == bindparam("order_id"), CARDS.c.active.is_(True))
+    .limit(1)
+)
+
+
+def _bounce(ctx: Ctx, order: OrderRec) -> str | None:
+    """The failure a payout to the order's bound account meets (`banks.payout_bounce`)."""
+    card = ctx.conn.execute(ACTIVE_CARD, {"order_id": order.id}).first()
+    return banks.payout_bounce(card.bank_code, card.bank_card) if card else None
 
 
 def _cancel_if(status: Status, unconfirmed: bool = False) -> Handler:

@@ -58,7 +58,9 @@ def lease_seconds(cfg: CallbackSettings) -> float:
 
 
 def refusal(status: int, text: str) -> str:
-    """Why an answer is not an acknowledgement (docs/protocol.md §6: 2xx and `code` 0), or ""."""
+    """Why an answer is not an acknowledgement, or "" (docs/protocol.md §6): HTTP 2xx and a
+    JSON object whose `code` is the integer 0 or the string "0" (PHP receivers send both);
+    not 0.0, "00", " 0", false or null."""
     if not 200 <= status < 300:
         return f"HTTP {status}"
     try:
@@ -68,7 +70,7 @@ def refusal(status: int, text: str) -> str:
     if not isinstance(doc, dict):
         return f"HTTP {status}, but the body is not a JSON object"
     code = doc.get("code")
-    if (code == 0 and not isinstance(code, bool)) or code == "0":  # PHP receivers send "0" too
+    if (type(code) is int and code == 0) or code == "0":
         return ""
     return f"code {code!r}: {doc.get('message', doc.get('msg', ''))}"
 

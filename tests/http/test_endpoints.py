@@ -455,6 +455,8 @@ def test_17_delay_interest_shape(sandbox: Sandbox, active: Loan) -> None:
         "expiry_amount": 0,
         "admin_amount": 4200,
         "delay_amount": 12_600,
+        "min_payment": 10_000,
+        "min_payment_topup": 0,
         "repay_amount": 1_008_400,
         "expiry_time": "2026-03-30 23:59:59",
         "start_time": "2026-03-16 23:59:59",

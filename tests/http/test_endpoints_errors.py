@@ -19,12 +19,15 @@ from conftest import (
     basic_payload,
     bind_payload,
     confirm_payload,
+    make_sandbox,
     person,
     repay_payload,
+    settings_for,
     supplement_payload,
 )
 
 from sandbox.core.crypto import Codec
+from sandbox.core.settings import ExtensionFixture
 
 BANKS = {"action_type": 1, "product_id": "1001"}
 
@@ -358,11 +361,19 @@ def test_bank_card_rule(sandbox: Sandbox, loan, card: str) -> None:
     sandbox.err("/push-bind-bank", body, 10007, "bank_card", "9-16 digits")
 
 
-def test_bank_card_length_of_that_bank(sandbox: Sandbox, loan) -> None:
-    o = loan("cardlen").create()
-    body = bind_payload(o.p, o.order_no)
-    body.update(bank_code="BCA", bank_card="123456789012")  # BCA accounts have 10 digits
-    sandbox.err("/push-bind-bank", body, 10007, "bank_card", "10 digits")
+def test_bank_card_length_of_that_bank_only_with_strict_bank_account(sandbox_with) -> None:
+    sb = sandbox_with(responses={"strict_bank_account": True})
+    o = Loan(sb, person("cardlen", SUFFIX["approve"]), "ORD-CARDLEN-0001").create()
+    body = {**bind_payload(o.p, o.order_no), "bank_code": "BCA", "bank_card": "12345678901234"}
+    sb.err(
+        "/push-bind-bank",
+        body,
+        10007,
+        "bank_card",
+        "Bank Central Asia account numbers have 10 digits, got 14",
+    )
+    assert o.get("/get-bind-bank")["card_list"] == []
+    sb.ok("/push-bind-bank", {**body, "bank_card": "1234567890"})
 
 
 @pytest.mark.parametrize(
@@ -714,12 +725,37 @@ def test_extension_limit_and_terms(sandbox: Sandbox, loan) -> None:
     assert o.get("/get-repay-plan")["delay_repay"] == 0
 
 
-def test_extension_not_offered_by_the_product(sandbox: Sandbox, loan) -> None:
+def test_extension_not_offered_by_the_product() -> None:
+    settings = settings_for()
+    for fixture in settings.data.products:
+        if fixture.product_id == "1002":
+            fixture.extension = ExtensionFixture()  # enabled = false
+    gen = make_sandbox(settings)
+    sb = next(gen)
+    try:
+        o = Loan(sb, person("noext", SUFFIX["approve"]), "ORD-NO-EXTENSION-1")
+        o.product_id, o.amount, o.term, o.unit = "1002", 2_000_000, 3, 2
+        o.disbursed()
+        assert o.get("/get-repay-plan")["delay_repay"] == 0
+        sb.err("/get-delay-interest", o.q(), 11008, "product 1002 has no extension")
+        sb.err(
+            "/get-repay-detail", repay_payload(o.order_no, product_id="1002", repay_type=2), 11008
+        )
+    finally:
+        gen.close()
+
+
+def test_a_term_in_days_for_a_month_extension_is_not_offered(sandbox: Sandbox, loan) -> None:
+    # the spec's 15 says "default 7": product 1002 extends by months, and says so
     o = loan("monthly", product_id="1002", amount=2_000_000, term=3, unit=2).disbursed()
-    assert o.get("/get-repay-plan")["delay_repay"] == 0
-    sandbox.err("/get-delay-interest", o.q(), 11008, "product 1002 has no extension")
     sandbox.err(
-        "/get-repay-detail", repay_payload(o.order_no, product_id="1002", repay_type=2), 11008
+        "/get-delay-interest", o.q(delay_term=7), 11008, "delay_term 7: offered [1, 2] (months)"
+    )
+    sandbox.err(
+        "/get-repay-detail",
+        repay_payload(o.order_no, product_id="1002", repay_type=2, delay_term=7),
+        11008,
+        "offered [1, 2] (months)",
     )
 
 

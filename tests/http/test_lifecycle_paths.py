@@ -7,6 +7,7 @@ with Decimal and ROUND_HALF_UP, and dates on the WIB calendar (docs/protocol.md 
 
 from __future__ import annotations
 
+import calendar
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -57,6 +58,13 @@ def end_of(d: date) -> float:
 
 def wib(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
     return datetime(y, m, d, hh, mm, ss, tzinfo=JKT).timestamp()
+
+
+def months_later(d: date, n: int) -> date:
+    """The same day `n` calendar months later, or that month's last day."""
+    y, m = divmod(d.month - 1 + n, 12)
+    y, m = d.year + y, m + 1
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
 
 
 @dataclass
@@ -117,33 +125,48 @@ class Model:
     def owed(self, now: float) -> int:
         return self.amount + self.interest_due + self.late_fee(now)
 
-    def ext_fee(self, days: int, now: float) -> int:
-        """The fee, raised so the whole extension payment reaches the product's min_payment."""
-        fee = rp(self.amount * Decimal(self.p["extension"]["fee_rate"]) * days)
-        owed_now = self.interest_due + self.late_fee(now)
-        return max(fee, self.p["extension"].get("min_payment", 0) - owed_now)
+    @property
+    def ext_unit(self) -> int:
+        """The unit of the extension terms (1 days, 2 months)."""
+        return self.p["extension"].get("term_unit", 1)
 
-    def new_due(self, now: float, days: int) -> date:
+    def ext_fee(self, term: int) -> int:
+        """principal x fee_rate x term, in the extension's unit."""
+        return rp(self.amount * Decimal(self.p["extension"]["fee_rate"]) * term)
+
+    def ext_topup(self, term: int, now: float) -> int:
+        """What raises the whole extension payment to the product's min_payment."""
+        parts = self.interest_due + self.late_fee(now) + self.ext_fee(term)
+        return max(0, self.p["extension"].get("min_payment", 0) - parts)
+
+    def ext_cost(self, term: int, now: float) -> int:
+        return (
+            self.interest_due + self.late_fee(now) + self.ext_fee(term) + self.ext_topup(term, now)
+        )
+
+    def new_due(self, now: float, term: int) -> date:
         assert self.due is not None
         base = self.due if now <= end_of(self.due) else day_of(now)
-        return base + timedelta(days=days)
+        return base + timedelta(days=term) if self.ext_unit == 1 else months_later(base, term)
 
-    def extend(self, now: float, days: int) -> int:
+    def extend(self, now: float, term: int) -> int:
         """The borrower paid an extension at `now`; returns what it cost."""
-        cost = self.interest_due + self.late_fee(now) + self.ext_fee(days, now)
-        new_due = self.new_due(now, days)
+        cost = self.ext_cost(term, now)
+        new_due = self.new_due(now, term)
         self.extensions.append(
             {
                 "loan_amount": self.amount,
                 "delay_amount": cost,
-                "delay_term": days,
-                "term_unit": 1,
+                "delay_term": term,
+                "term_unit": self.ext_unit,
                 "delay_time": fmt(now),
                 "expiry_time": fmt(end_of(new_due)),
             }
         )
-        per_day = self.rate("interest_rate") / (1 if self.p["term_unit"] == 1 else 30)
-        self.due, self.interest_due = new_due, rp(self.amount * per_day * days)
+        rate = self.rate("interest_rate")  # per the product's unit; a month is 30 days
+        if self.p["term_unit"] != self.ext_unit:
+            rate = rate * 30 if self.ext_unit == 2 else rate / 30
+        self.due, self.interest_due = new_due, rp(self.amount * rate * term)
         self.status, self.delay_status = 170, 1
         return cost
 
@@ -204,8 +227,10 @@ class Model:
             "loan_amount": self.amount,
             "interest_amount": self.interest_due,
             "expiry_amount": self.late_fee(now),
-            "admin_amount": self.ext_fee(days, now),
-            "delay_amount": self.interest_due + self.late_fee(now) + self.ext_fee(days, now),
+            "admin_amount": self.ext_fee(days) + self.ext_topup(days, now),
+            "delay_amount": self.ext_cost(days, now),
+            "min_payment": ext.get("min_payment", 0),
+            "min_payment_topup": self.ext_topup(days, now),
             "repay_amount": self.owed(now),
             "expiry_time": new_due,
             "start_time": fmt(end_of(self.due)),
@@ -214,7 +239,7 @@ class Model:
             "limit_times": ext["limit"],
             "delay_term": ext["terms"],
             "default_value": ext["default_term"],
-            "term_unit": 1,
+            "term_unit": self.ext_unit,
         }
 
     def delay_detail(self, order_no: str, now: float) -> dict:
@@ -225,7 +250,7 @@ class Model:
             "repay_amount": self.owed(now),
             "delay_amount": last["delay_amount"] if last else 0,
             "delay_term": last["delay_term"] if last else 0,
-            "term_unit": 1,
+            "term_unit": last["term_unit"] if last else self.ext_unit,
             "expiry_time": fmt(end_of(self.due)),
             "delay_times": len(self.extensions),
             "limit_times": self.p["extension"].get("limit", 0),
@@ -453,6 +478,28 @@ def test_payout_fails_once_then_rebind(sandbox: Sandbox, loan) -> None:
     assert failure["trigger"] == "fail_payout" and failure["cause"] == "due event: payout"
 
 
+def test_a_spec_valid_account_its_bank_does_not_issue_binds_and_its_payout_fails(
+    sandbox: Sandbox, loan
+) -> None:
+    """The spec allows 9-16 digits for every bank: 08 takes a 14-digit BCA account (BCA issues
+    10) and 09 lists it; the payout then fails the way a disbursement provider reports it, and
+    a re-bind with a real BCA number and a confirm pay out."""
+    o = loan("bca14", SUFFIX["approve"]).create().submit()
+    card = {"bank_code": "BCA", "bank_card": "12345678901234"}
+    sandbox.ok("/push-bind-bank", {**bind_payload(o.p, o.order_no), **card})
+    assert o.get("/get-bind-bank")["card_list"] == [{**card, "extra_info": ""}]
+    o.review().confirm().payout()
+    assert o.status == 169
+    assert sandbox.detail(o.order_no)["payout_error"] == "RECIPIENT_ACCOUNT_NUMBER_ERROR"
+    assert o.get("/get-bind-bank")["card_list"] == []  # the bounced account is dropped
+    sandbox.ok(
+        "/push-bind-bank",
+        {**bind_payload(o.p, o.order_no), "bank_code": "BCA", "bank_card": "1234567890"},
+    )
+    o.confirm().payout()
+    assert o.status == 170
+
+
 def test_payout_always_fails_then_cancelled(sandbox: Sandbox, loan) -> None:
     o = loan("payfail", SUFFIX["payout_fail"]).create().submit().bind().review().confirm().payout()
     assert o.status == 169
@@ -566,6 +613,62 @@ def test_extensions_from_170_and_from_180(sandbox: Sandbox, loan) -> None:
     sandbox.pay(o.code()["repay_code"])
     m.status, m.settled_at = 200, sandbox.now()
     check_figures(o, m)
+
+
+def test_a_month_product_extends_by_calendar_months(sandbox: Sandbox, loan) -> None:
+    """1002 lends and extends in months: 16-18 say term_unit 2, the due date moves by calendar
+    months, and the extended month's interest is the monthly rate."""
+    o = loan("monthext", SUFFIX["overdue"], product_id="1002", amount=3_000_000, term=3, unit=2)
+    m = approve_and_disburse(o)  # due 2 June 2026, 162,000 interest
+    quote = o.get("/get-delay-interest", delay_term=1)
+    # 162,000 interest + 3,000,000 x 0.9 % x 1 month fee; due 2 June -> 2 July
+    assert (quote["delay_term"], quote["default_value"], quote["term_unit"]) == ([1, 2], 1, 2)
+    assert (quote["admin_amount"], quote["delay_amount"]) == (27_000, 189_000)
+    assert quote["expiry_time"] == "2026-07-02 23:59:59"
+    code = o.code(repay_type=2, delay_term=1)
+    assert code["repay_amount"] == quote["delay_amount"]
+    m.delay_status = 0
+    check_figures(o, m)
+    sandbox.pay(code["repay_code"])
+    assert m.extend(sandbox.now(), 1) == 189_000
+    check_figures(o, m)
+    assert o.get("/get-repay-plan")["interest_amount"] == 54_000  # one month at 1.8 %
+    assert o.get("/get-delay-list")["delay_list"][0]["term_unit"] == 2
+    assert o.get("/get-delay-detail")["term_unit"] == 2
+    # overdue past the grace day (3 July free, 4 July late), then 2 months from today
+    sandbox.advance_to(wib(2026, 7, 5, 10))
+    m.status = 180
+    check_figures(o, m)
+    code = o.code(repay_type=2, delay_term=2)
+    m.delay_status = 0
+    check_figures(o, m)
+    sandbox.pay(code["repay_code"])
+    assert m.extend(sandbox.now(), 2) == code["repay_amount"]
+    assert m.due == date(2026, 9, 5) and m.interest_due == 108_000
+    check_figures(o, m)
+    assert o.get("/get-repay-plan")["delay_repay"] == 0  # the limit: 2
+
+
+def test_an_extension_under_the_minimum_payment_shows_its_top_up(sandbox: Sandbox, loan) -> None:
+    """A 7-day loan of 1,000,000 owes 4,200 interest: a 7-day extension would cost 6,300 and a
+    14-day one 8,400, both under the 10,000 minimum. 17 keeps the fee as the fee, shows the
+    top-up, and its parts add up to what 15 then charges."""
+    o = loan("minpay", SUFFIX["approve"], term=7)
+    m = approve_and_disburse(o)
+    assert m.interest_due == 4200
+    for term, fee in ((7, 2100), (14, 4200)):
+        q = o.get("/get-delay-interest", delay_term=term)
+        assert (q["interest_amount"], q["expiry_amount"]) == (4200, 0)
+        assert (q["min_payment"], q["min_payment_topup"]) == (10_000, 10_000 - 4200 - fee)
+        assert q["admin_amount"] == fee + q["min_payment_topup"] == 5800
+        assert q["delay_amount"] == q["interest_amount"] + q["expiry_amount"] + q["admin_amount"]
+        assert q["delay_amount"] == 10_000
+        assert o.code(repay_type=2, delay_term=term)["repay_amount"] == q["delay_amount"]
+    # a 14-day extension of a 14-day loan is above the minimum: no top-up
+    o2 = loan("nominpay", SUFFIX["approve"])
+    approve_and_disburse(o2)
+    q = o2.get("/get-delay-interest", delay_term=14)
+    assert (q["admin_amount"], q["min_payment_topup"], q["delay_amount"]) == (4200, 0, 12_600)
 
 
 def test_extension_code_voids_older_codes(sandbox: Sandbox, loan) -> None:

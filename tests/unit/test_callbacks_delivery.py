@@ -135,8 +135,15 @@ def test_backoff_jitter_stays_within_the_fraction():
         (200, '{"code":0,"message":"success","data":{}}', ""),
         (200, '{"code":"0"}', ""),  # PHP receivers send strings
         (201, '{"code":0}', ""),
+        (204, '{"code":0,"msg":"ok"}', ""),
         (200, '{"code":1,"message":"gagal"}', "code 1: gagal"),
         (200, '{"code":false}', "code False: "),
+        (200, '{"code":0.0}', "code 0.0: "),
+        (200, '{"code":"00"}', "code '00': "),
+        (200, '{"code":" 0"}', "code ' 0': "),
+        (200, '{"code":""}', "code '': "),
+        (200, '{"code":null,"msg":"ok"}', "code None: ok"),
+        (200, '{"code":[0]}', "code [0]: "),
         (200, '{"message":"ok"}', "code None: ok"),
         (200, "OK", "HTTP 200, but the body is not JSON"),
         (200, "[0]", "HTTP 200, but the body is not a JSON object"),
@@ -235,6 +242,37 @@ def test_a_refusal_in_the_body_and_a_network_error_are_failed_attempts(lender, s
     sink.recover()
     wall.advance(2)
     outbox.deliver_now(lender, sink)
+    assert row(lender, cid).state == "delivered"
+
+
+class Answers:
+    """A receiver that answers each callback with the next of the given bodies (HTTP 200)."""
+
+    def __init__(self, *bodies: str) -> None:
+        self.bodies = list(bodies)
+
+    async def send(self, url: str, content: bytes, timeout: float) -> tuple[int, str]:
+        return 200, self.bodies.pop(0)
+
+
+def test_a_php_receivers_string_code_0_acknowledges(lender, wall):
+    cid = enqueue(lender)
+    outbox.deliver_now(lender, Answers('{"code":"0","message":"success","data":[]}'))
+    assert (row(lender, cid).state, row(lender, cid).attempts) == ("delivered", 1)
+
+
+def test_near_misses_of_code_0_are_retried(lender, wall):
+    cid = enqueue(lender)
+    receiver = Answers('{"code":"00"}', '{"code":0.0}', '{"code":false}', '{"code":0}')
+    for wait in (0, 1, 2, 4):
+        wall.advance(wait)
+        outbox.deliver_now(lender, receiver)
+    assert [a.error for a in attempts(lender, cid)] == [
+        "code '00': ",
+        "code 0.0: ",
+        "code False: ",
+        "",
+    ]
     assert row(lender, cid).state == "delivered"
 
 

@@ -115,15 +115,30 @@ def test_decrypt_exit_1_where_php_returns_false(name):
 
 @pytest.mark.parametrize(
     "name, iv_hint",
-    [("dec_wrong_key_garbage_string", False), ("dec_wrong_iv_first_block_garbled", True)],
+    [
+        ("dec_wrong_key_garbage_string", False),
+        ("dec_wrong_iv_first_block_garbled", True),
+        ("dec_drop_first_block", True),
+        ("dec_flipped_char", True),
+        ("dec_short_iv_padded", False),
+    ],
 )
-def test_decrypt_exit_2_when_not_json(name, iv_hint):
+def test_decrypt_exit_2_prints_what_php_returns_then_the_warning(name, iv_hint):
+    """Where openssl_decrypt returns a string that is not JSON, stdout is that string byte for
+    byte (then a newline, as for JSON) and stderr says why: a wrong IV leaves the tail readable."""
     v = vec(name)
     result = run("decrypt", "--key", v["key"], "--iv", v["iv"], input=v["input"])
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == 2
+    assert result.stdout_bytes == bytes.fromhex(v["result_hex"]) + b"\n"
     assert result.stderr.startswith(NOT_JSON + "\n")
     assert v["result_hex"][:32] in result.stderr
     assert ("most likely the IV" in result.stderr) is iv_hint
+
+
+def test_decrypt_wrong_iv_shows_the_readable_tail():
+    v = vec("dec_wrong_iv_first_block_garbled")
+    result = run("decrypt", "--key", v["key"], "--iv", v["iv"], input=v["input"])
+    assert b'"user_name":"Budi Santoso"' in result.stdout_bytes
 
 
 def test_decrypt_raw_prints_hex_even_when_not_json():

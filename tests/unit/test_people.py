@@ -26,6 +26,7 @@ from sandbox.core.banks import (
     make_reject_reason,
     make_retail_code,
     make_va_number,
+    payout_bounce,
 )
 from sandbox.core.people import (
     OPERATOR_PREFIXES,
@@ -498,3 +499,13 @@ def test_no_wall_clock_or_io_in_module(module):
     source = Path(module.__file__).read_text(encoding="utf-8")
     for banned in ("datetime.now", "date.today", "time.time", "open(", "import os"):
         assert banned not in source
+
+
+def test_payout_bounce():
+    # an account its bank does not issue is refused by the bank's account check
+    assert payout_bounce("BCA", "12345678901234") == "RECIPIENT_ACCOUNT_NUMBER_ERROR"
+    assert payout_bounce("bri", "123456789") == "RECIPIENT_ACCOUNT_NUMBER_ERROR"
+    assert payout_bounce("BCA", "1234567890") is None
+    assert payout_bounce("BCA", "12345abcde") == "RECIPIENT_ACCOUNT_NUMBER_ERROR"
+    assert payout_bounce("JAGO", "123456789012") is None  # a fixture's bank: no known lengths
+    assert "RECIPIENT_ACCOUNT_NUMBER_ERROR" in PAYOUT_FAILURES

@@ -178,31 +178,69 @@ def test_extension_payments_count_towards_the_cap() -> None:
 # ---- extensions ----
 
 
-def test_extension_fee_is_raised_to_the_minimum_payment() -> None:
+def test_a_payment_under_the_minimum_is_topped_up_and_the_parts_add_up() -> None:
     product = replace(DAYS, extension=replace(DAYS.extension, min_payment=10_000))
-    # 1,000,000 x 0.0003 x 7 = 2,100; with 4,200 interest owed the payment would be 6,300
-    assert pricing.extension_fee(product, 1_000_000, 7, owed_now=4200) == 5800
-    # a large enough fee is left alone
-    assert pricing.extension_fee(product, 2_000_000, 14, owed_now=8400) == 8400
-    assert pricing.extension_fee(DAYS, 1_000_000, 7, owed_now=4200) == 2100  # no minimum
+    # A 7-day loan of 1,000,000 (4,200 interest owed): 7 and 14 days both cost the minimum,
+    # the fee stays the fee (2,100 / 4,200) and the top-up shows as such (issue: 17's figures).
+    seven = pricing.extension_cost(product, 1_000_000, 7, interest=4200, overdue=0)
+    fourteen = pricing.extension_cost(product, 1_000_000, 14, interest=4200, overdue=0)
+    assert (seven.fee, seven.topup, seven.admin, seven.total) == (2100, 3700, 5800, 10_000)
+    assert (fourteen.fee, fourteen.topup, fourteen.admin, fourteen.total) == (
+        4200,
+        1600,
+        5800,
+        10_000,
+    )
+    for c in (seven, fourteen):
+        assert c.interest + c.overdue + c.admin == c.total  # 17's spec fields add up
+    # a large enough payment is not topped up; a late fee counts towards the minimum
+    big = pricing.extension_cost(product, 2_000_000, 14, interest=8400, overdue=0)
+    assert (big.fee, big.topup, big.total) == (8400, 0, 16_800)
+    late = pricing.extension_cost(product, 1_000_000, 7, interest=4200, overdue=3000)
+    assert (late.topup, late.total) == (700, 10_000)
+    none = pricing.extension_cost(DAYS, 1_000_000, 7, interest=4200, overdue=0)
+    assert (none.topup, none.total) == (0, 6300)  # no minimum
 
 
 def test_extension_fee_and_interest() -> None:
-    assert pricing.extension_fee(DAYS, 1_000_000, 7) == 2100
-    assert pricing.extension_fee(DAYS, 2_000_000, 14) == 8400
+    assert pricing.extension_cost(DAYS, 1_000_000, 7, 0, 0).fee == 2100
+    assert pricing.extension_cost(DAYS, 2_000_000, 14, 0, 0).fee == 8400
     assert pricing.extension_interest(DAYS, 1_000_000, 7) == 4200
     # a monthly product's interest per day is the monthly rate / 30
     assert pricing.extension_interest(MONTHS, 3_000_000, 14) == 25_200
 
 
+MONTHLY_EXT = replace(
+    MONTHS, extension=Extension(True, (1, 2), 1, D("0.009"), 2, 10_000, term_unit=2)
+)
+
+
+def test_month_extensions_charge_and_move_by_months() -> None:
+    assert pricing.extension_cost(MONTHLY_EXT, 3_000_000, 2, 0, 0).fee == 54_000
+    assert pricing.extension_interest(MONTHLY_EXT, 3_000_000, 1) == 54_000  # 1.8 %/month
+    # a day product extended by months: its daily rate x 30
+    day_by_month = replace(DAYS, extension=replace(DAYS.extension, term_unit=2))
+    assert pricing.extension_interest(day_by_month, 1_000_000, 1) == 18_000
+    due = at(2026, 1, 31, 23, 59, 59)
+    # calendar months from the due day; the month's last day when it is shorter
+    assert pricing.extension_due(MONTHLY_EXT, due, at(2026, 1, 20), 1) == at(
+        2026, 2, 28, 23, 59, 59
+    )
+    assert pricing.extension_due(MONTHLY_EXT, due, due, 2) == at(2026, 3, 31, 23, 59, 59)
+    # overdue: from today
+    assert pricing.extension_due(MONTHLY_EXT, due, at(2026, 2, 10, 9), 1) == at(
+        2026, 3, 10, 23, 59, 59
+    )
+
+
 def test_extension_due() -> None:
     due = at(2026, 3, 16, 23, 59, 59)
     # before (or on) the due day: from the old due day
-    assert pricing.extension_due(due, at(2026, 3, 5), 7) == at(2026, 3, 23, 23, 59, 59)
-    assert pricing.extension_due(due, due, 14) == at(2026, 3, 30, 23, 59, 59)
+    assert pricing.extension_due(DAYS, due, at(2026, 3, 5), 7) == at(2026, 3, 23, 23, 59, 59)
+    assert pricing.extension_due(DAYS, due, due, 14) == at(2026, 3, 30, 23, 59, 59)
     # overdue: from today
-    assert pricing.extension_due(due, at(2026, 3, 25, 9), 14) == at(2026, 4, 8, 23, 59, 59)
-    assert pricing.extension_due(due, due + 1, 7) == at(2026, 3, 24, 23, 59, 59)
+    assert pricing.extension_due(DAYS, due, at(2026, 3, 25, 9), 14) == at(2026, 4, 8, 23, 59, 59)
+    assert pricing.extension_due(DAYS, due, due + 1, 7) == at(2026, 3, 24, 23, 59, 59)
 
 
 # ---- compliance ----
@@ -229,16 +267,26 @@ def test_non_compliant_product_is_warned() -> None:
         overdue_rate=D("0.005"),
     )
     warnings = pricing.compliance_warnings(greedy)
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert (
         "product greedy: interest + admin fee = 1.000%/day exceeds the OJK cap of 0.100%/day"
         in warnings[0]
     )
-    assert "late fee 0.500%/day" in warnings[1]
+    # 0.8 %/day interest + 0.03 %/day extension fee
+    assert "an extension's interest + fee = 0.830%/day" in warnings[1]
+    assert "late fee 0.500%/day" in warnings[2]
+    # a month extension's fee counts per day: 0.06 %/day interest + 3 %/month / 30 = 0.16 %/day
+    pricey = replace(MONTHLY_EXT, extension=replace(MONTHLY_EXT.extension, fee_rate=D("0.03")))
+    assert pricing.compliance_warnings(pricey) == [
+        "product p2: an extension's interest + fee = 0.160%/day exceeds the OJK cap of 0.100%/day"
+    ]
     # the 2024 cap (0.3 %/day) allows what 2026's does not
     middling = replace(DAYS, interest_rate=D("0.002"), admin_rate=D("0.0005"))
     assert pricing.compliance_warnings(middling, daily_cap=D("0.003")) == []
-    assert len(pricing.compliance_warnings(middling)) == 1
+    assert [w.split(" = ")[0] for w in pricing.compliance_warnings(middling)] == [
+        "product p1: interest + admin fee",
+        "product p1: an extension's interest + fee",  # its periods cost the interest too
+    ]
 
 
 def test_amount_levels() -> None:
