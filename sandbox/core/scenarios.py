@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -59,11 +59,15 @@ class Outcome:
     reject_reason: str | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # Flat: dataclasses.asdict deep-copies every value, a tenth of a write's cost
+        return {name: getattr(self, name) for name in OUTCOME_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict) -> Outcome:
         return cls(**d)
+
+
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
 def match(rules: list[ScenarioRule], mobile: str) -> ScenarioRule | None:

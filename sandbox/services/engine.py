@@ -85,13 +85,24 @@ class Unit:
             self.conn.execute(ORDER_UPDATE, rows)
         for table, rows in self.inserts.items():
             if rows:
-                self.conn.execute(insert(table), rows)
+                self.conn.execute(_insert_into(table), rows)
         self.inserts.clear()
         done = [{"_id": e.id, "_state": e.state} for e in self.events.values() if e.changes()]
         if done:
             self.conn.execute(EVENT_STATE, done)
             for e in self.events.values():
                 e.saved()
+
+
+_INSERTS: dict[Table, Any] = {}
+
+
+def _insert_into(table: Table) -> Any:
+    """`insert(table)`, built once: a statement built per call costs its cache key each time."""
+    stmt = _INSERTS.get(table)
+    if stmt is None:
+        stmt = _INSERTS[table] = insert(table)
+    return stmt
 
 
 ORDER_UPDATE = update(ORDERS).where(ORDERS.c.id == bindparam("_id"))
@@ -297,7 +308,8 @@ def override_outcome(conn: Connection, order: OrderRec, **changes: object) -> No
 
 # ---- reading orders ----
 
-ORDER_BY_NO = select(ORDERS).where(
+ORDER_COLUMNS = OrderRec.select_columns()
+ORDER_BY_NO = select(*ORDER_COLUMNS).where(
     ORDERS.c.partner_token == bindparam("token"), ORDERS.c.order_no == bindparam("order_no")
 )
 
@@ -333,7 +345,8 @@ def extension_code(unit: Unit, order: OrderRec) -> tuple[str, float] | None:
     return unit.extension_codes[order.id]
 
 
-PARTNER_BY_TOKEN = select(PARTNERS).where(PARTNERS.c.partner_token == bindparam("token"))
+PARTNER_COLUMNS = PartnerRec.select_columns()
+PARTNER_BY_TOKEN = select(*PARTNER_COLUMNS).where(PARTNERS.c.partner_token == bindparam("token"))
 
 
 def partner_of(unit: Unit) -> PartnerRec:
@@ -614,14 +627,17 @@ ANY_DUE = exists().where(*DUE_BY)  # a catch-up has work to do
 
 def _due_events(store: Store) -> Any:
     return store.claim(
-        select(EVENTS).where(*DUE_BY).order_by(EVENTS.c.due_at, EVENTS.c.id).limit(BATCH)
+        select(*EventRec.select_columns())
+        .where(*DUE_BY)
+        .order_by(EVENTS.c.due_at, EVENTS.c.id)
+        .limit(BATCH)
     )
 
 
 def _locked_orders(store: Store) -> Any:
     # In id order: two processes locking orders of overlapping batches never wait on each other.
     return store.lock_row(
-        select(ORDERS)
+        select(*ORDER_COLUMNS)
         .where(ORDERS.c.id.in_(bindparam("ids", expanding=True)))
         .order_by(ORDERS.c.id)
     )

@@ -277,7 +277,7 @@ def _stick_reviewing_now(lender: Lender, conn: Connection, rule_id: int) -> None
     spec = row.rule["spec"]
     if spec["kind"] != "review_stuck" or not spec["order_no"]:
         return
-    q = select(engine.ORDERS).where(
+    q = select(*engine.ORDER_COLUMNS).where(
         engine.ORDERS.c.order_no == spec["order_no"], engine.ORDERS.c.status == Status.REVIEWING
     )
     if row.partner_token:

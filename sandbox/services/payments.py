@@ -21,7 +21,7 @@ from ..core.settings import RepayMethodFixture
 from ..store import tables as t
 from ..store.records import OrderRec
 from . import bodies
-from .engine import EVENTS, ORDERS, Ctx, Unit, apply, process_due
+from .engine import EVENTS, ORDER_COLUMNS, ORDERS, Ctx, Unit, apply, process_due
 from .lender import Lender
 
 CODES: Table = t.RepayCode.__table__  # type: ignore[assignment]
@@ -167,7 +167,7 @@ def _new_code_value(conn: Connection, rng: Any, method: RepayMethodFixture, mobi
 # ---- paying ----
 
 CODE_BY_VALUE = select(CODES).where(CODES.c.code == bindparam("code"))
-ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
+ORDER_BY_ID = select(*ORDER_COLUMNS).where(ORDERS.c.id == bindparam("id"))
 
 
 def _code_for_update(store: Any) -> Any:

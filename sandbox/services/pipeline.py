@@ -26,13 +26,14 @@ from ..core.faultrules import HttpPlan, Target, answer_status, order_no_of
 from ..store import tables as t
 from ..store.records import PartnerRec
 from . import endpoints, faults
-from .engine import EVENTS, PARTNERS, Unit, process_due
+from .engine import EVENTS, PARTNER_COLUMNS, PARTNERS, Unit, process_due
 from .lender import Lender
 
 log = logging.getLogger("sandbox.api")
 
 JOURNAL: Table = t.JournalEntry.__table__  # type: ignore[assignment]
 FAULTS: Table = t.FaultRule.__table__  # type: ignore[assignment]
+JOURNAL_INSERT = insert(JOURNAL)
 RAW_LIMIT = 65536  # characters of a request body kept in the journal
 
 
@@ -58,7 +59,7 @@ class Reply:
 # The partner, its next pending due event, and whether a live fault rule targets this path
 # and partner: one statement, so the common request (nothing due, no fault) reads once.
 ARRIVAL = select(
-    PARTNERS,
+    *PARTNER_COLUMNS,
     select(func.min(EVENTS.c.due_at))
     .where(EVENTS.c.partner_token == PARTNERS.c.partner_token, EVENTS.c.state == "pending")
     .scalar_subquery()
@@ -85,11 +86,10 @@ def _arrive(lender: Lender, conn: Connection, path: str, token: str) -> Arrival:
     row = conn.execute(ARRIVAL, {"path": path, "token": token}).first()
     if row is None:
         raise SandboxError("unknown_partner", f"partner_token {token!r}")
-    values = row._mapping
-    partner = PartnerRec(**{name: values[name] for name in PartnerRec.columns()})
+    *columns, next_due, targeted = row
+    partner = PartnerRec(*columns)
     now = lender.now(partner)
-    due = values["next_due"] is not None and values["next_due"] <= now
-    return Arrival(partner, now, due, bool(values["targeted"]))
+    return Arrival(partner, now, next_due is not None and next_due <= now, bool(targeted))
 
 
 def handle(
@@ -252,10 +252,10 @@ def _journal_row(lender: Lender, path: str, body: bytes, reply: Reply) -> dict[s
 
 
 def _journal(lender: Lender, conn: Connection, path: str, body: bytes, reply: Reply) -> None:
-    conn.execute(insert(JOURNAL), _journal_row(lender, path, body, reply))
+    conn.execute(JOURNAL_INSERT, _journal_row(lender, path, body, reply))
 
 
-PARTNER_ROW = select(PARTNERS).where(PARTNERS.c.partner_token == bindparam("token"))
+PARTNER_ROW = select(*PARTNER_COLUMNS).where(PARTNERS.c.partner_token == bindparam("token"))
 
 
 def record(lender: Lender, path: str, body: bytes, reply: Reply) -> None:
