@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,14 +28,18 @@ from ..services import scheduler
 from ..services.config import load_settings
 from ..services.lender import Lender, create_lender
 from . import control, dashboard, openapi, pages
-from .lender import lender_routes, protocol_json
+from .lender import PATHS, LenderEndpoint, lender_routes
 
 log = logging.getLogger("sandbox")
 
 
-def get_routes(lender: Lender) -> list[BaseRoute]:
+def protocol_json(body: dict, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type="application/json;charset=utf-8")
+
+
+def get_routes(lender: Lender, endpoint: LenderEndpoint) -> list[BaseRoute]:
     return [
-        *lender_routes(lender),
+        *lender_routes(endpoint),
         Mount("/sandbox", routes=control.routes()),
         *pages.routes(lender),
         *dashboard.routes(lender),
@@ -109,6 +114,23 @@ class AdminGuard:
         return path.startswith(("/sandbox", "/dashboard")) and path != "/sandbox/health"
 
 
+class SandboxApp(Starlette):
+    """Starlette, with a front door for the lender endpoints: a POST to one of them goes
+    straight to `LenderEndpoint`, past the middleware and the router (which answer every other
+    request, the lender paths' 404s and 405s included)."""
+
+    def __init__(self, *args: Any, lender_endpoint: LenderEndpoint, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lender_endpoint = lender_endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PATHS:
+            scope["app"] = self
+            await self.lender_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -134,8 +156,10 @@ def create_app(
 
     from starlette.middleware import Middleware
 
-    app = Starlette(
-        routes=get_routes(the_lender),
+    endpoint = LenderEndpoint(the_lender)
+    app = SandboxApp(
+        lender_endpoint=endpoint,
+        routes=get_routes(the_lender, endpoint),
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         middleware=[Middleware(AdminGuard, settings=settings)],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -18,7 +17,7 @@ import anyio
 import httpx
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
@@ -100,18 +99,6 @@ def _malformed(reply: Any, f: Fired) -> Response:
     return Response(text, status_code=200, media_type="application/json;charset=utf-8")
 
 
-def _envelope(reply: Any, respond: Callable[[dict, int], Response]) -> Response:
-    if reply.extra.get("gateway"):
-        return HTMLResponse(gateway_page(reply.extra["gateway"]), status_code=reply.http_status)
-    return respond(reply.body, reply.http_status)
-
-
-def _content_type(request: Request) -> str:
-    """The request's Content-Type, for the journal (the acceptance report checks it); "" when
-    absent, cut to the column's 200 characters."""
-    return request.headers.get("content-type", "")[:200]
-
-
 async def _handle(lender: Lender, path: str, body: bytes, content_type: str) -> pipeline.Reply:
     """The pipeline, with the HTTP faults for this layer. On SQLite it runs on the event loop:
     its statements take microseconds and SQLite has one writer anyway, while a hop to a worker
@@ -124,16 +111,10 @@ async def _handle(lender: Lender, path: str, body: bytes, content_type: str) -> 
     )
 
 
-async def serve(
-    lender: Lender,
-    request: Request,
-    path: str,
-    body: bytes,
-    respond: Callable[[dict, int], Response],
-) -> Response:
+async def serve(lender: Lender, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
     """A lender endpoint with its HTTP faults: the answer (or a fault's in its place), after
-    any injected latency. `respond(body, status)` renders a protocol envelope."""
-    reply = await _handle(lender, path, body, _content_type(request))
+    any injected latency."""
+    reply = await _handle(lender, scope["path"], body, _header(scope, b"content-type")[:200])
     plan = reply.http
     if plan is not None and plan.delay is not None:
         await asyncio.sleep((plan.delay.ms or 0) / 1000)
@@ -141,42 +122,83 @@ async def serve(
         await faults.deliver_first(lender, reply.partner_token)
     answer = plan.answer if plan is not None else None
     if answer is None:
-        return _envelope(reply, respond)
-    if answer.kind == "malformed":
-        return _malformed(reply, answer)
-    return await _fault_answer(request, answer)
+        if reply.extra.get("gateway"):
+            page = HTMLResponse(gateway_page(reply.extra["gateway"]), status_code=reply.http_status)
+            await page(scope, receive, send)
+        else:
+            await send_json(send, reply.body, reply.http_status)
+    elif answer.kind == "malformed":
+        await _malformed(reply, answer)(scope, receive, send)
+    else:
+        response = await _fault_answer(Request(scope, receive), answer)
+        await response(scope, receive, send)
 
 
-# ---- the routes ----
+# ---- the endpoint: plain ASGI ----
+
+JSON_TYPE = b"application/json;charset=utf-8"
 
 
-def protocol_json(body: dict, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type="application/json;charset=utf-8")
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
+async def send_json(send: Send, doc: dict, status: int = 200) -> None:
+    """A protocol envelope as the answer (what JSONResponse sends, without its machinery)."""
+    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", JSON_TYPE), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The body, or None when it exceeds `limit` (checked while streaming, not after)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = _header(scope, b"content-length")
+    if declared.isdigit() and int(declared) > limit:
         return None
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def lender_routes(lender: Lender) -> list[BaseRoute]:
-    limit = lender.settings.server.max_body_bytes
+class LenderEndpoint:
+    """The lender endpoints 02-18 as one plain ASGI app: read the body (bounded), run the
+    pipeline, answer. `SandboxApp` calls it first, before Starlette's middleware and router:
+    a lender request pays for its own work only."""
 
-    async def endpoint(request: Request) -> Response:
-        path = request.url.path
-        body = await read_body(request, limit)
+    def __init__(self, lender: Lender):
+        self.lender = lender
+        self.limit = lender.settings.server.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(scope, receive, self.limit)
         if body is None:
-            e = SandboxError("body_too_large", f"limit {limit} bytes", http_status=413)
-            return protocol_json(render(path, e.code, e.message, {}), 413)
-        return await serve(lender, request, path, body, protocol_json)
+            e = SandboxError("body_too_large", f"limit {self.limit} bytes", http_status=413)
+            await send_json(send, render(scope["path"], e.code, e.message, {}), 413)
+            return
+        await serve(self.lender, scope, receive, send, body)
 
+
+PATHS = frozenset(spec.path for spec in SPECS)
+
+
+def lender_routes(endpoint: LenderEndpoint) -> list[BaseRoute]:
+    """The lender endpoints as routes (what the router answers 405 for, and lists)."""
     return [Route(e.path, endpoint, methods=["POST"], name=e.path.strip("/")) for e in SPECS]
