@@ -23,6 +23,7 @@ from ..core import validation as v
 from ..core.envelope import Envelope, decrypt_payload, parse_envelope, render
 from ..core.errors import BY_NAME, SandboxError
 from ..core.faultrules import HttpPlan, Target, answer_status, order_no_of
+from ..store import fast
 from ..store import tables as t
 from ..store.records import PartnerRec
 from . import endpoints, faults
@@ -33,7 +34,20 @@ log = logging.getLogger("sandbox.api")
 
 JOURNAL: Table = t.JournalEntry.__table__  # type: ignore[assignment]
 FAULTS: Table = t.FaultRule.__table__  # type: ignore[assignment]
-JOURNAL_INSERT = insert(JOURNAL)
+JOURNAL_KEYS = (
+    "partner_token",
+    "path",
+    "at",
+    "virtual_at",
+    "request_raw",
+    "request",
+    "response",
+    "http_status",
+    "code",
+    "fault",
+    "content_type",
+)
+JOURNAL_INSERT = insert(JOURNAL).values({k: bindparam(k) for k in JOURNAL_KEYS})
 RAW_LIMIT = 65536  # characters of a request body kept in the journal
 
 
@@ -83,7 +97,7 @@ class Arrival:
 
 
 def _arrive(lender: Lender, conn: Connection, path: str, token: str) -> Arrival:
-    row = conn.execute(ARRIVAL, {"path": path, "token": token}).first()
+    row = fast.first(conn, lender.store.fast(ARRIVAL), {"path": path, "token": token})
     if row is None:
         raise SandboxError("unknown_partner", f"partner_token {token!r}")
     *columns, next_due, targeted = row
@@ -252,7 +266,7 @@ def _journal_row(lender: Lender, path: str, body: bytes, reply: Reply) -> dict[s
 
 
 def _journal(lender: Lender, conn: Connection, path: str, body: bytes, reply: Reply) -> None:
-    conn.execute(JOURNAL_INSERT, _journal_row(lender, path, body, reply))
+    fast.run(conn, lender.store.fast(JOURNAL_INSERT), _journal_row(lender, path, body, reply))
 
 
 PARTNER_ROW = select(*PARTNER_COLUMNS).where(PARTNERS.c.partner_token == bindparam("token"))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import LRUCache
 
+from .fast import Fast
 from .tables import Base, SchemaMeta
 
 SCHEMA_VERSION = 3  # 2: orders.extension_paid; 3: journal.content_type, conformance_marks
@@ -51,6 +52,7 @@ class Store:
         # "database is locked" under the server's thread pool. PostgreSQL needs no lock.
         self._lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         self._prepared: dict[Callable[[Store], Any], Any] = {}
+        self._fast: dict[int, tuple[Any, Fast]] = {}  # id(statement) -> (statement, compiled)
         self._copies_cache: LRUCache[Any, Any] | None = None  # shared by copy()'s stores
 
     @staticmethod
@@ -122,6 +124,13 @@ class Store:
             stmt = self._prepared[build] = build(self)
         return stmt
 
+    def fast(self, stmt: Any) -> Fast:
+        """`stmt` compiled once for this backend, to run on the DBAPI cursor (`store.fast`)."""
+        found = self._fast.get(id(stmt))
+        if found is None:  # the statement is kept with it, so its id cannot be reused
+            found = self._fast[id(stmt)] = (stmt, Fast(stmt, self.engine.dialect))
+        return found[1]
+
     def drop_all(self) -> None:
         Base.metadata.drop_all(self.engine)
 
@@ -155,4 +164,5 @@ class Store:
         )
         copy = Store("sqlite://", engine=engine)
         copy._prepared = self._prepared  # the same backend: the same statements
+        copy._fast = self._fast
         return copy
