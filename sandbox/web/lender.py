@@ -22,8 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..core.envelope import render
-from ..core.errors import SandboxError
+from ..core import edge
 from ..core.faultrules import PHP_NOTICE, Fired, answer_status, gateway_page
 from ..core.protocol import SPECS
 from ..services import faults, pipeline
@@ -175,8 +174,8 @@ def lender_routes(lender: Lender) -> list[BaseRoute]:
         path = request.url.path
         body = await read_body(request, limit)
         if body is None:
-            e = SandboxError("body_too_large", f"limit {limit} bytes", http_status=413)
-            return protocol_json(render(path, e.code, e.message, {}), 413)
+            status, answer = edge.too_large(path, limit)
+            return protocol_json(answer, status)
         return await serve(lender, request, path, body, protocol_json)
 
     return [Route(e.path, endpoint, methods=["POST"], name=e.path.strip("/")) for e in SPECS]
