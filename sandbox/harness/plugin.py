@@ -1,6 +1,7 @@
 """pytest plugin (entry point pytest11): fixtures wrapping the harness in `sandbox.testing`.
 
-- `lender_sandbox` — a fresh in-process `Sandbox` per test (copied from a session template).
+- `lender_sandbox` — a fresh in-process `Sandbox` per test (copied from a session template),
+  serving your code's own HTTP client at the base URLs of `lender_sandbox_intercept`.
 - `lender_sandbox_server` — the real server on a free loopback port plus a real callback
   receiver, reset for each test (the process is started once per session).
 
@@ -15,6 +16,7 @@ used, so merely having the package installed costs other projects' test runs not
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +37,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "lender_sandbox_config", "config.toml for the lender_sandbox fixtures", default=""
+    )
+    parser.addini(
+        "lender_sandbox_intercept",
+        "base URLs (one a line) whose requests from httpx/requests every lender_sandbox "
+        "serves in-process",
+        type="linelist",
+        default=[],
     )
 
 
@@ -66,18 +75,32 @@ def lender_sandbox_template(pytestconfig: pytest.Config) -> Iterator[Template]:
 
 
 @pytest.fixture
-def lender_sandbox(lender_sandbox_template: Template) -> Iterator[Sandbox]:
+def lender_sandbox_intercept(pytestconfig: pytest.Config) -> list[str]:
+    """Base URLs your code calls the lender at, served in-process by `lender_sandbox` (ini
+    `lender_sandbox_intercept`). Override it in a conftest.py or test module to choose there:
+    `return ["https://lender.example.id/api"]`. Needs the `intercept` extra."""
+    return list(pytestconfig.getini("lender_sandbox_intercept"))
+
+
+@pytest.fixture
+def lender_sandbox(
+    lender_sandbox_template: Template, lender_sandbox_intercept: list[str]
+) -> Iterator[Sandbox]:
     """A fresh in-process sandbox for this test (a few milliseconds; no network).
 
     `.client(partner="demo")` calls the lender API in-process; `.clock.advance(days=1)` moves
     the demo partner's manual clock and fires what falls due; `.callbacks.received(path)` are
     the callbacks delivered so far (decrypted); `.journal` the requests received;
     `.transition/.pay/.order/.orders/.wait_for/.new_partner/.sample_order` as documented in
-    `sandbox.testing.Sandbox`.
+    `sandbox.testing.Sandbox`; `.intercept(url)` and `.callbacks.deliver_to(app)` connect your
+    own code (docs/testing.md).
     """
     from .sandbox import Sandbox
 
-    with Sandbox(lender_sandbox_template) as sandbox:
+    with ExitStack() as stack:
+        sandbox = stack.enter_context(Sandbox(lender_sandbox_template))
+        if lender_sandbox_intercept:
+            stack.enter_context(sandbox.intercept(*lender_sandbox_intercept))
         yield sandbox
 
 

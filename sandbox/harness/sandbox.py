@@ -5,7 +5,9 @@ It owns:
   copied per test with the SQLite backup API (`Store.copy`);
 - `Sandbox`: a fresh in-process sandbox — its own store, manual clocks, callbacks delivered
   to a `MemorySink` before each call returns, no network; requests go through `pipeline.handle`,
-  the function the HTTP layer calls, so behaviour is the same as over HTTP;
+  the function the HTTP layer calls, so behaviour is the same as over HTTP; `intercept()` and
+  `callbacks.deliver_to()` connect the aggregator's own HTTP client and app to it
+  (harness/intercept.py, harness/delivery.py);
 - `ServerSandbox`: the real server (`LiveServer`) and a real callback receiver
   (`CallbackSink`), with the same surface over HTTP;
 - `sample_order`: `core.samples.sample_order` with this harness's defaults.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,21 +26,20 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from ..core import samples
+from ..core import edge, samples
 from ..core.clock import WIB, parse_instant
 from ..core.conformance import Report
-from ..core.envelope import render
-from ..core.errors import BY_NAME
 from ..core.lifecycle import FINAL, Status
-from ..core.protocol import BY_PATH
 from ..core.samples import SampleOrder
 from ..core.scenarios import ScenarioRule
 from ..core.settings import Settings
 from ..services import conformance, control, journal, payments, pipeline
 from ..services.config import DEFAULT_CONFIG, load_settings
 from ..services.lender import Lender, create_lender
-from ..services.outbox import deliver_now
+from ..services.outbox import flush_until_idle
 from .client import LenderClient, endpoint_path
+from .delivery import deliver_blocking
+from .intercept import Interception, SandboxTransport
 from .liveserver import merge_overrides
 from .sink import MemorySink
 
@@ -356,6 +356,17 @@ class Sandbox(_Partners):
     def clock_for(self, partner: str) -> Clock:
         return Clock(self, partner)
 
+    def intercept(self, *base_urls: str, requests: bool | None = None) -> Interception:
+        """`with sandbox.intercept("https://lender.example.id"):` — your code's own httpx
+        (sync and async) and requests calls to these base URLs are served by this sandbox;
+        other hosts are left alone (harness/intercept.py; the `intercept` extra)."""
+        return Interception(self, base_urls, requests=requests)
+
+    def httpx_transport(self, base_url: str = "") -> SandboxTransport:
+        """An httpx transport (sync and async) served by this sandbox, for code that takes one:
+        `httpx.AsyncClient(base_url=url, transport=sandbox.httpx_transport(url))`."""
+        return SandboxTransport(self, base_url)
+
     def new_partner(self, **fields: Any) -> Credentials:
         """POST /sandbox/partners in-process: token/key/iv generated unless given. In-process
         every callback goes to `self.callbacks`, whatever the partner's callback_url."""
@@ -397,7 +408,8 @@ class Sandbox(_Partners):
 
     def conformance(self, partner: str = "demo") -> Report:
         """The acceptance report (docs/conformance.md) of `partner`'s current run. In-process
-        there are no HTTP headers: envelope.content_type stays untested."""
+        there are no HTTP headers — envelope.content_type stays untested — except on requests
+        your own client sent through `intercept()` or `httpx_transport()`."""
         return Report(conformance.report(self.lender, partner))
 
     def reset_conformance(self, partner: str = "demo") -> dict:
@@ -439,7 +451,7 @@ class Sandbox(_Partners):
     def deliver_callbacks(self) -> int:
         """Deliver every callback due now (operations already do); the attempts made."""
         self._delivered_up_to = self.lender.enqueued
-        return deliver_now(self.lender, self.callbacks)
+        return deliver_blocking(self.lender, self.callbacks)
 
     # ---- lifetime ----
 
@@ -467,20 +479,51 @@ class Sandbox(_Partners):
     def send(self, path: str, body: bytes) -> tuple[int, bytes]:
         """The in-process transport: a lender endpoint's request body in, (HTTP status, body)
         out, through the same pipeline as over HTTP (`LenderClient(send=...)` uses it)."""
-        if path not in BY_PATH:  # over HTTP the router answers this (web.app._http_error)
-            doc = render(path, BY_NAME["bad_envelope"].code, f"unknown path {path}", {})
-            return 404, json.dumps(doc).encode()
-        reply = pipeline.handle(self.lender, path, body)
-        self._settled(None)
-        return reply.http_status, json.dumps(reply.body, ensure_ascii=False).encode()
+        return self.serve("POST", path, body)
 
     _send = send
+
+    def serve(
+        self, method: str, path: str, body: bytes, *, content_type: str | None = None
+    ) -> tuple[int, bytes]:
+        """One HTTP request as the server answers it, in-process: the edge's own answers
+        (404, 405, 413: core/edge.py), else the pipeline; its callbacks delivered first.
+        `content_type`: the request's header, when a real client sent it (the journal keeps it
+        for the acceptance report)."""
+        answer = self._handle(method, path, body, content_type)
+        self._settled(None)
+        return answer
+
+    async def serve_async(
+        self, method: str, path: str, body: bytes, *, content_type: str | None = None
+    ) -> tuple[int, bytes]:
+        """`serve` for an async client: its callbacks go out on the caller's event loop."""
+        answer = self._handle(method, path, body, content_type)  # in memory: no thread hop
+        await self._asettled()
+        return answer
+
+    def _handle(
+        self, method: str, path: str, body: bytes, content_type: str | None
+    ) -> tuple[int, bytes]:
+        limit = self.settings.server.max_body_bytes
+        refused = edge.refusal(path, method, len(body), limit)
+        if refused is not None:
+            return refused[0], edge.dump(refused[1])
+        ctype = None if content_type is None else content_type[:200]  # the journal's column
+        reply = pipeline.handle(self.lender, path, body, content_type=ctype)
+        return reply.http_status, edge.dump(reply.body)
 
     def _settled(self, result: Any) -> Any:
         # Delivering costs an event loop and a query: only when a transition enqueued one.
         if self.lender.enqueued != self._delivered_up_to:
             self.deliver_callbacks()
         return result
+
+    async def _asettled(self) -> None:
+        """`_settled` for async callers: delivered on the running loop (an async client's)."""
+        if self.lender.enqueued != self._delivered_up_to:
+            self._delivered_up_to = self.lender.enqueued
+            await flush_until_idle(self.lender, self.callbacks)
 
 
 # ---------------------------------------------------------------------------- waiting

@@ -6,6 +6,8 @@ key/IV (or read plain JSON), record it, and acknowledge with
 `{"code":0,"message":"success","data":{}}` — unless told to refuse (`fail_next`) or to stop
 answering (`hang`) until `recover()`. `wait_for` blocks on a Condition until the callbacks
 are in: no sleeps. Used by the pytest plugin, the e2e tests and the benchmark.
+`MemorySink.deliver_to(app)` hands the callbacks to the aggregator's own app instead, whose
+answer counts (harness/delivery.py).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..core.crypto import Codec, CryptoError
+
+if TYPE_CHECKING:
+    from .delivery import AppRelay
 
 __all__ = ["CallbackSink", "MemorySink", "Record", "SinkTimeout"]
 
@@ -210,30 +215,64 @@ class _Receiver:
         """(answer, outcome); called holding the lock."""
         if problem:  # an aggregator that cannot read a callback refuses it
             return (200, json.dumps({"code": 1, "message": problem, "data": {}})), "unreadable"
-        if self._hang is not None:
-            return _Hang(self._hang), "hung"
-        if self._failures:
+        return self._planned() or ((200, ACK), "ok")
+
+    def _planned(self) -> tuple[tuple[int, str] | _Hang, str] | None:
+        """The refusal or hang that fail_next()/hang() set for this request (taken), or None."""
+        with self._cond:  # reentrant: _decide calls this holding it
+            if self._hang is not None:
+                return _Hang(self._hang), "hung"
+            if not self._failures:
+                return None
             status, code = self._failures.popleft()
-            text = json.dumps(
-                {
-                    "code": status if code is None else code,
-                    "message": "sink told to fail",
-                    "data": {},
-                }
-            )
-            return (status, text), "failed"
-        return (200, ACK), "ok"
+        text = json.dumps(
+            {"code": status if code is None else code, "message": "sink told to fail", "data": {}}
+        )
+        return (status, text), "failed"
+
+    def _keep(
+        self, path: str, raw: bytes, headers: dict[str, str], outcome: str, status: int | None
+    ) -> None:
+        """Record a request that someone else answered (the app a MemorySink relays to)."""
+        body, token, _ = self._decode(raw)
+        record = Record(
+            path,
+            body,
+            raw.decode("utf-8", "replace"),
+            self._clock(),
+            token,
+            outcome,
+            status,
+            headers,
+        )
+        with self._cond:
+            self._records.append(record)
+            self._cond.notify_all()
 
 
 # ---------------------------------------------------------------------------- in-process
 
 
 class MemorySink(_Receiver):
-    """An in-process receiver that is also a `callbacks.Sender`: deliveries never leave Python.
+    """An in-process receiver that is also a `services.senders.Sender`: deliveries never leave
+    Python.
 
-    `hang()` makes `send` raise TimeoutError at once (a sender's timeout, without the wait)."""
+    `hang()` makes `send` raise TimeoutError at once (a sender's timeout, without the wait).
+    `deliver_to(app)` hands each callback to the aggregator's own app, whose answer counts."""
+
+    _relay: AppRelay | None = None
+
+    def deliver_to(self, app: Any, prefix: str = "") -> AppRelay:
+        """Deliver callbacks into `app` (ASGI, WSGI or an httpx client) at `prefix` + path;
+        see harness/delivery.py. Usable as a context manager (unbinds on exit)."""
+        from .delivery import AppRelay
+
+        self._relay = AppRelay(self, app, prefix, previous=self._relay)
+        return self._relay
 
     async def send(self, url: str, content: bytes, timeout: float) -> tuple[int, str]:
+        if self._relay is not None:
+            return await self._relay.send(url, content, timeout)
         answer = self._answer(urlsplit(url).path, content, {"content-type": "application/json"})
         if isinstance(answer, _Hang):
             raise TimeoutError(f"no answer within {timeout}s (the sink is hanging)")

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..core import edge
 from ..core.envelope import render
 from ..core.errors import BY_NAME
 from ..core.settings import Settings
@@ -56,11 +57,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             status_code=exc.status_code,
         )
     # docs/protocol.md §1 ruling: transport problems use HTTP status codes, still in the envelope
-    text = {404: f"unknown path {path}", 405: "every lender endpoint is POST"}.get(
-        exc.status_code, str(exc.detail)
-    )
-    body = render(path, BY_NAME["bad_envelope"].code, text, {})
-    return protocol_json(body, exc.status_code)
+    status, body = edge.http_error(path, exc.status_code, str(exc.detail))
+    return protocol_json(body, status)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -21,8 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..core.envelope import render
-from ..core.errors import SandboxError
+from ..core import edge
 from ..core.faultrules import PHP_NOTICE, Fired, answer_status, gateway_page
 from ..core.protocol import SPECS
 from ..services import faults, pipeline
@@ -190,8 +189,8 @@ class LenderEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(scope, receive, self.limit)
         if body is None:
-            e = SandboxError("body_too_large", f"limit {self.limit} bytes", http_status=413)
-            await send_json(send, render(scope["path"], e.code, e.message, {}), 413)
+            status, answer = edge.too_large(scope["path"], self.limit)
+            await send_json(send, answer, status)
             return
         await serve(self.lender, scope, receive, send, body)
 

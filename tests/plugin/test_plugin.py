@@ -152,20 +152,60 @@ def test_custom(lender_sandbox):
     run(pytester).assert_outcomes(passed=1)
 
 
+def test_the_intercept_option_serves_the_code_under_test(pytester: pytest.Pytester) -> None:
+    """ini `lender_sandbox_intercept`, and the fixture of that name overridden in a module."""
+    pytester.makeini("[pytest]\nlender_sandbox_intercept =\n    https://lender.example.id/api\n")
+    pytester.makepyfile(
+        test_ini="""
+import requests
+from respx.mocks import HTTPCoreMocker
+from sandbox.client import LenderClient
+
+def test_ini(lender_sandbox):
+    c = lender_sandbox.partner
+    loan = lender_sandbox.sample_order()
+    url = "https://lender.example.id/api"
+    with LenderClient(url, c.partner_token, c.aes_key, c.aes_iv) as api:
+        assert api.data("get-loan-precheck", loan.precheck())["is_reloan"] == 0
+    r = requests.post(url + "/get-loan-precheck", json={})
+    assert r.json()["code"] != 0
+    assert [e.path for e in lender_sandbox.journal.entries()] == ["/get-loan-precheck"] * 2
+
+def test_the_interception_ends_with_the_test():
+    assert HTTPCoreMocker.routers == []
+"""
+    )
+    pytester.makepyfile(
+        test_override="""
+import httpx
+import pytest
+
+@pytest.fixture
+def lender_sandbox_intercept():
+    return ["http://other-lender.test"]
+
+def test_override(lender_sandbox):
+    assert httpx.post("http://other-lender.test/get-loan-precheck", json={}).status_code == 200
+    assert len(lender_sandbox.journal.entries()) == 1
+"""
+    )
+    run(pytester).assert_outcomes(passed=3)
+
+
 def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--fixtures")
-    result.stdout.fnmatch_lines(
-        [
-            "*lender_sandbox_template*",
-            "*Settings and a seeded store*",
-            "lender_sandbox -- *",
-            "*fresh in-process sandbox*",
-            "*lender_sandbox_server_session*",
-            "lender_sandbox_server -- *",
-            "*reset for this test*",
-        ]
+    # pytest lists fixtures sorted by "file:line" text, so each is checked on its own
+    for fixture in (
+        ["*lender_sandbox_template*", "*Settings and a seeded store*"],
+        ["lender_sandbox -- *", "*fresh in-process sandbox*"],
+        ["lender_sandbox_intercept -- *", "*Base URLs your code calls the lender at*"],
+        ["*lender_sandbox_server_session*"],
+        ["lender_sandbox_server -- *", "*reset for this test*"],
+    ):
+        result.stdout.fnmatch_lines(fixture)
+    run(pytester, "--help").stdout.fnmatch_lines(
+        ["*--lender-sandbox-config=FILE*", "*lender_sandbox_intercept*"]
     )
-    run(pytester, "--help").stdout.fnmatch_lines(["*--lender-sandbox-config=FILE*"])
 
 
 def test_server_fixture_over_real_http(pytester: pytest.Pytester) -> None:
