@@ -37,8 +37,9 @@ from sandbox.core.people import REGIONS, make_mobile, make_nik
 from sandbox.services import control
 from sandbox.services.config import load_settings
 from sandbox.services.endpoints import NEW_ORDER_FIGURES
-from sandbox.services.engine import ORDERS, Ctx, Unit, apply
+from sandbox.services.engine import Ctx, apply
 from sandbox.services.lender import Lender, create_lender
+from sandbox.services.unit import ORDERS, Unit
 from sandbox.store import Order, TimelineRow
 from sandbox.store.records import OrderRec
 

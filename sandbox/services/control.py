@@ -34,8 +34,10 @@ from ..store import (
     TimelineRow,
 )
 from . import bodies, conformance
-from .engine import Ctx, Unit, apply, load_order, next_due, process_due
+from .due import next_due, process_due
+from .engine import Ctx, apply
 from .lender import Lender
+from .unit import Unit, load_order
 
 
 def _partner(lender: Lender, s: Any, token: str) -> Partner:

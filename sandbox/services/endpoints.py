@@ -27,8 +27,9 @@ from ..core.protocol import SPECS, Spec
 from ..store import tables as t
 from ..store.records import OrderRec, PartnerRec
 from . import bodies, payments
-from .engine import ORDERS, Ctx, Unit, apply, load_order, record
+from .engine import Ctx, apply, record
 from .lender import Lender
+from .unit import ORDERS, Unit, load_order
 
 CARDS: Table = t.BankCard.__table__  # type: ignore[assignment]
 

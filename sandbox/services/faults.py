@@ -42,7 +42,7 @@ from ..core.faultrules import (
 from ..core.lifecycle import Status
 from ..store import Callback, FaultRule
 from ..store.records import OrderRec
-from . import engine, outbox
+from . import engine, outbox, unit
 from .lender import Lender
 from .senders import HttpxSender
 
@@ -265,7 +265,7 @@ def after_handler(lender: Lender, path: str, reply: Any) -> None:
 
 
 def _orders(conn: Connection, t: Target) -> list[OrderRec]:
-    rows = conn.execute(engine.ORDER_BY_NO, {"token": t.partner_token, "order_no": t.order_no})
+    rows = conn.execute(unit.ORDER_BY_NO, {"token": t.partner_token, "order_no": t.order_no})
     return [OrderRec.load(r) for r in rows]
 
 
@@ -277,11 +277,11 @@ def _stick_reviewing_now(lender: Lender, conn: Connection, rule_id: int) -> None
     spec = row.rule["spec"]
     if spec["kind"] != "review_stuck" or not spec["order_no"]:
         return
-    q = select(*engine.ORDER_COLUMNS).where(
-        engine.ORDERS.c.order_no == spec["order_no"], engine.ORDERS.c.status == Status.REVIEWING
+    q = select(*unit.ORDER_COLUMNS).where(
+        unit.ORDERS.c.order_no == spec["order_no"], unit.ORDERS.c.status == Status.REVIEWING
     )
     if row.partner_token:
-        q = q.where(engine.ORDERS.c.partner_token == row.partner_token)
+        q = q.where(unit.ORDERS.c.partner_token == row.partner_token)
     state, remaining = row.rule, row.remaining
     for order in [OrderRec.load(r) for r in conn.execute(q)]:
         if remaining == 0:

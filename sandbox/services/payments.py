@@ -21,8 +21,10 @@ from ..core.settings import RepayMethodFixture
 from ..store import tables as t
 from ..store.records import OrderRec
 from . import bodies
-from .engine import EVENTS, ORDER_COLUMNS, ORDERS, Ctx, Unit, apply, process_due
+from .due import process_due
+from .engine import Ctx, apply
 from .lender import Lender
+from .unit import EVENTS, ORDER_COLUMNS, ORDERS, Unit
 
 CODES: Table = t.RepayCode.__table__  # type: ignore[assignment]
 

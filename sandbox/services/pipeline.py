@@ -27,8 +27,9 @@ from ..store import fast
 from ..store import tables as t
 from ..store.records import PartnerRec
 from . import endpoints, faults
-from .engine import EVENTS, PARTNER_COLUMNS, PARTNERS, Unit, process_due
+from .due import process_due
 from .lender import Lender
+from .unit import EVENTS, PARTNER_COLUMNS, PARTNERS, Unit
 
 log = logging.getLogger("sandbox.api")
 

@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
 from ..store import Partner
-from .engine import process_due
+from .due import process_due
 from .lender import Lender
 from .senders import HttpxSender
 from .worker import Worker

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util import LRUCache
 
 from .fast import Fast
@@ -125,7 +126,10 @@ class Store:
         return stmt
 
     def fast(self, stmt: Any) -> Fast:
-        """`stmt` compiled once for this backend, to run on the DBAPI cursor (`store.fast`)."""
+        """`stmt` compiled once for this backend, to run on the DBAPI cursor (`store.fast`);
+        a function building it per backend (as `prepared` takes) works too."""
+        if not isinstance(stmt, ClauseElement):
+            stmt = self.prepared(stmt)
         found = self._fast.get(id(stmt))
         if found is None:  # the statement is kept with it, so its id cannot be reused
             found = self._fast[id(stmt)] = (stmt, Fast(stmt, self.engine.dialect))

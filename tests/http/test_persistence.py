@@ -15,7 +15,7 @@ import pytest
 from conftest import SUFFIX, T0, Loan, Sandbox, make_sandbox, person, settings_for
 from sqlalchemy import func, select
 
-from sandbox.services.engine import process_due
+from sandbox.services.due import process_due
 from sandbox.services.lender import create_lender
 from sandbox.store import DueEvent, TimelineRow
 

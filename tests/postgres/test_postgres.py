@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from sandbox.services import engine as orders
+from sandbox.services import due as orders
 from sandbox.services.lender import create_lender
 from sandbox.store import DueEvent, Order, TimelineRow
 
