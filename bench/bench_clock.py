@@ -39,7 +39,7 @@ from sandbox.services.config import load_settings
 from sandbox.services.endpoints import NEW_ORDER_FIGURES
 from sandbox.services.engine import Ctx, apply
 from sandbox.services.lender import Lender, create_lender
-from sandbox.services.unit import ORDERS, Unit
+from sandbox.services.unit import ORDER_COLUMNS, ORDERS, Unit
 from sandbox.store import Order, TimelineRow
 from sandbox.store.records import OrderRec
 
@@ -107,8 +107,8 @@ def build(url: str, n: int, chunk: int = 1000) -> float:
                     updated_at=born,
                 )
                 order_id = conn.execute(insert(ORDERS), row).inserted_primary_key[0]
-                o = unit.track(OrderRec(id=order_id, **row))
-                o.saved()
+                read = select(*ORDER_COLUMNS).where(ORDERS.c.id == order_id)
+                o = unit.track(OrderRec.load(conn.execute(read).one()))
                 batch.append((o, born + 600))
             for o, paid_out in batch:
                 apply(Ctx(unit, paid_out, "bench: payout"), o, "disburse")

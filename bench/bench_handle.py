@@ -1,9 +1,12 @@
-"""What one lender request costs in-process: `pipeline.handle` for 12 get-order-status.
+"""What one lender request costs in-process: `pipeline.handle` for 12 get-order-status (or 05).
 
-Run by hand: `python bench/bench_handle.py [calls] [--fault] [--profile]`. A fresh in-process
-`Sandbox` gets one order (created, submitted, bound, approved, confirmed, disbursed); then
-`calls` get-order-status requests go straight to `pipeline.handle` (no HTTP, journal on), each
-timed on its own. Also counted: transactions (COMMITs) and SQL statements per call.
+Run by hand: `python bench/bench_handle.py [calls] [--write] [--fault] [--profile]`. A fresh
+in-process `Sandbox` gets one order (created, submitted, bound, approved, confirmed,
+disbursed); then `calls` get-order-status requests go straight to `pipeline.handle` (no HTTP,
+journal on), each timed on its own. `--write` sends 05 push-basic-info instead, a new order of
+a new person each call (the write of `vs_ceilings`). Also counted: transactions (COMMITs) and
+SQL statements per call, as SQLite sees them (its trace callback: statements run on the DBAPI
+cursor count too).
 `--fault` first adds a fault rule for this path that never fires here (it names another
 order), so the rule lookups cannot be skipped.
 """
@@ -16,8 +19,6 @@ import json
 import pstats
 import statistics
 import time
-
-from sqlalchemy import event
 
 from sandbox.core.crypto import Codec
 from sandbox.services import faults
@@ -48,21 +49,26 @@ def envelope(sb: Sandbox, payload: dict) -> bytes:
 
 
 class Counter:
+    """Statements and COMMITs as SQLite runs them (the in-process sandbox has one connection)."""
+
     def __init__(self, sb: Sandbox):
         self.commits = self.statements = 0
-        event.listen(sb.lender.store.engine, "commit", self._commit)
-        event.listen(sb.lender.store.engine, "before_cursor_execute", self._statement)
+        with sb.lender.store.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.set_trace_callback(self._statement)  # type: ignore[attr-defined]
 
-    def _commit(self, *_: object) -> None:
-        self.commits += 1
-
-    def _statement(self, *_: object) -> None:
-        self.statements += 1
+    def _statement(self, sql: str) -> None:
+        if sql == "COMMIT":
+            self.commits += 1
+        elif sql not in ("BEGIN", "BEGIN ", "ROLLBACK"):
+            self.statements += 1
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("calls", nargs="?", type=int, default=2000)
+    ap.add_argument("--write", action="store_true", help="05 push-basic-info, a new order each")
     ap.add_argument("--fault", action="store_true", help="with a fault rule for another order")
     ap.add_argument("--profile", action="store_true", help="cProfile the loop")
     args = ap.parse_args()
@@ -77,9 +83,14 @@ def main() -> None:
                     "order_no": "SOME-OTHER-ORDER",
                 },
             )
-        body = envelope(sb, {"order_no": order_no, "product_id": "1001"})
+        path = "/push-basic-info" if args.write else "/get-order-status"
+        if args.write:  # the bodies are made first: making them is not the sandbox's work
+            bodies = [envelope(sb, sb.sample_order().basic_info()) for _ in range(args.calls + 100)]
+        else:
+            bodies = [envelope(sb, {"order_no": order_no, "product_id": "1001"})]
+        requests = iter(bodies) if args.write else iter(lambda: bodies[0], None)
         for _ in range(100):  # warm up
-            api.handle(sb.lender, "/get-order-status", body)
+            api.handle(sb.lender, path, next(requests))
         counter = Counter(sb)
         prof = cProfile.Profile() if args.profile else None
         times, cpu = [], []
@@ -87,7 +98,7 @@ def main() -> None:
             prof.enable()
         for _ in range(args.calls):
             t, c = time.perf_counter(), time.thread_time()
-            reply = api.handle(sb.lender, "/get-order-status", body)
+            reply = api.handle(sb.lender, path, next(requests))
             times.append(time.perf_counter() - t)
             cpu.append(time.thread_time() - c)
             assert reply.code == 0, reply.body
@@ -95,7 +106,7 @@ def main() -> None:
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
     print(
-        f"api.handle get-order-status, {args.calls} calls"
+        f"api.handle {path.strip('/')}, {args.calls} calls"
         f"{' (a fault rule targets the path)' if args.fault else ''}: "
         f"{counter.commits / args.calls:.1f} transactions, "
         f"{counter.statements / args.calls:.1f} SQL statements per call"
