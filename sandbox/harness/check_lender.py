@@ -10,20 +10,53 @@ answer is judged against docs/protocol.md, and each deviation names the rule it 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from ..core.people import make_person
 from ..core.samples import SampleOrder
+from .check_borrower import Borrower
+from .check_report import DEVIATION, NOTE, OK, Finding, LenderCheck
+from .check_rules import (
+    AMOUNT,
+    APPROVED,
+    BANKS,
+    CARDS,
+    CONTRACT,
+    DELAY_DETAIL,
+    DELAY_QUOTE,
+    DELAYS,
+    ENVELOPE_RULE,
+    FIELDS_RULE,
+    INTEREST,
+    METHODS,
+    PLAN,
+    PRECHECK,
+    REPAY_CODE,
+    STATUS,
+    Fields,
+    envelope_problems,
+    error_problems,
+    field_problems,
+    message_of,
+)
 from .client import LenderClient, endpoint_path
 
-OK, DEVIATION, NOTE = "ok", "deviation", "note"
-TIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+__all__ = [
+    "DEVIATION",
+    "NOTE",
+    "OK",
+    "Borrower",
+    "Checker",
+    "Finding",
+    "LenderCheck",
+    "Stop",
+    "Unreachable",
+    "check_lender",
+]
+
 PATHS = {
     "02": "get-loan-precheck",
     "03": "get-loan-amount",
@@ -43,51 +76,6 @@ PATHS = {
     "17": "get-delay-interest",
     "18": "get-delay-detail",
 }
-ENVELOPE_RULE, FIELDS_RULE = "docs/protocol.md §1", "docs/protocol.md §4"
-
-
-@dataclass(frozen=True)
-class Finding:
-    step: str  # "04 /get-loan-interest", "errors: unknown order", ...
-    level: str  # ok | deviation | note
-    message: str
-    rule: str = ""  # where the rule is written
-
-
-@dataclass
-class LenderCheck:
-    """What `check_lender` found: every step, and the deviations among them."""
-
-    base_url: str
-    partner_token: str
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def deviations(self) -> list[Finding]:
-        return [f for f in self.findings if f.level == DEVIATION]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "partner_token": self.partner_token,
-            "deviations": len(self.deviations),
-            "findings": [asdict(f) for f in self.findings],
-        }
-
-    def text(self) -> str:
-        lines = [
-            f"Checking {self.base_url or 'an in-process lender'} as partner {self.partner_token}"
-        ]
-        for f in self.findings:
-            rule = f"  [{f.rule}]" if f.level == DEVIATION and f.rule else ""
-            lines.append(f"  {f.level.upper():<10} {f.step:<34} {f.message}{rule}")
-        n = len(self.deviations)
-        lines.append(
-            "No deviation from the specification."
-            if not n
-            else f"{n} deviation{'s' if n > 1 else ''} from the specification."
-        )
-        return "\n".join(lines)
 
 
 class Stop(Exception):
@@ -96,176 +84,6 @@ class Stop(Exception):
 
 class Unreachable(Exception):
     """Not one answer came back: nothing to judge (wrong URL, nothing listening)."""
-
-
-# ---- what an answer's fields must look like (docs/protocol.md §4) ----
-
-
-def _int(v: Any) -> bool:
-    # amounts may come as numeric strings from PHP lenders: readable, so not a deviation
-    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v.isdigit())
-
-
-def _one_of(*values: int) -> Callable[[Any], bool]:
-    return lambda v: _int(v) and int(v) in values
-
-
-def _text(v: Any) -> bool:
-    return isinstance(v, str) and bool(v.strip())
-
-
-def _time(v: Any) -> bool:
-    return isinstance(v, str) and bool(TIME_TEXT.match(v))
-
-
-def _url(v: Any) -> bool:
-    return isinstance(v, str) and v.startswith(("http://", "https://"))
-
-
-def _list_of(**fields: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def check(v: Any) -> bool:
-        return (
-            isinstance(v, list)
-            and bool(v)
-            and all(
-                isinstance(x, dict)
-                and all(name in x and ok(x[name]) for name, ok in fields.items())
-                for x in v
-            )
-        )
-
-    return check
-
-
-def _ints(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(_int(x) for x in v)
-
-
-Fields = dict[str, tuple[Callable[[Any], bool], str]]
-LOAN_RANGE = (_list_of(amount=_int, term=_ints), "a non-empty list of {amount, term: [...]}")
-UNIT = (_one_of(1, 2), "1 (days) or 2 (months)")
-MONEY = (_int, "an amount in whole rupiah")
-TIME = (_time, "YYYY-MM-DD HH:MM:SS")
-PRECHECK: Fields = {
-    "is_reloan": (_one_of(0, 1), "0 or 1"),
-    "loan_range": LOAN_RANGE,
-    "term_unit": UNIT,
-}
-AMOUNT: Fields = {
-    "loan_range": LOAN_RANGE,
-    "term_unit": UNIT,
-    "default_amount": MONEY,
-    "default_term": (_int, "a term"),
-}
-INTEREST: Fields = {
-    "interest_amount": MONEY,
-    "admin_amount": MONEY,
-    "actual_amount": MONEY,
-    "repay_amount": MONEY,
-    "expiry_time": TIME,
-}
-BANKS: Fields = {
-    "banklist": (
-        _list_of(bank_code=_text, bank_name=_text),
-        "a non-empty list of {bank_code, bank_name}",
-    )
-}
-METHODS: Fields = {
-    "banklist": (
-        _list_of(bank_code=_text, method_code=_text, repay_method=_one_of(1, 2)),
-        "a non-empty list of {bank_code, method_code, repay_method}",
-    )
-}
-STATUS: Fields = {"order_no": (_text, "the order_no"), "order_status": (_int, "a status code")}
-APPROVED: Fields = {
-    **STATUS,
-    "approval_amount": MONEY,
-    "approval_term": (_int, "a term"),
-    "term_unit": UNIT,
-    "interest_amount": MONEY,
-    "admin_amount": MONEY,
-    "actual_amount": MONEY,
-    "repay_amount": MONEY,
-    "approval_time": TIME,
-}
-CARDS: Fields = {
-    "order_no": (_text, "the order_no"),
-    "card_list": (
-        _list_of(bank_code=_text, bank_card=_text),
-        "the bound account as {bank_code, bank_card}",
-    ),
-}
-CONTRACT: Fields = {"contract_url": (_url, "an http(s) URL")}
-PLAN: Fields = {
-    "loan_time": TIME,
-    "loan_amount": MONEY,
-    "loan_term": (_int, "a term"),
-    "term_unit": UNIT,
-    "interest_amount": MONEY,
-    "expiry_time": TIME,
-    "expiry_amount": MONEY,
-    "is_overdue": (_one_of(0, 1), "0 or 1"),
-    "overdue_days": (_int, "days"),
-    "repay_amount": MONEY,
-}
-REPAY_CODE: Fields = {
-    "repay_amount": MONEY,
-    "repay_code": (_text, "a payment code"),
-    "expire_time": TIME,
-}
-DELAYS: Fields = {
-    "delay_list": (lambda v: isinstance(v, list), "a list (empty before any extension)")
-}
-DELAY_DETAIL: Fields = {"repay_amount": MONEY, "expiry_time": TIME}
-
-
-# ---- the borrower ----
-
-
-@dataclass(frozen=True)
-class Borrower:
-    """The test borrower of a flow; a generated one gets the sandbox's approving suffix."""
-
-    name: str
-    mobile: str
-    nik: str
-    bank_code: str
-    bank_card: str
-
-    @classmethod
-    def make(
-        cls,
-        *,
-        today: date,
-        seed: str | None = None,
-        name: str | None = None,
-        mobile: str | None = None,
-        nik: str | None = None,
-        bank_code: str | None = None,
-        bank_card: str | None = None,
-    ) -> Borrower:
-        p = make_person(seed or secrets.token_hex(8), today=today)
-        return cls(
-            name or p.name,
-            mobile or p.mobile[:-3] + "001",
-            nik or p.nik,
-            bank_code or p.bank_code,
-            bank_card or p.bank_account,
-        )
-
-    def order(
-        self, today: date, order_no: str, product_id: str, amount: int, term: int, unit: int
-    ) -> SampleOrder:
-        p = make_person(self.nik, today=today)
-        p = replace(
-            p,
-            name=self.name,
-            mobile=self.mobile,
-            nik=self.nik,
-            bank_code=self.bank_code,
-            bank_account=self.bank_card,
-        )
-        return SampleOrder(order_no, p, product_id, amount, term, unit)
 
 
 # ---- the checker ----
@@ -338,7 +156,7 @@ class Checker:
                 ENVELOPE_RULE,
             )
             return None
-        problems = _envelope_problems(doc, status)
+        problems = envelope_problems(doc, status)
         if problems:
             self.record(step, DEVIATION, "; ".join(problems), ENVELOPE_RULE)
             return None
@@ -376,7 +194,7 @@ class Checker:
             self.record(
                 step,
                 refusal,
-                f"answered code {doc['code']}: {_message(doc)}",
+                f"answered code {doc['code']}: {message_of(doc)}",
                 FIELDS_RULE if refusal == DEVIATION else "",
             )
             return None
@@ -386,11 +204,7 @@ class Checker:
                 step, DEVIATION, f"`data` is {type(data).__name__}, not an object", ENVELOPE_RULE
             )
             return None
-        wrong = [
-            f"`{name}` should be {what}, got {data.get(name, '(missing)')!r}"
-            for name, (ok, what) in fields.items()
-            if name not in data or not ok(data[name])
-        ]
+        wrong = field_problems(data, fields)
         if wrong:
             self.record(step, DEVIATION, "; ".join(wrong), FIELDS_RULE)
             return None
@@ -495,11 +309,11 @@ class Checker:
             doc = self.exchange(number, step=step, body=body.encode())
             if doc is None:
                 continue
-            problems = _error_problems(doc)
+            problems = error_problems(doc)
             if problems:
                 self.record(step, DEVIATION, "; ".join(problems), "docs/protocol.md §1")
             else:
-                self.record(step, OK, f"code {doc['code']}: {_message(doc)[:60]}")
+                self.record(step, OK, f"code {doc['code']}: {message_of(doc)[:60]}")
 
     # ---- the whole loan (creates an order) ----
 
@@ -588,7 +402,7 @@ class Checker:
                 f"repay_amount {code['repay_amount']} differs from 14's {plan['repay_amount']}",
             )
         self.data("16", o.order(), DELAYS, refusal=DEVIATION)
-        self.data("17", o.order(), {"delay_amount": MONEY, "expiry_time": TIME})  # may refuse
+        self.data("17", o.order(), DELAY_QUOTE)  # may refuse
         self.data("18", o.order(), DELAY_DETAIL, refusal=DEVIATION)
 
     def wait(self, number: str, o: SampleOrder, done: Callable[[dict], bool]) -> dict:
@@ -617,35 +431,6 @@ class Checker:
                 raise Stop(f"{number}: still {d['order_status']} after {waited:g}s")
             self.sleep(self.poll_interval)
             waited += self.poll_interval
-
-
-def _message(doc: dict) -> str:
-    return str(doc.get("message", doc.get("msg", "")))
-
-
-def _envelope_problems(doc: Any, status: int) -> list[str]:
-    if not isinstance(doc, dict):
-        return [f"the answer is JSON but not an object: {type(doc).__name__}"]
-    problems = [] if status == 200 else [f"HTTP {status} (answers are HTTP 200 with a code)"]
-    code = doc.get("code")
-    if not isinstance(code, int) or isinstance(code, bool):
-        problems.append(f"`code` should be an integer, got {code!r}")
-    if not isinstance(doc.get("message", doc.get("msg")), str):
-        problems.append("no `message` (or `msg`) text")
-    if "data" not in doc:
-        problems.append("no `data`")
-    return problems
-
-
-def _error_problems(doc: dict) -> list[str]:
-    problems = []
-    if doc["code"] == 0:
-        problems.append("answered code 0 to a request that should be refused")
-    if not _message(doc).strip():
-        problems.append("the refusal has no text")
-    if doc.get("data") != {}:
-        problems.append(f"`data` of a refusal should be {{}}, got {json.dumps(doc.get('data'))}")
-    return problems
 
 
 def check_lender(

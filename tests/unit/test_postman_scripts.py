@@ -1,6 +1,6 @@
 """The Postman collection's JavaScript, run in node with the crypto-js npm package.
 
-The encryption snippet the collection ships (`postman.CRYPTO_JS`, verbatim) must reproduce
+The encryption snippet the collection ships (`postman_scripts.CRYPTO_JS`, verbatim) must reproduce
 PHP's openssl_encrypt byte for byte (the golden vectors of tests/data/php_openssl_aes.json) and
 decrypt what PHP decrypts; the new-borrower script must make payloads the sandbox accepts.
 Postman's collection SDK must read every part of the file. Needs node, and crypto-js and
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.core.people import is_valid_nik
-from sandbox.services import postman
+from sandbox.services import postman, postman_scripts
 from sandbox.services.config import DEFAULT_CONFIG, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def run_js(source: str, *args: str) -> object:
 
 
 CHECK_VECTORS = (
-    postman.CRYPTO_JS
+    postman_scripts.CRYPTO_JS
     + r"""
 const fs = require('fs');
 const doc = JSON.parse(fs.readFileSync(process.argv[process.argv.length - 1], 'utf8'));
@@ -84,7 +84,7 @@ console.log(JSON.stringify(out));
 def test_the_shipped_snippet_is_the_tested_one():
     doc = postman.config_collection(load_settings(DEFAULT_CONFIG, env={}), "demo", date(2026, 3, 2))
     for event in doc["event"]:
-        assert "\n".join(event["script"]["exec"]).count(postman.CRYPTO_JS) == 1
+        assert "\n".join(event["script"]["exec"]).count(postman_scripts.CRYPTO_JS) == 1
 
 
 def test_cryptojs_encrypts_like_php_openssl_encrypt():
