@@ -24,8 +24,9 @@ from ..core.errors import SandboxError, invalid
 from ..core.lifecycle import DISBURSED, Status
 from ..core.pricing import DAY, Product
 from ..core.protocol import SPECS, Spec
+from ..store import fast
 from ..store import tables as t
-from ..store.records import OrderRec, PartnerRec
+from ..store.records import ORDER_DATA_COLUMNS, OrderRec, PartnerRec
 from . import bodies, payments
 from .engine import Ctx, apply, record
 from .lender import Lender
@@ -251,15 +252,16 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
         )
     digest = _hash(r)
     # The order_no and the person's orders in one read (a new order's usual case).
-    rows = call.conn.execute(
-        ORDER_AND_PERSON,
+    rows = fast.rows(
+        call.conn,
+        call.lender.store.fast(ORDER_AND_PERSON),
         {
             "token": call.partner.partner_token,
             "order_no": info.order_no,
             "mobile": info.user_mobile,
             "nik": info.user_idcard,
         },
-    ).all()
+    )
     existing = next((row for row in rows if row.order_no == info.order_no), None)
     if existing is not None:
         if existing.payload_hash == digest:
@@ -303,8 +305,7 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
         "updated_at": call.now,
     }
     data = {"basic_info": r.basic_info.model_dump(mode="json"), "supplement_info": None}
-    result = call.conn.execute(ORDER_INSERT, {**row, **data})
-    order_id = result.inserted_primary_key[0]  # type: ignore[index]  # one row inserted
+    order_id = fast.insert(call.conn, call.lender.store.fast(ORDER_INSERT), {**row, **data})
     order = call.unit.track(OrderRec(id=order_id, **row))
     order.saved()
     ctx = call.ctx("05 push-basic-info")
@@ -313,7 +314,9 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
     return {}
 
 
-ORDER_INSERT = insert(ORDERS)
+ORDER_INSERT = insert(ORDERS).values(
+    {k: bindparam(k) for k in (*OrderRec.columns()[1:], *ORDER_DATA_COLUMNS)}  # all but the id
+)
 SUPPLEMENT_OF = select(ORDERS.c.supplement_info).where(ORDERS.c.id == bindparam("_id"))
 SET_SUPPLEMENT = update(ORDERS).where(ORDERS.c.id == bindparam("_id"))
 

@@ -53,6 +53,7 @@ class Store:
         # "database is locked" under the server's thread pool. PostgreSQL needs no lock.
         self._lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         self._prepared: dict[Callable[[Store], Any], Any] = {}
+        self._held: Connection | None = None  # SQLite: the connection `begin` uses
         self._fast: dict[int, tuple[Any, Fast]] = {}  # id(statement) -> (statement, compiled)
         self._copies_cache: LRUCache[Any, Any] | None = None  # shared by copy()'s stores
 
@@ -90,14 +91,17 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """One transaction on a Core connection: the hot paths (requests, due events, the
         outbox) use statements, not ORM sessions, whose bookkeeping cost more than the SQL."""
-        if self._lock is not None:
-            self._lock.acquire()
-        try:
+        if self._lock is None:
             with self.engine.begin() as conn:
                 yield conn
-        finally:
-            if self._lock is not None:
-                self._lock.release()
+            return
+        with self._lock:
+            # SQLite: the lock makes one transaction at a time, so one connection held for
+            # them all saves a pool checkout and return per transaction (a fifth of a read).
+            if self._held is None or self._held.invalidated or self._held.closed:
+                self._held = self.engine.connect()
+            with self._held.begin():
+                yield self._held
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -139,6 +143,9 @@ class Store:
         Base.metadata.drop_all(self.engine)
 
     def dispose(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         self.engine.dispose()
 
     # ---- fast copies for the pytest fixtures: build a schema once, copy it per test ----

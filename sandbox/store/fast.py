@@ -90,6 +90,14 @@ def run(conn: Connection, fast: Fast, values: Mapping[str, Any] = {}) -> None:
         conn.execute(fast.stmt, dict(values))  # type: ignore[call-overload]
 
 
+def insert(conn: Connection, fast: Fast, values: Mapping[str, Any]) -> int:
+    """Insert one row; its new id."""
+    if not fast.native:
+        result = conn.execute(fast.stmt, dict(values))  # type: ignore[call-overload]
+        return int(result.inserted_primary_key[0])
+    return int(_execute(conn, fast, values).lastrowid)
+
+
 def rows(conn: Connection, fast: Fast, values: Mapping[str, Any] = {}) -> list[Any]:
     """Every row, each with attributes named after the columns."""
     if not fast.native:
