@@ -4,7 +4,7 @@ Run by hand: `python bench/bench_clock.py [orders] [--templates 500] [--profile]
 in a temp folder; default 10 000 orders).
 
 Setup (not measured): `--templates` orders of the demo partner walked through the real
-pipeline (bench/benchkit.py: 02, 05, 06, 08, the review, 11, the payout), in 7 waves a day
+pipeline (bench/benchkit.py: 02, 05, 06, 08, the review, 11, the payout), in 6 waves a day
 apart, on product 1001's 7- and 14-day terms; 10 % of the borrowers follow the "settle on
 time" scenario (mobile suffix 007), the rest never pay (006). They are then cloned up to N
 (and, apart, N/2) orders by bench/cloner.py — every row of an order, its due events included,
@@ -53,8 +53,8 @@ def build(tmp: Path, counts: list[int], templates: int) -> dict[int, Path]:
     start = time.perf_counter()
     base = tmp / "templates.db"
     agg = bk.Aggregator(bk.open_lender(base))
-    # 7 waves a day apart: the first 7-day loans fall due a day after the last wave.
-    walked = bk.walk(agg, templates, funnel=LOANS, waves=7, gap=DAY, polls=False, prefix="clock")
+    # 6 waves a day apart: no loan falls due (nor repays, 15 h before) before the last wave.
+    walked = bk.walk(agg, templates, funnel=LOANS, waves=6, gap=DAY, polls=False, prefix="clock")
     found = bk.statuses(agg, walked.order_nos())
     agg.lender.store.dispose()
     print(

@@ -41,7 +41,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ class Receiver:
     url: str
     pid: int
     received: Any  # multiprocessing.Value: POSTs answered so far (shared memory, free to read)
+    _bodies: list[tuple[str, bytes]] = field(default_factory=list)
 
     def cpu(self) -> float:
         """CPU seconds the receiver has used so far."""
@@ -122,8 +123,11 @@ class Receiver:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def bodies(self) -> list[tuple[str, bytes]]:
-        with urllib.request.urlopen(self.url + "/bodies", timeout=10) as r:
-            return [(path, body.encode()) for path, body in json.loads(r.read())]
+        """The first bodies the receiver kept (the sandbox's, when asked after its first run)."""
+        if not self._bodies:
+            with urllib.request.urlopen(self.url + "/bodies", timeout=10) as r:
+                self._bodies = [(path, body.encode()) for path, body in json.loads(r.read())]
+        return self._bodies
 
 
 def free_port() -> int:

@@ -16,10 +16,12 @@ Build (timed, not measured):
 
 Measured, in this one process (same store kind, a SQLite file):
 - reads: 12, 13 and 14 through `pipeline.handle` (journal on) on disbursed orders spread over
-  the store, small and large interleaved in blocks: median and p95 per store, and large/small;
+  the store, small and large interleaved in blocks: wall median and p95 and CPU median per
+  store, and large/small;
 - pages: GET /sandbox/orders?partner_token=demo, /dashboard?partner=demo,
   /dashboard/orders/{no}?partner=demo and /sandbox/orders/{no}?partner_token=demo through the
-  ASGI app (httpx.ASGITransport, no network), at the small and at the large store;
+  ASGI app (httpx.ASGITransport, no network), at the small and at the large store: wall
+  median and max, CPU median (up to 20 GETs each, fewer when one takes seconds);
 - memory: this process's RSS (it built the stores, so it is an upper bound) and, unless
   `--no-serve`, the RSS of a fresh `lender-sandbox serve` on the large store after it served
   the same pages and 200 reads over HTTP (the figure that counts for a server).
@@ -64,7 +66,7 @@ def say(msg: str) -> None:
 # ---------------------------------------------------------------------------- build
 
 
-class Store:
+class Built:
     """A built database: its file, the lender on it, and disbursed orders to read."""
 
     def __init__(self, label: str, db: Path, orders: int, disbursed: list[str], built: float):
@@ -82,7 +84,7 @@ class Store:
         return sum(p.stat().st_size for p in self.db.parent.glob(self.db.name + "*")) / 2**20
 
 
-def build_small(tmp: Path, n: int) -> Store:
+def build_small(tmp: Path, n: int) -> Built:
     start = time.perf_counter()
     db = tmp / "small.db"
     agg = bk.Aggregator(bk.open_lender(db))
@@ -94,10 +96,10 @@ def build_small(tmp: Path, n: int) -> Store:
         f"small: {n} orders walked in {walked.seconds:.1f} s, "
         f"statuses {dict(sorted(found.items()))}"
     )
-    return Store("small", db, n, disbursed, time.perf_counter() - start)
+    return Built("small", db, n, disbursed, time.perf_counter() - start)
 
 
-def build_large(tmp: Path, n: int, seed: int, how: str) -> tuple[Store, dict[str, Any]]:
+def build_large(tmp: Path, n: int, seed: int, how: str) -> tuple[Built, dict[str, Any]]:
     start = time.perf_counter()
     db = tmp / "large.db"
     agg = bk.Aggregator(bk.open_lender(db))
@@ -123,14 +125,14 @@ def build_large(tmp: Path, n: int, seed: int, how: str) -> tuple[Store, dict[str
     # Disbursed orders spread over the whole store (not just the newest), in a fixed order.
     disbursed = [no for no, st in status_of.items() if st == DISBURSED]
     random.Random(7).shuffle(disbursed)
-    store = Store("large", db, n, disbursed, time.perf_counter() - start)
+    store = Built("large", db, n, disbursed, time.perf_counter() - start)
     return store, {"status_of": status_of, "clones": clones}
 
 
 # ---------------------------------------------------------------------------- check
 
 
-def check(store: Store, facts: dict[str, Any], app: Any) -> None:
+def check(store: Built, facts: dict[str, Any], app: Any) -> None:
     """The cloned data holds up through the API (SystemExit naming the first thing wrong)."""
     clones: dict[str, str] = facts["clones"]
     status_of: dict[str, int] = facts["status_of"]
@@ -184,12 +186,12 @@ def stats(seconds: list[float]) -> tuple[float, float]:
     return statistics.median(ms), ms[max(0, int(len(ms) * 0.95) - 1)]
 
 
-def header(stores: list[Store], first: str, width: int) -> str:
+def header(stores: list[Built], first: str, width: int) -> str:
     cells = "".join(f"{f'{s.label} ({s.orders})':>28}" for s in stores)
     return f"  {first:<{width}}{cells}"
 
 
-def measure_reads(stores: list[Store], reads: int, block: int = 50) -> None:
+def measure_reads(stores: list[Built], reads: int, block: int = 50) -> None:
     say(
         f"\nreads through pipeline.handle (journal on), {reads} per endpoint and store; "
         "ms: median / p95 wall, median CPU of this process"
@@ -225,7 +227,7 @@ def measure_reads(stores: list[Store], reads: int, block: int = 50) -> None:
         )
 
 
-def _read(store: Store, name: str, body: bytes) -> tuple[float, float]:
+def _read(store: Built, name: str, body: bytes) -> tuple[float, float]:
     t, c = time.perf_counter(), time.process_time()
     reply = pipeline.handle(store.lender, "/" + name, body)
     took = time.perf_counter() - t, time.process_time() - c
@@ -234,7 +236,7 @@ def _read(store: Store, name: str, body: bytes) -> tuple[float, float]:
     return took
 
 
-def page_paths(store: Store) -> list[str]:
+def page_paths(store: Built) -> list[str]:
     no = store.disbursed[0]
     return [
         "/sandbox/orders?partner_token=demo",
@@ -244,11 +246,11 @@ def page_paths(store: Store) -> list[str]:
     ]
 
 
-def _generic(store: Store) -> list[str]:
+def _generic(store: Built) -> list[str]:
     return [p.replace(store.disbursed[0], "{no}") for p in page_paths(store)]
 
 
-def measure_pages(stores: list[Store], apps: list[Any], reps: int = 20) -> None:
+def measure_pages(stores: list[Built], apps: list[Any], reps: int = 20) -> None:
     say(
         f"\npages through the ASGI app (httpx.ASGITransport), up to {reps} GETs each "
         "(fewer past 10 s); ms: median / max wall, median CPU"
@@ -303,7 +305,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_rss(store: Store, tmp: Path) -> None:
+def serve_rss(store: Built, tmp: Path) -> None:
     """A fresh `lender-sandbox serve` on the large store: its RSS after pages and reads."""
     port = free_port()
     cfg = tmp / "serve.toml"

@@ -82,43 +82,43 @@ def _owners(conn: sqlite3.Connection, tables: dict[str, Table]) -> dict[str, str
 
     Returns table -> how its owner was found."""
     how: dict[str, str] = {}
-
-    def own(name: str, select: str, why: str) -> None:
-        conn.execute(f"CREATE TEMP TABLE {_q('own_' + name)} (rid INTEGER PRIMARY KEY, oid INT)")
-        conn.execute(f"INSERT OR IGNORE INTO {_q('own_' + name)} {select}")
-        how[name] = why
-
-    own(ORDERS, f"SELECT rowid, id FROM {ORDERS}", "the order")
-    progress = True
-    while progress:  # rows pointing at owned rows, until nothing new (FK chains)
-        progress = False
-        for t in tables.values():
-            if t.name in how:
-                continue
-            for col, ref in t.fks.items():
-                if ref not in how:
-                    continue
-                rt = tables[ref]
-                key = "id" if "id" in rt.columns else (rt.int_pk or "rowid")
-                own(
-                    t.name,
-                    f"SELECT t.rowid, o.oid FROM {_q(t.name)} t JOIN {_q(ref)} r "
-                    f"ON t.{_q(col)} = r.{_q(key)} JOIN {_q('own_' + ref)} o ON o.rid = r.rowid",
-                    f"{col} -> {ref}",
-                )
-                progress = True
-                break
+    _own(conn, how, ORDERS, f"SELECT rowid, id FROM {ORDERS}", "the order")
+    _follow(conn, tables, how)
     for t in tables.values():
         if t.name not in how and "order_no" in t.columns:
             on = "t.order_no = r.order_no"
             if "partner_token" in t.columns:
                 on += " AND t.partner_token = r.partner_token"
-            own(
-                t.name,
-                f"SELECT t.rowid, r.id FROM {_q(t.name)} t JOIN {ORDERS} r ON {on}",
-                "order_no",
-            )
+            select = f"SELECT t.rowid, r.id FROM {_q(t.name)} t JOIN {ORDERS} r ON {on}"
+            _own(conn, how, t.name, select, "order_no")
+    _follow(conn, tables, how)
     return how
+
+
+def _own(conn: sqlite3.Connection, how: dict[str, str], name: str, select: str, why: str) -> None:
+    conn.execute(f"CREATE TEMP TABLE {_q('own_' + name)} (rid INTEGER PRIMARY KEY, oid INT)")
+    conn.execute(f"INSERT OR IGNORE INTO {_q('own_' + name)} {select}")
+    how[name] = why
+
+
+def _follow(conn: sqlite3.Connection, tables: dict[str, Table], how: dict[str, str]) -> None:
+    """Own the rows that point at owned rows, until nothing new (foreign-key chains)."""
+    progress = True
+    while progress:
+        progress = False
+        for t in tables.values():
+            ref = next((r for r in t.fks.values() if r in how), None) if t.name not in how else None
+            if ref is None:
+                continue
+            col = next(c for c, r in t.fks.items() if r == ref)
+            rt = tables[ref]
+            key = "id" if "id" in rt.columns else (rt.int_pk or "rowid")
+            select = (
+                f"SELECT t.rowid, o.oid FROM {_q(t.name)} t JOIN {_q(ref)} r "
+                f"ON t.{_q(col)} = r.{_q(key)} JOIN {_q('own_' + ref)} o ON o.rid = r.rowid"
+            )
+            _own(conn, how, t.name, select, f"{col} -> {ref}")
+            progress = True
 
 
 def _scan(conn: sqlite3.Connection, t: Table, by_token: dict[str, int]) -> int:
@@ -180,6 +180,7 @@ def _clone(
     for t in tables.values():
         if t.name not in how and _scan(conn, t, by_token):
             how[t.name] = "names the order in its text"
+    _follow(conn, tables, how)  # rows pointing at those (e.g. at journal entries)
     strides = {
         name: (
             conn.execute(f"SELECT max({_q(tables[name].int_pk)}) FROM {_q(name)}").fetchone()[0]
@@ -224,10 +225,13 @@ def _flat(old: Identity, new: Identity) -> list[str]:
 def _parents_first(tables: dict[str, Table], how: dict[str, str]) -> list[str]:
     done: list[str] = []
     while len(done) < len(how):
-        for name in how:
-            deps = {r for r in tables[name].fks.values() if r in how and r != name}
-            if name not in done and deps <= set(done):
-                done.append(name)
+        ready = [
+            name
+            for name in how
+            if name not in done
+            and {r for r in tables[name].fks.values() if r in how and r != name} <= set(done)
+        ]
+        done += ready or [n for n in how if n not in done]  # a cycle: any order will do
     return done
 
 

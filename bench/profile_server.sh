@@ -64,7 +64,7 @@ profile() {  # name path lua body [offset]
 profile read /get-order-status post.lua "$W/read.json"
 profile write /push-basic-info cycle.lua "$W/writes.txt" 0
 if [ "$INPROCESS" = 1 ]; then
-  "$BIN/pyinstrument" -r html -o "$OUT/handle-12.html" bench/bench_handle.py 3000 > "$OUT/handle-12.txt"
+  "$BIN/pyinstrument" -r html -o "$OUT/handle-12.html" bench/bench_handle.py 1000 > "$OUT/handle-12.txt"
   echo; echo "== in process: pipeline.handle of 12 (bench/bench_handle.py under pyinstrument)"
   cat "$OUT/handle-12.txt"
 fi
