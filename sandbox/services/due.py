@@ -19,7 +19,7 @@ from ..store import Store
 from ..store.records import EventRec, OrderRec
 from .engine import Ctx, apply, outcome
 from .lender import Lender
-from .unit import CARDS, CODES, EVENTS, ORDER_COLUMNS, ORDERS, Unit
+from .unit import CODES, EVENTS, ORDER_COLUMNS, ORDERS, Unit, active_card
 
 Handler = Callable[[Ctx, OrderRec, EventRec], None]
 
@@ -38,17 +38,10 @@ def _payout(ctx: Ctx, order: OrderRec, ev: EventRec) -> None:
     apply(ctx, order, "fail_payout" if fails or bounce else "disburse", reason=bounce)
 
 
-ACTIVE_CARD = (
-    select(CARDS.c.bank_code, CARDS.c.bank_card)
-    .where(CARDS.c.order_id == bindparam("order_id"), CARDS.c.active.is_(True))
-    .limit(1)
-)
-
-
 def _bounce(ctx: Ctx, order: OrderRec) -> str | None:
     """The failure a payout to the order's bound account meets (`banks.payout_bounce`)."""
-    card = ctx.conn.execute(ACTIVE_CARD, {"order_id": order.id}).first()
-    return banks.payout_bounce(card.bank_code, card.bank_card) if card else None
+    card = active_card(ctx.unit, order)
+    return banks.payout_bounce(*card) if card else None
 
 
 def _cancel_if(status: Status, unconfirmed: bool = False) -> Handler:

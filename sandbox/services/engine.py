@@ -251,6 +251,7 @@ def _on_fail_payout(ctx: Ctx, order: OrderRec, reason: str | None = None, **_: o
     order.remark = message
     # A failed payout needs a new account: 08 re-binds, then 11 confirms again.
     ctx.conn.execute(update(CARDS).where(CARDS.c.order_id == order.id).values(active=False))
+    ctx.unit.cards.pop(order.id, None)
     ctx.schedule(
         order,
         "payout_failed_expiry",

@@ -53,6 +53,8 @@ class Unit:
         self.retired: dict[Status, list[dict[str, Any]]] = defaultdict(list)
         # order id -> its latest extension code (state, expires_at) or None, read in one go
         self.extension_codes: dict[int, tuple[str, float] | None] = {}
+        # order id -> its active bank account (bank_code, bank_card) or None, read in one go
+        self.cards: dict[int, tuple[str, str] | None] = {}
 
     def track(self, order: OrderRec) -> OrderRec:
         self.orders[order.id] = order
@@ -205,6 +207,27 @@ def extension_code(unit: Unit, order: OrderRec) -> tuple[str, float] | None:
             found[order_id] = (state, expires_at)  # in id order: the latest one stays
         unit.extension_codes.update(found)
     return unit.extension_codes[order.id]
+
+
+ACTIVE_CARDS_OF = (
+    select(CARDS.c.order_id, CARDS.c.bank_code, CARDS.c.bank_card)
+    .where(CARDS.c.order_id.in_(bindparam("ids", expanding=True)), CARDS.c.active.is_(True))
+    .order_by(CARDS.c.id)
+)
+
+
+def active_card(unit: Unit, order: OrderRec) -> tuple[str, str] | None:
+    """The order's active bank account (bank_code, bank_card), read for every order of the
+    unit at once the first time one is needed (a batch of payouts needs it for each)."""
+    if order.id not in unit.cards:
+        ids = [i for i in unit.orders if i not in unit.cards] or [order.id]
+        found: dict[int, tuple[str, str] | None] = dict.fromkeys(ids)
+        for order_id, bank_code, bank_card in unit.conn.execute(ACTIVE_CARDS_OF, {"ids": ids}):
+            found.setdefault(order_id, None)
+            if found[order_id] is None:  # the first active one, as LIMIT 1 in id order
+                found[order_id] = (bank_code, bank_card)
+        unit.cards.update(found)
+    return unit.cards[order.id]
 
 
 PARTNER_COLUMNS = PartnerRec.select_columns()
