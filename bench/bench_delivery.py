@@ -2,8 +2,8 @@
 
 Run by hand (about a minute): `python bench/bench_delivery.py [--orders 1000] [--sender httpx]
 [--batch 50] [--requests 3000] [--inflight 1,10,50] [--rounds 1] [--loop auto|asyncio|uvloop]`.
-Needs `pip install -e '.[bench]'` for the aiohttp rows (without it they are skipped) and for a
-fast receiver (uvloop + httptools, which uvicorn[standard] brings).
+aiohttp (the sandbox's sender) and a fast receiver (uvloop + httptools, which
+uvicorn[standard] brings) come with the package.
 
 The receiver: a minimal ASGI app under uvicorn in its own process (as an aggregator's would
 be), answering every POST `{"code":0,"message":"success","data":{}}`; uvloop and httptools
@@ -18,7 +18,7 @@ Measured, each round (`--rounds`):
 - the sandbox's own delivery of every queued callback — claim from the outbox, encrypt, POST,
   record the attempt — with `worker.Worker` (what `serve` runs; up to [callbacks] batch_size
   in flight) and with `outbox.flush_until_idle` (rounds of one batch, what tests use), through
-  the `--sender` of sandbox.services.senders (repeatable; `aiohttp` once an AiohttpSender exists);
+  the `--sender` of sandbox.services.senders (repeatable; default aiohttp, what the server uses);
 - bare loops: the same encrypted bodies POSTed with httpx.AsyncClient and with aiohttp,
   `--requests` each, at each `--inflight`, answers parsed as the outbox judges them.
 Printed per row: requests/s, CPU per request of this process (the client side: for the
@@ -321,7 +321,7 @@ def parse() -> argparse.Namespace:
         "--sender",
         action="append",
         choices=sorted(SENDERS),
-        help="the sandbox's sender (repeatable; default httpx)",
+        help="the sandbox's sender (repeatable; default aiohttp, what the server uses)",
     )
     ap.add_argument("--batch", type=int, help="[callbacks] batch_size (default: the config's)")
     ap.add_argument("--requests", type=int, default=3000, help="POSTs per bare loop")
@@ -334,14 +334,14 @@ def parse() -> argparse.Namespace:
         help="this process's event loop; auto: uvloop when installed, as uvicorn picks for serve",
     )
     args = ap.parse_args()
-    args.sender = args.sender or ["httpx"]
+    args.sender = args.sender or ["aiohttp"]
     for name in args.sender:
         if not hasattr(senders, SENDERS[name]):
             ap.error(f"sandbox.services.senders has no {SENDERS[name]} (yet): --sender httpx")
     if args.loop == "auto":
         args.loop = "uvloop" if has("uvloop") else "asyncio"
     elif args.loop == "uvloop" and not has("uvloop"):
-        ap.error("uvloop is not installed: pip install -e '.[bench]'")
+        ap.error("uvloop is not installed: pip install uvloop")
     args.inflight = [int(x) for x in args.inflight.split(",") if x.strip()]
     if args.orders < 1 or args.requests < 1 or not args.inflight or min(args.inflight) < 1:
         ap.error("--orders, --requests and every --inflight must be at least 1")
@@ -416,7 +416,7 @@ def measure_round(
     if has("aiohttp"):
         clients.append(("aiohttp", bare_aiohttp))
     else:
-        print("  bare aiohttp: skipped, not installed (pip install -e '.[bench]')")
+        print("  bare aiohttp: skipped, not installed (pip install aiohttp)")
     for _, loop_fn in clients:
         for inflight in args.inflight:
             row = run_loop(loop_fn(rx, bodies, args.requests, inflight), args.loop)

@@ -33,7 +33,7 @@ from ..core.scenarios import rng_for
 from ..core.settings import CallbackSettings
 from ..store import Callback, CallbackAttempt, Partner
 from .lender import Lender
-from .senders import RESPONSE_LIMIT, HttpxSender, Sender
+from .senders import RESPONSE_LIMIT, AiohttpSender, Sender
 
 log = logging.getLogger("sandbox.callbacks")
 
@@ -372,12 +372,12 @@ async def flush_until_idle(lender: Lender, sender: Sender, max_rounds: int = 100
 
 
 def deliver_now(lender: Lender, sender: Sender | None = None, max_rounds: int = 100) -> int:
-    """Sync `flush_until_idle` for in-process use; without `sender`, a fresh HttpxSender."""
+    """Sync `flush_until_idle` for in-process use; without `sender`, a fresh AiohttpSender."""
 
     async def run() -> int:
         if sender is not None:
             return await flush_until_idle(lender, sender, max_rounds)
-        async with HttpxSender() as own:
+        async with AiohttpSender() as own:
             return await flush_until_idle(lender, own, max_rounds)
 
     try:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from ..store import Partner
 from .due import process_due
 from .lender import Lender
-from .senders import HttpxSender
+from .senders import AiohttpSender
 from .worker import Worker
 
 log = logging.getLogger("sandbox.scheduler")
@@ -45,7 +45,7 @@ def process_moving_clocks(lender: Lender) -> int:
 class Runner:
     scheduler: BackgroundScheduler
     worker: Worker
-    sender: HttpxSender
+    sender: AiohttpSender
 
     async def stop(self) -> None:
         """Stop ticking, let in-flight callbacks finish briefly (the rest are handed back to
@@ -60,7 +60,7 @@ class Runner:
 def start(lender: Lender) -> Runner:
     """Start the metronome and the callback worker; call from inside the server's event loop."""
     tick = lender.settings.scheduler.tick
-    sender = HttpxSender()
+    sender = AiohttpSender()
     worker = Worker(lender, sender)
     sched = BackgroundScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}

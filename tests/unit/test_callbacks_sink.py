@@ -4,6 +4,7 @@ CallbackSink over real loopback HTTP, MemorySink in-process, TOML written by han
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from sandbox.core.crypto import Codec, php_json_encode
 from sandbox.harness.liveserver import REPO_ROOT, LiveServer, LiveServerError, to_toml
 from sandbox.harness.sink import CallbackSink, MemorySink, SinkTimeout
-from sandbox.services.senders import HttpxSender
+from sandbox.services.senders import RESPONSE_LIMIT, AiohttpSender, HttpxSender
 
 KEY, IV = "K" * 16, "I" * 16
 BODY = {"order_no": "ORD0000001", "order_status": 90, "update_time": 1764300000}
@@ -125,27 +126,78 @@ def test_wait_for_blocks_until_the_callbacks_are_in(sink):
         sink.wait_for(2, timeout=0.05)
 
 
-def test_the_httpx_sender_talks_to_the_sink(sink):
+SENDERS = [HttpxSender, AiohttpSender]
+
+
+@pytest.mark.parametrize("make", SENDERS)
+def test_a_sender_talks_to_the_sink(sink, make):
     async def send() -> tuple[int, str]:
-        async with HttpxSender() as sender:
+        async with make() as sender:
             return await sender.send(sink.url + "/callback-order-status", envelope(), 5)
 
     status, text = asyncio.run(send())
     assert status == 200 and json.loads(text)["code"] == 0
     assert sink.records()[0].headers["content-type"] == "application/json;charset=utf-8"
+    assert sink.records()[0].body == BODY
 
 
-def test_the_httpx_sender_bounds_the_whole_attempt(sink):
+@pytest.mark.parametrize("make", SENDERS)
+def test_a_sender_bounds_the_whole_attempt(sink, make):
     sink.hang()
 
     async def send() -> None:
-        async with HttpxSender() as sender:
+        async with make() as sender:
             await sender.send(sink.url + "/callback-order-status", envelope(), 0.2)
 
     started = time.monotonic()
     with pytest.raises((TimeoutError, httpx.TimeoutException)):
         asyncio.run(send())
     assert time.monotonic() - started < 1.0
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Answers by path: a redirect, an error page, or 200 KB of text."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("location", "/elsewhere")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        status, body = (500, b"oops") if self.path == "/error" else (200, b"x" * 200_000)
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("make", SENDERS)
+def test_a_sender_reports_what_the_receiver_answered(receiver, make):
+    """A redirect is an answer (not followed: it acknowledges nothing), an error is its
+    status and text, and a huge answer is cut at the attempt log's limit."""
+
+    async def send(path: str) -> tuple[int, str]:
+        async with make() as sender:
+            return await sender.send(receiver + path, envelope(), 5)
+
+    assert asyncio.run(send("/moved"))[0] == 302
+    assert asyncio.run(send("/error")) == (500, "oops")
+    status, text = asyncio.run(send("/big"))
+    assert status == 200 and text == "x" * RESPONSE_LIMIT
 
 
 def test_memory_sink_is_a_sender():
