@@ -1,6 +1,6 @@
 """The store: the tables and the unit of work (SQLite by default, PostgreSQL for staging)."""
 
-from .database import SCHEMA_VERSION, Store, StoreError
+from .database import Store, StoreError
 from .tables import (
     BankCard,
     Base,
@@ -16,12 +16,10 @@ from .tables import (
     Payment,
     ProductRow,
     RepayCode,
-    SchemaMeta,
     TimelineRow,
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
     "BankCard",
     "Base",
     "Callback",
@@ -36,7 +34,6 @@ __all__ = [
     "Payment",
     "ProductRow",
     "RepayCode",
-    "SchemaMeta",
     "Store",
     "StoreError",
     "TimelineRow",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -21,9 +21,10 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util import LRUCache
 
 from .fast import Fast
-from .tables import Base, SchemaMeta
+from .migrations import SchemaError, upgrade
+from .tables import Base
 
-SCHEMA_VERSION = 3  # 2: orders.extension_paid; 3: journal.content_type, conformance_marks
+SCHEMA_LOCK = 0x1E7DE75A  # the advisory lock key schema changes take on PostgreSQL
 
 
 class StoreError(Exception):
@@ -121,18 +122,25 @@ class Store:
         return engine
 
     def create_schema(self) -> None:
-        """Create missing tables and check the schema version (idempotent, safe on restart)."""
-        Base.metadata.create_all(self.engine)
-        with self.transaction() as s:
-            meta = s.get(SchemaMeta, 1)
-            if meta is None:
-                s.add(SchemaMeta(id=1, version=SCHEMA_VERSION))
-            elif meta.version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema version {meta.version}, this sandbox needs "
-                    f"{SCHEMA_VERSION}: use a fresh database or migrate"
-                )
-        if self.is_sqlite and ":memory:" not in self.url and self.url != "sqlite://":
+        """Create or upgrade the schema (migrations), under a database lock: several processes
+        starting at once on one database take turns, and each finds it done (safe on restart)."""
+        if self.url in ("sqlite://", "sqlite:///:memory:"):  # private and new: just create it
+            Base.metadata.create_all(self.engine)
+            return
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                # BEGIN IMMEDIATE takes SQLite's write lock now, not at the first write.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.begin()
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+            try:
+                upgrade(conn)
+            except SchemaError as e:
+                conn.rollback()
+                raise StoreError(str(e)) from None
+            conn.commit()
+        if self.is_sqlite:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
 

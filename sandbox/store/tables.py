@@ -28,12 +28,6 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class SchemaMeta(Base):
-    __tablename__ = "schema_meta"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    version: Mapped[int]
-
-
 class Partner(Base):
     __tablename__ = "partners"
     partner_token: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -198,7 +192,10 @@ class Callback(Base):
     created_at: Mapped[float] = mapped_column(Float)  # virtual
     state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | delivered | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)  # wall
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)  # wall: claimable from
+    # virtual, on the partner's clock: when the next attempt is due (retries wait for the
+    # clock: a manual clock's advance releases them); None once delivered or dead
+    retry_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     lease_until: Mapped[float] = mapped_column(Float, default=0.0)  # wall: claimed by a worker
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -7,13 +7,14 @@ its clock fires each pending event exactly once.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SUFFIX, T0, Loan, Sandbox, make_sandbox, person, settings_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from sandbox.services.due import process_due
 from sandbox.services.lender import create_lender
@@ -148,15 +149,44 @@ def test_two_processes_on_one_file_do_not_double_fire(db: Path) -> None:
         gen.close()
 
 
-def test_schema_version_guard(db: Path) -> None:
+def test_a_database_from_a_newer_sandbox_is_refused_untouched(db: Path) -> None:
     gen = open_app(db, T0)
     sb = next(gen)
-    from sandbox.store import SchemaMeta
-
-    with sb.lender.store.transaction() as s:
-        s.get(SchemaMeta, 1).version = 999
-    gen.close()
+    try:
+        with sb.lender.store.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        gen.close()
     from sandbox.store import StoreError
 
-    with pytest.raises(StoreError, match="schema version 999"):
+    with pytest.raises(StoreError, match="revision '9999' is newer than this sandbox"):
         create_lender(settings_for(f"sqlite:///{db}"), wall=lambda: T0)
+    with sqlite3.connect(db) as conn:  # nothing was changed
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
+
+
+def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> None:
+    """Version 3 databases (schema_meta, no alembic_version) keep their orders and gain the
+    new columns."""
+    gen = open_app(db, T0)
+    sb = next(gen)
+    try:
+        order = Loan(sb, person("p-v3"), "ORD-PERSIST-V3001").create()
+    finally:
+        gen.close()
+    with sqlite3.connect(db) as conn:  # back to how version 3 left it
+        conn.execute("DROP TABLE alembic_version")
+        conn.execute("ALTER TABLE callbacks DROP COLUMN retry_at")
+        conn.execute("CREATE TABLE schema_meta (id INTEGER PRIMARY KEY, version INTEGER)")
+        conn.execute("INSERT INTO schema_meta VALUES (1, 3)")
+    lender = create_lender(settings_for(f"sqlite:///{db}"), wall=lambda: T0)
+    try:
+        with lender.store.begin() as conn:
+            assert conn.execute(text("SELECT order_no FROM orders")).scalars().all() == [
+                order.order_no
+            ]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            columns = {r[1] for r in conn.execute(text("PRAGMA table_info(callbacks)"))}
+            assert "retry_at" in columns
+    finally:
+        lender.store.dispose()
