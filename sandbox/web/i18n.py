@@ -135,6 +135,7 @@ ZH: dict[str, str] = {
     "orders of {0}": "{0} 的订单",
     "Payout failed": "放款失败",
     "product": "产品",
+    "applied for": "申请",
     "approved": "批准金额",
     "created": "创建",
     "clock now": "当前虚拟时间",
