@@ -56,8 +56,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not longer: Playwright's sync API keeps an asyncio loop
+    running in this thread while it is open, which the tests after it (asyncio.run) cannot
+    share."""
     missing = _missing()
     if missing:  # only reached under CI=true
         pytest.fail(f"browser tests must run in CI (CI=true): {missing}")
