@@ -131,7 +131,7 @@ def test_docs_list_what_each_code_of_a_coded_field_means(sandbox, doc):
     assert "<li><code>4</code> high school</li>" in en
     assert "<li><code>170</code> paid out, repaying</li>" in en  # order_status in answers
     zh = sandbox.client.get("/docs?lang=zh").text
-    assert "<li><code>3</code> 中学</li>" in zh and "05 基础信息推送（一推）" in zh
+    assert "<li><code>3</code> 中学</li>" in zh and "基础信息推送（一推）</span> · 05" in zh
     assert "解密后的业务参数" in zh and "English" in zh  # the switch back
 
 
