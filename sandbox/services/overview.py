@@ -1,5 +1,6 @@
 """What the dashboard shows: a partner at a glance (clock, callbacks, orders by status, fault
-rules, recent requests) and an order with every callback attempt and its borrower pages.
+rules, recent requests), an order with every callback attempt and its borrower pages, and a
+partner's acceptance report with where its evidence is.
 
 Plain data from the control operations (`control`, `deliveries`, `faults`, `journal`); times
 are labelled by the pages as virtual (the partner's clock) or wall clock (this machine's).
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from ..core.control_models import FORCEABLE
 from ..store import Callback, Order
-from . import control, deliveries, faults, journal
+from . import conformance, control, deliveries, faults, journal
 from .lender import Lender
 
 RECENT_REQUESTS = 30
@@ -94,3 +95,30 @@ def order_page(lender: Lender, token: str, order_no: str) -> dict[str, Any]:
         "forceable": [t for t in detail["allowed_triggers"] if t in FORCEABLE],
         "live": _moving(clock) or (pending and _deliverable(control.get_partner(lender, token))),
     }
+
+
+def conformance_page(lender: Lender, token: str) -> dict[str, Any]:
+    """The acceptance checklist (`conformance.checklist`: the report and its sections), and
+    the order of each callback its evidence names, so a failed attempt links to its row on
+    that order's page."""
+    page = conformance.checklist(lender, token)
+    named = {
+        e["delivery"]
+        for c in page["report"]["checks"]
+        for e in c["evidence"]
+        if e["kind"] == "attempt" and e.get("delivery") is not None
+    }
+    page["delivery_orders"] = _delivery_orders(lender, token, named)
+    return page
+
+
+def _delivery_orders(lender: Lender, token: str, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    with lender.store.transaction() as s:
+        rows = s.execute(
+            select(Callback.id, Callback.order_no).where(
+                Callback.partner_token == token, Callback.id.in_(sorted(ids))
+            )
+        )
+        return {int(i): str(order_no) for i, order_no in rows}

@@ -1,6 +1,6 @@
-"""The dashboard: a partner at a glance and an order with every callback attempt, in English
-or 中文, refreshing itself while its clock moves (htmx, vendored under /static; the pages work
-without it).
+"""The dashboard: a partner at a glance, an order with every callback attempt and a partner's
+acceptance report, in English or 中文, refreshing itself while its clock moves (htmx, vendored
+under /static; the pages work without it).
 
 Pages read `services.overview`. Every form posts to /dashboard/do/{action} and is handled in
 one place (`act`): read the form, run the action (a row of ACTIONS, through the services) in
@@ -28,7 +28,7 @@ from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FAULT_KINDS, READ_ONLY, Rule
 from ..core.lifecycle import Status
 from ..core.protocol import PATHS
-from ..services import control, deliveries, faults, overview, payments
+from ..services import conformance, control, deliveries, faults, overview, payments
 from ..services.lender import Lender
 from . import i18n
 from .pages import render
@@ -161,6 +161,11 @@ def _delete_fault(lender: Lender, f: Form) -> Done:
     return "Fault rule #{0} deleted", (f.get("id"),)
 
 
+def _new_run(lender: Lender, f: Form) -> Done:
+    out = conformance.reset(lender, _text(f, "partner"))
+    return "A new acceptance run started; {0} orders kept", (out["orders_kept"],)
+
+
 ACTIONS: dict[str, Callable[[Lender, Form], Done]] = {
     "advance": _advance,
     "set_clock": _set_clock,
@@ -174,6 +179,7 @@ ACTIONS: dict[str, Callable[[Lender, Form], Done]] = {
     "redeliver": _redeliver,
     "add_fault": _add_fault,
     "delete_fault": _delete_fault,
+    "new_run": _new_run,
 }
 
 
@@ -258,6 +264,24 @@ def _fault_settings(rule: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in shown.items() if v not in (None, "") and (k, v) != ("probability", 1)}
 
 
+def _evidence_href(token: str, delivery_orders: dict[int, str]) -> Callable[[dict], str]:
+    """Where the dashboard shows a piece of the acceptance report's evidence: an order's page,
+    a callback attempt's row on its order's page; a journal entry is its control route."""
+    partner = f"?partner={quote(token, safe='')}"
+
+    def href(e: dict[str, Any]) -> str:
+        if e["kind"] == "order":
+            order_no: str | None = str(e["id"])
+        else:  # an attempt's delivery, when the page knows its order; a request: no page
+            order_no = delivery_orders.get(e.get("delivery") or 0)
+        if order_no is None:
+            return str(e["link"])
+        anchor = f"#callback-{e['delivery']}" if e["kind"] == "attempt" else ""
+        return f"/dashboard/orders/{quote(order_no, safe='')}{partner}{anchor}"
+
+    return href
+
+
 def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> Response:
     lang = i18n.choose(request)
     _ = i18n.gettext(lang)
@@ -316,6 +340,21 @@ def routes(lender: Lender) -> list[Route]:
             return _page(request, "dash_missing.html", 404, problem=e.message, token=token)
         return _page(request, "dashboard_order.html", o=page["order"], page=page, token=token)
 
+    def acceptance(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            page = overview.conformance_page(lender, token)
+        except SandboxError as e:
+            return _page(request, "dash_missing.html", 404, problem=e.message, token="")
+        return _page(
+            request,
+            "dash_conformance.html",
+            token=token,
+            report=page["report"],
+            sections=page["sections"],
+            evidence_href=_evidence_href(token, page["delivery_orders"]),
+        )
+
     async def do(request: Request) -> Response:
         return await act(lender, request)
 
@@ -323,5 +362,6 @@ def routes(lender: Lender) -> list[Route]:
         Route("/", lambda r: RedirectResponse("/dashboard"), methods=["GET"]),
         Route("/dashboard", index, methods=["GET"]),
         Route("/dashboard/orders/{order_no}", order, methods=["GET"]),
+        Route("/dashboard/partners/{token}/conformance", acceptance, methods=["GET"]),
         Route("/dashboard/do/{action}", do, methods=["POST"]),
     ]

@@ -186,6 +186,42 @@ ZH: dict[str, str] = {
     "Approval (13)": "审批结论（13）",
     "Repayment plan (14)": "还款计划（14）",
     "not paid out": "尚未放款",
+    # ---- the acceptance report ----
+    "Acceptance report of {0}": "{0} 的联调验收报告",
+    "every check of the integration, judged from what the partner did": (
+        "联调验收的每一项检查，根据该合作方的实际调用判定"
+    ),
+    "passed": "通过",
+    "failed": "不通过",
+    "untested": "未测试",
+    "incomplete": "未完成",
+    "request": "请求",
+    "callback attempt": "回调发送",
+    "order": "订单",
+    "{0} passed, {1} failed, {2} untested of {3} checks": (
+        "共 {3} 项检查：{0} 项通过，{1} 项不通过，{2} 项未测试"
+    ),
+    "This run started at": "本轮验收开始于",
+    "This run covers everything since the partner was created.": (
+        "本轮验收包括该合作方创建以来的全部记录。"
+    ),
+    "Seen: {0} requests, {1} callbacks, {2} orders.": (
+        "已记录：{0} 个请求，{1} 个回调，{2} 个订单。"
+    ),
+    "Only the oldest records of this run were read: start a new run.": (
+        "只读取了本轮最早的一部分记录：请开始新一轮验收。"
+    ),
+    "Start a new acceptance run for {0}?": "为 {0} 开始新一轮联调验收？",
+    "Start a new run": "开始新一轮验收",
+    "orders, requests and callbacks are kept; the report looks only at what comes after": (
+        "订单、请求和回调都会保留；报告只看此后的调用"
+    ),
+    "The same as JSON": "JSON 格式",
+    "result": "结果",
+    "check": "检查项",
+    "what was seen": "判定依据",
+    "... and {0} more": "……另有 {0} 条",
+    "How to test": "测试方法",
     # ---- flash messages ----
     "Clock advanced to {0}; {1} events fired": "时钟已推进到 {0}，触发了 {1} 个事件",
     "Clock set to {0}; {1} events fired": "时钟已设为 {0}，触发了 {1} 个事件",
@@ -201,6 +237,7 @@ ZH: dict[str, str] = {
     "Fault rule #{0} added: {1}": "已添加故障规则 #{0}：{1}",
     "Fault rule #{0} deleted": "已删除故障规则 #{0}",
     "Unknown action {0}": "未知操作 {0}",
+    "A new acceptance run started; {0} orders kept": "已开始新一轮联调验收，保留了 {0} 个订单",
     # ---- /docs ----
     "API reference": "接口文档",
     "The envelope": "请求报文（信封）",

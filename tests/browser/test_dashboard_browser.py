@@ -1,7 +1,8 @@
 """The dashboard in a real browser, as a tester uses it, against a real server
 (`lender_sandbox_server`, manual clock, callbacks to its receiver): open an order, advance
 the clock and watch the status and the callbacks change, force a transition, pay a code,
-redeliver a callback, add a fault; the 中文 switch; /docs deep links."""
+redeliver a callback, add a fault; the acceptance report and its evidence; the 中文 switch;
+/docs deep links."""
 
 from __future__ import annotations
 
@@ -169,6 +170,30 @@ def test_the_clock_can_be_set_switched_and_reset(page, lender_sandbox_server):
     page.get_by_role("button", name="Reset demo").click()
     expect(page.get_by_role("status")).to_contain_text("Reset: 1 orders deleted")
     expect(page.locator("#orders")).to_contain_text("No orders yet")
+
+
+def test_the_acceptance_report_and_its_evidence(page, lender_sandbox_server):
+    server = lender_sandbox_server
+    server.callbacks.fail_next(1)  # the first callback is refused: callbacks.acknowledged fails
+    loan = submitted(server)
+    server.callbacks.wait_for_requests(1, timeout=15)
+    page.goto(f"{server.base_url}/dashboard?partner=demo")
+    page.get_by_role("link", name="Acceptance report of demo").click()
+    expect(page.locator("#verdict")).to_have_text("failed")
+    row = page.locator('[id="check-callbacks.acknowledged"]')
+    expect(row.locator(".pill").first).to_have_text("failed")
+    expect(row).to_contain_text("HTTP 500")
+    row.get_by_role("link", name=re.compile("callback attempt")).first.click()
+    expect(page.locator("#summary h1")).to_contain_text(loan.order_no)  # the order's page
+    assert re.search(r"#callback-\d+$", page.url)  # at the refused callback's row
+    page.go_back()
+    page.on("dialog", lambda dialog: dialog.accept())  # "Start a new acceptance run ...?"
+    page.get_by_role("button", name="Start a new run").click()
+    expect(page.get_by_role("status")).to_contain_text("A new acceptance run started")
+    expect(page.locator("#verdict")).to_have_text("incomplete")  # nothing seen since
+    page.get_by_role("link", name="中文").click()
+    expect(page.locator("#summary h1")).to_contain_text("demo 的联调验收报告")
+    expect(page.locator("#verdict")).to_have_text("未完成")
 
 
 def test_the_dashboard_in_chinese(page, lender_sandbox_server):

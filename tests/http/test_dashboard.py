@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import SUFFIX, Sandbox
+from conftest import SUFFIX, Sandbox, basic_payload, person
 
 from sandbox.core.banks import PAYOUT_FAILURES
 from sandbox.harness.sink import MemorySink
@@ -131,6 +131,77 @@ def test_a_missing_order_is_a_404_and_its_number_is_escaped(sandbox: Sandbox) ->
     assert evil not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
     plain = sandbox.client.get("/dashboard/orders/NOPE000000?partner=demo")
     assert plain.status_code == 404 and "NOPE000000" in plain.text
+
+
+# ---- the acceptance report ----
+
+
+def checks_on(html: str) -> dict[str, str]:
+    """check id -> its row on the acceptance-report page."""
+    rows = re.findall(r'<tr id="check-([\w.]+)" class="check">(.*?)</tr>', html, re.S)
+    return dict(rows)
+
+
+def test_acceptance_report_page_shows_each_check_with_its_evidence(sandbox: Sandbox, loan) -> None:
+    o = loan("accept", SUFFIX["approve"]).disbursed()  # scenario.approval passes
+    deliver(sandbox, fail_first=1)  # callbacks.acknowledged fails: a refused attempt
+    bad = basic_payload(person("acc-bad", SUFFIX["approve"]), "ACC0000001")
+    bad["order_info"]["user_mobile"] = "0812"  # payloads.valid fails: the request
+    sandbox.err("/push-basic-info", bad, 10007)
+    report = sandbox.control("GET", "/sandbox/partners/demo/conformance")
+    assert {c["status"] for c in report["checks"]} == {"pass", "fail", "untested"}
+    index = sandbox.client.get("/dashboard?partner=demo").text
+    assert 'href="/dashboard/partners/demo/conformance"' in index
+    page = sandbox.client.get("/dashboard/partners/demo/conformance")
+    assert page.status_code == 200
+    rows = checks_on(page.text)
+    assert list(rows) == [c["id"] for c in report["checks"]]  # every check, catalogue order
+    s = report["summary"]
+    assert f"{s['pass']} passed, {s['fail']} failed, {s['untested']} untested" in page.text
+    shown = {
+        c["id"]: re.search(r'class="pill (\w+)">(\w+)<', rows[c["id"]]) for c in report["checks"]
+    }
+    label = {
+        "pass": ("good", "passed"),
+        "fail": ("bad", "failed"),
+        "untested": ("wait", "untested"),
+    }
+    for c in report["checks"]:
+        assert shown[c["id"]].groups() == label[c["status"]], c["id"]
+    # evidence: the order's page, the refused attempt's row on it, the request's journal entry
+    approval = rows["scenario.approval"]
+    assert f'href="/dashboard/orders/{o.order_no}?partner=demo"' in approval
+    refused = next(c for c in report["checks"] if c["id"] == "callbacks.acknowledged")
+    attempt = refused["evidence"][0]
+    assert "HTTP 500" in attempt["note"]
+    anchor = f"/dashboard/orders/{o.order_no}?partner=demo#callback-{attempt['delivery']}"
+    assert f'href="{anchor}"' in rows["callbacks.acknowledged"]
+    assert f'id="callback-{attempt["delivery"]}"' in sandbox.client.get(anchor).text
+    invalid = next(c for c in report["checks"] if c["id"] == "payloads.valid")
+    link = invalid["evidence"][0]["link"]
+    assert f'href="{link}"' in rows["payloads.valid"]
+    assert sandbox.client.get(link).json()["code"] == 10007  # the journal entry opens
+    assert "How to test" in rows["scenario.rejection"]  # untested: what would exercise it
+
+
+def test_acceptance_report_in_chinese_and_a_new_run(sandbox: Sandbox, loan) -> None:
+    loan("accept-zh", SUFFIX["approve"]).create().submit()
+    back = "/dashboard/partners/demo/conformance"
+    zh = sandbox.client.get(f"{back}?lang=zh").text
+    assert "demo 的联调验收报告" in zh and "<h2>调用顺序 " in zh  # a section's title
+    assert "06 补充信息只在 05 建单成功之后推送" in zh  # and a check's
+    assert "06 is pushed only after 05" not in zh
+    page = do(sandbox, "new_run", back=back, partner="demo").text
+    assert flash(page) == ("ok", "已开始新一轮联调验收，保留了 1 个订单")
+    assert "本轮验收开始于" in page and "0 个请求" in page
+    assert set(re.findall(r'class="pill wait">(\w+)<', page)) == {"未测试"}
+
+
+def test_acceptance_report_of_an_unknown_partner_is_a_404(sandbox: Sandbox) -> None:
+    evil = "<img src=x onerror=alert(1)>"
+    page = sandbox.client.get(f"/dashboard/partners/{quote(evil, safe='')}/conformance")
+    assert page.status_code == 404 and 'class="problem" role="alert"' in page.text
+    assert evil not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
 
 
 # ---- the forms: one handler, a flash message back on the page ----
