@@ -9,9 +9,14 @@ service *after* a successful fire, because `transitions` callbacks do not roll b
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 
 from transitions import Machine
+
+# `transitions` logs two INFO lines per fire ("Finished processing state NEW exit
+# callbacks"): noise in `serve`, the harness and every test run. Its warnings still show.
+logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 class Status(enum.IntEnum):

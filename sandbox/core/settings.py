@@ -30,6 +30,8 @@ class ServerSettings(_Section):
     public_url: str = ""
     max_body_bytes: int = 1_048_576
     admin_token: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
 
 
 class DatabaseSettings(_Section):
@@ -37,7 +39,7 @@ class DatabaseSettings(_Section):
 
 
 class FixtureSettings(_Section):
-    dir: str = ""  # "" = the repository's fixtures/
+    dir: str = ""  # "" = the packaged fixtures (sandbox/defaults/fixtures)
 
 
 class ClockSettings(_Section):

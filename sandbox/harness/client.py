@@ -347,6 +347,10 @@ class SandboxControl:
             params={"partner_token": partner, "order_no": order_no, "state": state},
         )
 
+    def callback(self, callback_id: int) -> dict:
+        """One delivery: its decrypted body and every attempt."""
+        return self.request("GET", f"/sandbox/callbacks/{int(callback_id)}")
+
     def redeliver(self, callback_id: int) -> Any:
         return self.request("POST", f"/sandbox/callbacks/{callback_id}/redeliver")
 
@@ -390,6 +394,10 @@ class SandboxControl:
 
     def faults(self) -> Any:
         return self.request("GET", "/sandbox/faults")
+
+    def add_fault(self, rule: dict[str, Any]) -> Any:
+        """Add one fault rule (the others stay)."""
+        return self.request("POST", "/sandbox/faults", json_body=rule)
 
     def clear_faults(self) -> Any:
         return self.request("DELETE", "/sandbox/faults")

@@ -222,7 +222,13 @@ class Sink(Protocol):
     def _planned(self) -> tuple[Any, str] | None: ...
 
     def _keep(
-        self, path: str, raw: bytes, headers: dict[str, str], outcome: str, status: int | None
+        self,
+        path: str,
+        raw: bytes,
+        headers: dict[str, str],
+        outcome: str,
+        status: int | None,
+        answer: str = "",
     ) -> None: ...
 
     async def send(self, url: str, content: bytes, timeout: float) -> tuple[int, str]: ...
@@ -257,15 +263,16 @@ class AppRelay:
         except Exception:
             self.sink._keep(path, content, HEADERS, "failed", None)
             raise
-        self.sink._keep(path, content, HEADERS, "failed" if refusal(status, text) else "ok", status)
+        outcome = "failed" if refusal(status, text) else "ok"
+        self.sink._keep(path, content, HEADERS, outcome, status, text)
         return status, text
 
     def _refused(
         self, path: str, content: bytes, answer: Any, outcome: str, timeout: float
     ) -> tuple[int, str]:
         """fail_next()/hang() of the sink: answered in front of the app, which never sees it."""
-        status = None if outcome == "hung" else answer[0]
-        self.sink._keep(path, content, HEADERS, outcome, status)
+        status, text = (None, "") if outcome == "hung" else answer
+        self.sink._keep(path, content, HEADERS, outcome, status, text)
         if outcome == "hung":
             raise TimeoutError(f"no answer within {timeout}s (the sink is hanging)")
         return answer

@@ -3,13 +3,16 @@
 Precheck to settlement with an extension on the way, then a rejected borrower who gets
 11007 when they try again. It runs in process (a fresh `Sandbox` of the test harness, manual
 clock, no network) or against a running sandbox (`--url`: `LenderClient` and
-`SandboxControl` over HTTP). Every step prints its request and the decrypted answer; the
-first unexpected answer stops the run with a non-zero exit. Payloads come from
-`core.samples`, like everywhere else.
+`SandboxControl` over HTTP, on a partner of its own so no one else's clock moves, its
+callbacks sent to a `CallbackSink` the demo runs when the sandbox is on this machine). Every
+step prints its request, the decrypted answer and the callbacks it caused; the first
+unexpected answer stops the run with a non-zero exit. Payloads come from `core.samples`,
+like everywhere else.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -25,8 +28,10 @@ from ..core.clock import WIB, parse_instant
 from ..core.crypto import CryptoError
 from ..core.errors import SandboxError
 from ..core.samples import SampleOrder, sample_order
+from ..web.app import is_loopback
 from .client import BadResponse, ControlAPIError, LenderClient, SandboxControl
 from .sandbox import Sandbox
+from .sink import CallbackSink, SinkTimeout
 
 PRODUCT = "1001"  # the demo product: days, with extensions
 AMOUNT, TERM, UNIT = 1_000_000, 14, 1
@@ -47,6 +52,7 @@ class Transport(Protocol):
     def advance(self, seconds: float) -> dict: ...
     def pay(self, repay_code: str) -> dict: ...
     def status(self, order_no: str) -> int: ...
+    def callbacks(self, orders: list[str]) -> list[dict]: ...  # {"path", "body", "state"}
     def close(self) -> None: ...
 
 
@@ -88,8 +94,22 @@ class InProcess:
     def status(self, order_no: str) -> int:
         return int(self.sandbox.order(order_no, self.token)["status"])
 
+    def callbacks(self, orders: list[str]) -> list[dict]:
+        # delivered to the in-process sink before each call returned
+        return [
+            {"path": r.path, "body": r.body, "state": "delivered" if r.acknowledged else r.outcome}
+            for r in self.sandbox.callbacks.records()
+            if r.body is not None and r.body.get("order_no") in orders
+        ]
+
     def close(self) -> None:
         self.sandbox.close()
+
+
+def _state(delivery: dict) -> str:
+    """'delivered', 'dead', or 'pending: why' (docs: GET /sandbox/callbacks `waiting`)."""
+    why = delivery.get("waiting")
+    return f"{delivery['state']}: {why}" if why else delivery["state"]
 
 
 class Remote:
@@ -99,7 +119,7 @@ class Remote:
     def __init__(
         self,
         url: str,
-        partner: str,
+        partner: str | None,
         key: str | None,
         iv: str | None,
         admin_token: str | None,
@@ -107,12 +127,36 @@ class Remote:
     ):
         self.own = http is None
         self.http = http or httpx.Client(timeout=30, trust_env=False)
-        self.token, self.base = partner, url.rstrip("/")
+        self.base = url.rstrip("/")
         self.control = SandboxControl(url, admin_token=admin_token or "", http=self.http)
-        if key is None or iv is None:
-            view = self._control(lambda: self.control.partner(partner, secrets=True))
-            key, iv = key or view["aes_key"], iv or view["aes_iv"]
-        self.client = LenderClient(url, partner, key, iv, http=self.http)
+        self.sink: CallbackSink | None = None
+        self.token = ""
+        try:
+            view = self._own_partner() if partner is None else self._partner(partner)
+        except BaseException:
+            self.close()
+            raise
+        self.token = view["partner_token"]
+        key, iv = key or view["aes_key"], iv or view["aes_iv"]
+        self.client = LenderClient(url, self.token, key, iv, http=self.http)
+
+    def _partner(self, token: str) -> dict:
+        return self._control(lambda: self.control.partner(token, secrets=True))
+
+    def _own_partner(self) -> dict:
+        """A new partner, so the demo moves no one else's clock; its callbacks come to a sink
+        here when the sandbox runs on this machine (from elsewhere it could not reach it)."""
+        host = httpx.URL(self.base).host
+        if is_loopback(host):
+            self.sink = CallbackSink().start()
+        view = self._control(
+            lambda: self.control.create_partner(
+                name="lender-sandbox demo", callback_url=self.sink.url if self.sink else ""
+            )
+        )
+        if self.sink is not None:
+            self.sink.add_partner(view["partner_token"], view["aes_key"], view["aes_iv"])
+        return view
 
     def _control(self, op: Callable[[], Any]) -> Any:
         try:
@@ -140,7 +184,39 @@ class Remote:
     def status(self, order_no: str) -> int:
         return int(self._control(lambda: self.control.order(order_no, self.token))["status"])
 
+    def callbacks(self, orders: list[str]) -> list[dict]:
+        """The orders' callbacks as the sink received them (it waits up to 5 s for all the
+        sandbox lists); without a sink, or for those still on their way, as the sandbox
+        lists them, with their state."""
+        found = [
+            c
+            for no in orders
+            for c in self._control(functools.partial(self.control.callbacks, self.token, no))
+        ]
+        listed = [
+            {"path": c["path"], "body": c["body"], "state": _state(c)}
+            for c in sorted(found, key=lambda c: c["id"])
+        ]
+        if self.sink is None:
+            return listed
+        try:
+            self.sink.wait_for_requests(len(listed), timeout=5)
+        except SinkTimeout:
+            pass
+        got = [
+            {"path": r.path, "body": r.body, "state": "delivered" if r.acknowledged else r.outcome}
+            for r in self.sink.records()
+        ]
+        return got + listed[len(got) :]
+
     def close(self) -> None:
+        if self.sink is not None:
+            if self.token:  # the sink goes away: later callbacks wait instead of failing
+                try:
+                    self.control.update_partner(self.token, callback_url="")
+                except (ControlAPIError, httpx.HTTPError):
+                    pass
+            self.sink.stop()
         if self.own:
             self.http.close()
 
@@ -172,6 +248,15 @@ class Printer:
     def failed(self, why: str) -> None:
         click.echo(click.style("FAILED", fg="red", bold=True))
         click.echo(click.style(f"  {why}", fg="red"))
+
+    def callbacks(self, caused: list[dict]) -> None:
+        """The callbacks a step caused, as the lender sent them (decrypted)."""
+        for c in caused:
+            state = "" if c["state"] == "delivered" else f"  ({c['state']})"
+            path = c["path"].lstrip("/")
+            click.echo(
+                click.style(f"  callback {path} ", fg="yellow") + self.dump(c["body"]) + state
+            )
 
 
 # ---- the flow ----
@@ -214,6 +299,7 @@ class Flow:
     approved: int = AMOUNT
     method_code: str = "1001"
     codes: dict[str, str] = field(default_factory=dict)  # repay codes handed out by 15
+    callbacks_seen: int = 0  # the callbacks printed so far
 
     def __post_init__(self) -> None:
         tag = hashlib.sha1(self.seed.encode()).hexdigest()[:10].upper()
@@ -249,6 +335,9 @@ class Flow:
             self.out.failed(str(e))
             raise
         self.out.ok(sent, got, note)
+        sent_so_far = self.t.callbacks([self.order_no, self.bad_order])
+        self.out.callbacks(sent_so_far[self.callbacks_seen :])
+        self.callbacks_seen = len(sent_so_far)
 
     def api(
         self,
@@ -398,21 +487,21 @@ def _today(t: Transport) -> date:
 
 def _open(
     url: str | None,
-    partner: str,
+    partner: str | None,
     key: str | None,
     iv: str | None,
     admin_token: str | None,
     http: Any,
-) -> Transport:
+) -> Remote | InProcess:
     if url:
         return Remote(url, partner, key, iv, admin_token, http)
-    return InProcess(partner, key, iv)
+    return InProcess(partner or "demo", key, iv)
 
 
 def run(
     *,
     url: str | None = None,
-    partner: str = "demo",
+    partner: str | None = None,
     key: str | None = None,
     iv: str | None = None,
     admin_token: str | None = None,
@@ -422,17 +511,23 @@ def run(
 ) -> int:
     """Play the flow; 0 when every step answered as expected, 1 otherwise.
 
+    `partner`: whose (default: `demo` in process; with `url` a new partner of its own).
     `http`: an httpx.Client to reach `url` with (default: a new one)."""
+    t: Remote | InProcess | None = None
     try:
         t = _open(url, partner, key, iv, admin_token, http)
         flow = Flow(t, Printer(0, pretty), seed or secrets.token_hex(4), _today(t))
     except DemoFailure as e:
+        if t is not None:
+            t.close()
         click.echo(click.style(f"cannot start: {e}", fg="red"), err=True)
         return 1
     steps = flow.steps()
     flow.out.total = len(steps)
+    flow.callbacks_seen = len(t.callbacks([flow.order_no, flow.bad_order]))  # from a rerun
+    whose = "a new partner of its own, " if url and partner is None else "partner "
     click.echo(
-        f"Lender Sandbox demo: partner {partner} on "
+        f"Lender Sandbox demo: {whose}{t.token}, on "
         f"{url or 'a fresh in-process sandbox (manual clock)'}\n"
     )
     try:

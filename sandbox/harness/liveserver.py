@@ -3,7 +3,7 @@
 It owns a working folder holding a config.toml written from test defaults (fast lifecycle
 delays and callback retries, a quick scheduler tick), then a user's config file, then
 overrides — on 127.0.0.1, a free port and, unless one is named, a SQLite file database of its
-own; fixtures from the config's [fixtures] dir or this repository's — and the process:
+own; fixtures from the config's [fixtures] dir or the packaged ones — and the process:
 `start()` waits for GET /sandbox/health, `stop()` sends SIGTERM (graceful), `kill()` sends
 SIGKILL (a crash), `restart()` starts again on the same port and database. The pytest
 plugin's `lender_sandbox_server` fixture wraps it.
@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from ..services.config import setting_variables
+
 __all__ = [
     "TEST_SETTINGS",
     "LiveServer",
@@ -36,7 +38,9 @@ __all__ = [
     "to_toml",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The folder this `sandbox` package was imported from (a checkout or site-packages): the
+# server process imports the same one.
+IMPORT_ROOT = Path(__file__).resolve().parents[2]
 
 # What a test server runs with (a config file or overrides can change any of it): manual
 # clocks, short lifecycle delays for a real/scaled clock, callback retries in fractions of a
@@ -53,7 +57,6 @@ TEST_SETTINGS: dict[str, dict[str, Any]] = {
         "timeout": 2.0,
     },
     "scheduler": {"tick": 0.05},
-    "fixtures": {"dir": str(REPO_ROOT / "fixtures")},
 }
 
 
@@ -127,7 +130,7 @@ def merge_overrides(*layers: dict[str, dict[str, Any]] | None) -> dict[str, dict
 
 def read_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
     """A config file's sections ({} without a file); a [fixtures] dir is made absolute from the
-    file's folder, as `lender-sandbox serve` reads it ("": this repository's fixtures)."""
+    file's folder, as `lender-sandbox serve` reads it ("" stays: the packaged fixtures)."""
     if not path:
         return {}
     try:
@@ -135,9 +138,9 @@ def read_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise LiveServerError(f"config {path}: {e}") from None
     sections = {k: v for k, v in raw.items() if isinstance(v, dict)}
-    if "dir" in sections.get("fixtures", {}):
-        given = sections["fixtures"]["dir"]
-        where = Path(path).resolve().parent / given if given else REPO_ROOT / "fixtures"
+    given = sections.get("fixtures", {}).get("dir")
+    if given:
+        where = (Path(path).resolve().parent / given).resolve()
         sections["fixtures"] = {**sections["fixtures"], "dir": str(where)}
     return sections
 
@@ -178,14 +181,15 @@ class LiveServer:
             or chosen.get("database", {}).get("url")
             or f"sqlite:///{self.workdir / 'sandbox.db'}"
         )
+        given_fixtures = chosen.get("fixtures", {}).get("dir")
         self.settings = merge_overrides(
             chosen,
             {
                 "server": {"host": "127.0.0.1", "port": self.port},
                 "database": {"url": self.database_url},
-                # the server reads its config.toml in the working folder: no relative paths
-                "fixtures": {"dir": str(Path(chosen["fixtures"]["dir"]).resolve())},
             },
+            # the server reads its config.toml in the working folder: no relative paths
+            {"fixtures": {"dir": str(Path(given_fixtures).resolve())}} if given_fixtures else None,
         )
         self.config_path = self.workdir / "config.toml"
         self.log_path = self.workdir / "server.log"
@@ -217,7 +221,7 @@ class LiveServer:
             [
                 sys.executable,
                 "-m",
-                "sandbox.cli",
+                "sandbox",
                 "serve",
                 "--config",
                 str(self.config_path),
@@ -238,10 +242,9 @@ class LiveServer:
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ if self._env is None else self._env)
-        # the config file decides, not variables meant for another sandbox
-        env.pop("LENDER_SANDBOX_DATABASE_URL", None)
-        env.pop("LENDER_SANDBOX_ADMIN_TOKEN", None)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        for name in setting_variables():  # the config file decides, not variables meant
+            env.pop(name, None)  # for another sandbox
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(IMPORT_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

@@ -15,7 +15,7 @@ from ..core.conformance import Report
 from ..core.samples import SampleOrder
 from ..core.scenarios import ScenarioRule
 from ..services import journal
-from ..services.config import load_fixtures
+from ..services.config import fixtures_folder, load_fixtures
 from .client import LenderClient, SandboxControl
 from .liveserver import LiveServer
 from .sandbox import (
@@ -187,7 +187,8 @@ class ServerSandbox(_Partners):
         seed = seed if seed is not None else f"borrower-{next(self._orders)}"
         kw.setdefault("today", self.clock.now.date())
         if self._rules is None:
-            self._rules = load_fixtures(Path(self.server.settings["fixtures"]["dir"])).rules
+            given = self.server.settings.get("fixtures", {}).get("dir")
+            self._rules = load_fixtures(fixtures_folder(given)).rules
         return sample_order(seed, rules=self._rules, **kw)
 
     def wait_for(

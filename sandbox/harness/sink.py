@@ -4,8 +4,10 @@
 Both play the aggregator's side of docs/protocol.md §6: decrypt each callback with the partner's
 key/IV (or read plain JSON), record it, and acknowledge with
 `{"code":0,"message":"success","data":{}}` — unless told to refuse (`fail_next`) or to stop
-answering (`hang`) until `recover()`. `wait_for` blocks on a Condition until the callbacks
-are in: no sleeps. Used by the pytest plugin, the e2e tests and the benchmark.
+answering (`hang`) until `recover()`, or given a `relay` that answers instead (`lender-sandbox
+listen` forwards to a developer's handler). `wait_for` blocks on a Condition until the
+callbacks are in: no sleeps. Used by the pytest plugin, the e2e tests, the benchmark, the demo
+and `listen`.
 `MemorySink.deliver_to(app)` hands the callbacks to the aggregator's own app instead, whose
 answer counts (harness/delivery.py).
 """
@@ -24,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..core.crypto import Codec, CryptoError
+from ..services.outbox import refusal
 
 if TYPE_CHECKING:
     from .delivery import AppRelay
 
-__all__ = ["CallbackSink", "MemorySink", "Record", "SinkTimeout"]
+__all__ = ["CallbackSink", "MemorySink", "Record", "Relay", "SinkTimeout"]
 
 ACK = json.dumps({"code": 0, "message": "success", "data": {}})
 MAX_HANG = 300.0  # a hung request gives up after this even if nobody calls recover()/stop()
@@ -50,6 +53,8 @@ class Record:
     outcome: str = "ok"  # ok | failed | hung | unreadable
     status: int | None = 200  # HTTP status answered (None: no answer)
     headers: dict[str, str] = field(default_factory=dict)
+    answer: str = ACK  # the body answered ("" when there was none)
+    problem: str = ""  # why the body could not be read ("" when it could)
 
     @property
     def acknowledged(self) -> bool:
@@ -59,6 +64,10 @@ class Record:
 @dataclass(frozen=True)
 class _Hang:
     released: threading.Event
+
+
+# path, body as received, headers -> (HTTP status, body) to answer with
+Relay = Callable[[str, bytes, dict[str, str]], tuple[int, str]]
 
 
 def _path_matches(path: str, wanted: str | None) -> bool:
@@ -87,8 +96,12 @@ class _Receiver:
         *,
         partners: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        relay: Relay | None = None,
+        on_record: Callable[[Record], None] | None = None,
     ):
         self._default = Codec(key, iv) if key is not None and iv is not None else None
+        self._forward = relay  # answers instead of the built-in ACK (fail_next/hang still win)
+        self._on_record = on_record  # told of each request once it is answered
         self._codecs = {token: _as_codec(v) for token, v in (partners or {}).items()}
         self._clock = clock
         self._cond = threading.Condition()
@@ -193,23 +206,52 @@ class _Receiver:
     def _answer(self, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, str] | _Hang:
         """Record the request and decide the answer: (HTTP status, text), or hang."""
         body, token, problem = self._decode(raw)
+        at = self._clock()
         with self._cond:
             answer, outcome = self._decide(problem)
-            status = None if isinstance(answer, _Hang) else answer[0]
-            self._records.append(
-                Record(
-                    path,
-                    body,
-                    raw.decode("utf-8", "replace"),
-                    self._clock(),
-                    token,
-                    outcome,
-                    status,
-                    headers,
-                )
-            )
-            self._cond.notify_all()
+            relayed = self._forward is not None and outcome in ("ok", "unreadable")
+            if not relayed:
+                record = self._store(path, body, raw, at, token, outcome, answer, headers, problem)
+        if relayed:  # outside the lock: the relay is a network call
+            assert self._forward is not None
+            answer = self._forward(path, raw, headers)
+            outcome = "ok" if not refusal(*answer) else "failed"
+            with self._cond:
+                record = self._store(path, body, raw, at, token, outcome, answer, headers, problem)
+        if self._on_record is not None:
+            self._on_record(record)
         return answer
+
+    def _store(
+        self,
+        path: str,
+        body: dict | None,
+        raw: bytes,
+        at: float,
+        token: str,
+        outcome: str,
+        answer: tuple[int, str] | _Hang | None,
+        headers: dict[str, str],
+        problem: str,
+    ) -> Record:
+        """Append the record and wake the waiters; called holding the lock. `answer` is what was
+        answered: (HTTP status, body), or a hang / None when nothing was."""
+        status, text = answer if isinstance(answer, tuple) else (None, "")
+        record = Record(
+            path,
+            body,
+            raw.decode("utf-8", "replace"),
+            at,
+            token,
+            outcome,
+            status,
+            headers,
+            text,
+            problem,
+        )
+        self._records.append(record)
+        self._cond.notify_all()
+        return record
 
     def _decide(self, problem: str) -> tuple[tuple[int, str] | _Hang, str]:
         """(answer, outcome); called holding the lock."""
@@ -231,23 +273,19 @@ class _Receiver:
         return (status, text), "failed"
 
     def _keep(
-        self, path: str, raw: bytes, headers: dict[str, str], outcome: str, status: int | None
+        self,
+        path: str,
+        raw: bytes,
+        headers: dict[str, str],
+        outcome: str,
+        status: int | None,
+        answer: str = "",
     ) -> None:
         """Record a request that someone else answered (the app a MemorySink relays to)."""
-        body, token, _ = self._decode(raw)
-        record = Record(
-            path,
-            body,
-            raw.decode("utf-8", "replace"),
-            self._clock(),
-            token,
-            outcome,
-            status,
-            headers,
-        )
+        body, token, problem = self._decode(raw)
+        said = None if status is None else (status, answer)
         with self._cond:
-            self._records.append(record)
-            self._cond.notify_all()
+            self._store(path, body, raw, self._clock(), token, outcome, said, headers, problem)
 
 
 # ---------------------------------------------------------------------------- in-process
@@ -370,8 +408,10 @@ class CallbackSink(_Receiver):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        relay: Relay | None = None,
+        on_record: Callable[[Record], None] | None = None,
     ):
-        super().__init__(key, iv, partners=partners, clock=clock)
+        super().__init__(key, iv, partners=partners, clock=clock, relay=relay, on_record=on_record)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core import edge
@@ -32,6 +34,7 @@ from . import control, dashboard, openapi, pages
 from .lender import PATHS, LenderEndpoint, lender_routes
 
 log = logging.getLogger("sandbox")
+STATIC = Path(__file__).parent / "static"
 
 
 def protocol_json(body: dict, status: int = 200) -> JSONResponse:
@@ -45,6 +48,8 @@ def get_routes(lender: Lender, endpoint: LenderEndpoint) -> list[BaseRoute]:
         *pages.routes(lender),
         *dashboard.routes(lender),
         *openapi.routes(lender),
+        # the pages' scripts (vendored htmx, ui.js): no CDN, works offline
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 
 

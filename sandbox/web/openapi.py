@@ -20,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..core import answers, faultrules, samples, validation
+from .. import __version__
+from ..core import answers, enums, faultrules, samples, validation
 from ..core.control_answers import ControlErrorBody
 from ..core.crypto import Codec
 from ..core.errors import CATALOG
 from ..core.protocol import CALLBACKS, SPECS, Spec
 from ..services.lender import Lender
+from . import i18n
 from .control import ROUTES, ControlRoute
 from .docs import render_docs
 
@@ -82,11 +84,19 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
 
 def _rule_text(schema: dict, leaf: str) -> dict:
     rule = validation.RULES.get(leaf)
-    return {**schema, "description": rule} if rule and "description" not in schema else schema
+    out = {**schema, "description": rule} if rule and "description" not in schema else schema
+    if enums.MEANINGS.get(leaf):  # what each code of a coded field means
+        out = {
+            **out,
+            "x-enum-descriptions": {str(k): v for k, v in enums.meanings(leaf).items()},
+            "x-enum-descriptions-zh": {str(k): v for k, v in enums.meanings(leaf, "zh").items()},
+        }
+    return out
 
 
 def _with_rules(schema: dict) -> dict:
-    """Add the human-readable field rules (validation.RULES) to a request's properties."""
+    """Add the human-readable field rules (validation.RULES) and the meanings of coded fields
+    (core.enums) to a model's properties."""
     props = {k: _rule_text(v, k) for k, v in schema.get("properties", {}).items()}
     return {**schema, "properties": props} if props else schema
 
@@ -360,7 +370,7 @@ def build(lender: Lender | None = None) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "Lender Sandbox",
-            "version": "1",
+            "version": __version__,
             "description": "A stateful mock lender for the partner lending API: the "
             "lender endpoints 02-18 (encrypted envelopes), the callbacks "
             "19-21 it sends, and the sandbox-only control API under "
@@ -387,9 +397,10 @@ def routes(lender: Lender) -> list[BaseRoute]:
         return JSONResponse(document())
 
     def docs(request: Request) -> Response:
-        if "html" not in built:
-            built["html"] = render_docs(document())
-        return HTMLResponse(built["html"])
+        lang = i18n.choose(request)
+        if f"html-{lang}" not in built:
+            built[f"html-{lang}"] = render_docs(document(), lang)
+        return i18n.remember(request, HTMLResponse(built[f"html-{lang}"]))
 
     return [
         Route("/openapi.json", openapi_json, methods=["GET"]),

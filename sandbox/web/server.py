@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ def banner(lender: Lender) -> str:
         "",
         f"  try:  curl -s {url}/sandbox/health",
         f"  docs: {url}/docs",
-        "  magic mobile suffixes choose outcomes: see fixtures/scenarios.toml",
+        f"  dashboard: {url}/dashboard",
+        "  magic mobile suffixes choose outcomes: `lender-sandbox defaults "
+        "fixtures/scenarios.toml`",
+        "  this terminal now runs the server (Ctrl-C stops it): use another one for the rest",
         "",
     ]
     for w in lender.warnings():
@@ -38,28 +42,52 @@ def banner(lender: Lender) -> str:
     return "\n".join(lines)
 
 
+def configure_logging(level: str, access_log: bool) -> None:
+    """`[server] log_level` for the sandbox's own lines; the access log (uvicorn's, one line
+    per request) only when `access_log` is on; the chattiest libraries only above INFO."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("apscheduler", "httpx"):  # a line per tick / per callback attempt is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    errors = logging.getLogger("uvicorn.error")
+    errors.addFilter(quiet_drops)  # injected drops are not errors
+    # uvicorn's start-up lines repeat the banner: only at "debug"
+    errors.setLevel(logging.DEBUG if level == "debug" else max(logging.WARNING, root_level(level)))
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
+
+
+def root_level(level: str) -> int:
+    return logging.getLevelNamesMapping()[level.upper()]
+
+
 def run_server(
-    config_path: str | Path | None = None, *, host: str | None = None, port: int | None = None
+    config_path: str | Path | Traversable | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    access_log: bool | None = None,
 ) -> None:
+    """Serve until stopped. Options given here win over the file and the environment."""
     import uvicorn
 
-    overrides: dict[str, Any] = {"server": {}}
-    if host:
-        overrides["server"]["host"] = host
-    if port:
-        overrides["server"]["port"] = port
+    given = {"host": host, "port": port, "access_log": access_log}
+    overrides: dict[str, Any] = {"server": {k: v for k, v in given.items() if v is not None}}
     settings = load_settings(config_path, overrides)
-    if not is_loopback(settings.server.host) and not settings.server.admin_token:
+    server = settings.server
+    if not is_loopback(server.host) and not server.admin_token:
         raise SystemExit(
             "refusing to bind a non-loopback address without [server] admin_token "
             "(or LENDER_SANDBOX_ADMIN_TOKEN): the control API would be open to all"
         )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("apscheduler", "httpx"):  # a line per tick / per callback attempt is noise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.error").addFilter(quiet_drops)  # injected drops are not errors
+    configure_logging(server.log_level, server.access_log)
     lender = create_lender(settings)
     app = create_app(settings, lender=lender, on_ready=lambda: print(banner(lender), flush=True))
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        access_log=server.access_log,
+        log_config=None,  # the logging configured above: uvicorn would replace it
+        log_level=None,  # and would set its loggers' levels over ours
+    )

@@ -105,9 +105,40 @@ def test_openapi_json_and_docs_are_served_and_docs_name_every_path(sandbox, doc)
         assert f">{e.code}<" in html and e.name in html
     for kind in KIND_NAMES:
         assert f">{kind}<" in html
-    # offline: nothing is loaded from elsewhere (no script, stylesheet, image or font)
-    assert not re.search(r"<script|<link|<img|src=|@import|url\(", html)
+    # offline: nothing is loaded from elsewhere; the one script is the package's own
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/ui.js" defer>']
+    assert not re.search(r"<link|<img|@import|url\(", html)
+    assert sandbox.client.get("/static/ui.js").status_code == 200
     assert not re.search(r'href="(?!#|/)', html)
+
+
+def test_docs_deep_links_open_their_section_and_paths_are_not_cut(sandbox):
+    html = sandbox.client.get("/docs").text
+    nav = html.split("<nav>")[1].split("</nav>")[0]
+    for op_id in re.findall(r'<details class="op" id="([^"]+)"', html)[:40]:
+        assert f'href="#{op_id}"' in nav  # a deep link per operation
+    ui = sandbox.client.get("/static/ui.js").text
+    assert "hashchange" in ui and ".open = true" in ui  # ... that opens it
+    assert "ellipsis" not in html and "overflow-wrap:anywhere" in html
+    assert "/sandbox/partners/{token}/postman.json</a>" in nav  # whole, not cut
+
+
+def test_docs_list_what_each_code_of_a_coded_field_means(sandbox, doc):
+    basic = doc["components"]["schemas"]["BasicInfo"]["properties"]["education"]
+    assert basic["x-enum-descriptions"]["1"] == "no schooling"
+    assert basic["x-enum-descriptions-zh"]["6"] == "研究生"
+    en = sandbox.client.get("/docs").text
+    assert "<li><code>4</code> high school</li>" in en
+    assert "<li><code>170</code> paid out, repaying</li>" in en  # order_status in answers
+    zh = sandbox.client.get("/docs?lang=zh").text
+    assert "<li><code>3</code> 中学</li>" in zh and "基础信息推送（一推）</span> · 05" in zh
+    assert "解密后的业务参数" in zh and "English" in zh  # the switch back
+
+
+def test_the_documents_version_is_the_packages(doc):
+    from sandbox import __version__
+
+    assert doc["info"]["version"] == __version__
 
 
 def test_docs_show_field_rules_and_examples(sandbox):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from sandbox.core.crypto import Codec, php_json_encode
-from sandbox.harness.liveserver import REPO_ROOT, LiveServer, LiveServerError, to_toml
+from sandbox.harness.liveserver import LiveServer, LiveServerError, to_toml
 from sandbox.harness.sink import CallbackSink, MemorySink, SinkTimeout
 from sandbox.services.senders import RESPONSE_LIMIT, AiohttpSender, HttpxSender
 
@@ -250,14 +250,14 @@ def test_to_toml_refuses_what_it_cannot_write():
         to_toml({"x": {"y": None}})
 
 
-def test_live_server_config_points_at_this_repository(tmp_path):
+def test_live_server_config_uses_the_packaged_fixtures(tmp_path):
     server = LiveServer({"callbacks": {"max_attempts": 9}}, workdir=tmp_path, port=8999)
     s = server.settings
     assert s["callbacks"]["max_attempts"] == 9 and s["callbacks"]["first_delay"] == 0.05
     assert (
         s["server"]["port"] == 8999 and s["database"]["url"] == f"sqlite:///{tmp_path}/sandbox.db"
     )
-    assert s["fixtures"]["dir"].endswith("fixtures") and s["clock"]["mode"] == "manual"
+    assert "fixtures" not in s and s["clock"]["mode"] == "manual"  # "": the packaged ones
     assert server.base_url == "http://127.0.0.1:8999" and not server.running
 
 
@@ -289,7 +289,7 @@ def test_live_server_uses_the_database_a_config_names(tmp_path):
     )
     server = LiveServer(config=config, workdir=tmp_path / "work")
     assert server.settings["database"]["url"] == f"sqlite:///{tmp_path}/shared.db"
-    assert server.settings["fixtures"]["dir"] == str((REPO_ROOT / "fixtures").resolve())
+    assert server.settings["fixtures"]["dir"] == ""  # the packaged fixtures
     given = LiveServer(config=config, database_url="sqlite:///other.db", workdir=tmp_path / "w2")
     assert given.settings["database"]["url"] == "sqlite:///other.db"
     with pytest.raises(LiveServerError, match=r"missing\.toml"):

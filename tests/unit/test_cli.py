@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from sandbox import cli
+from sandbox.cli import common, envelope
 from sandbox.core import crypto
 
 VECTORS = json.loads(
@@ -152,7 +153,7 @@ def test_decrypt_raw_prints_hex_even_when_not_json():
 
 def _demo_partner():
     try:
-        partners = cli._load_partners(None)
+        partners = envelope.load_partners(None)
     except Exception as e:  # the configuration is being written alongside this module
         pytest.skip(f"configuration not loadable here: {e}")
     demo = next((p for p in partners if p.partner_token == "demo"), None)
@@ -195,12 +196,16 @@ def test_partner_comes_from_the_given_config(tmp_path):
 def test_serve_hands_options_to_run_server(tmp_path, monkeypatch):
     calls = []
     fake = types.ModuleType("sandbox.web.server")
-    fake.run_server = lambda path, host=None, port=None: calls.append((Path(path), host, port))
+    fake.run_server = lambda path, host=None, port=None, access_log=None: calls.append(
+        (Path(path), host, port, access_log)
+    )
     monkeypatch.setitem(sys.modules, "sandbox.web.server", fake)
     config = tmp_path / "my.toml"
     result = run("serve", "--config", str(config), "--port", "9001")
     assert result.exit_code == 0, result.output
-    assert calls == [(config, None, 9001)]
+    assert calls == [(config, None, 9001, None)]
+    assert run("serve", "--config", str(config), "--access-log").exit_code == 0
+    assert calls[-1] == (config, None, None, True)
 
 
 # --- clock ------------------------------------------------------------------------------
@@ -239,7 +244,7 @@ def test_clock_bad_argument_fails_before_any_request(args, closed_url):
 class FakeHttp:
     """A sandbox that answers every control call with `status` and `payload`, recording
     (method, URL, JSON body, Authorization header) of each; the CLI's control client is
-    handed a transport to it (`cli.control_client`)."""
+    handed a transport to it (`cli.common.control_client`)."""
 
     def __init__(self, status, payload):
         self.status, self.payload, self.calls = status, payload, []
@@ -252,14 +257,14 @@ class FakeHttp:
         return httpx.Response(self.status, json=self.payload)
 
     def install(self, monkeypatch):
-        real = cli.control_client
+        real = common.control_client
 
         def client(url, admin_token=""):
             c = real(url, admin_token)
             c._http = httpx.Client(transport=httpx.MockTransport(self.handle))
             return c
 
-        monkeypatch.setattr(cli, "control_client", client)
+        monkeypatch.setattr(common, "control_client", client)
         return self
 
 
