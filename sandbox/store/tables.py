@@ -63,12 +63,16 @@ class Order(Base):
         UniqueConstraint("partner_token", "order_no"),
         Index("ix_orders_person", "partner_token", "user_idcard"),
         Index("ix_orders_mobile", "partner_token", "user_mobile"),
+        # GET /sandbox/orders, newest first, by partner and/or status (core.paging)
+        Index("ix_orders_partner_id", "partner_token", "id"),
+        Index("ix_orders_partner_status", "partner_token", "status", "id"),
+        Index("ix_orders_status_id", "status", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64), ForeignKey("partners.partner_token"))
     order_no: Mapped[str] = mapped_column(String(32))
     product_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[int] = mapped_column(Integer)
     user_mobile: Mapped[str] = mapped_column(String(20))
     user_idcard: Mapped[str] = mapped_column(String(20))
     user_name: Mapped[str] = mapped_column(String(100))
@@ -188,6 +192,9 @@ class Callback(Base):
     __table_args__ = (
         Index("ix_callbacks_due", "state", "next_attempt_at"),
         Index("ix_callbacks_order", "partner_token", "order_no"),
+        # GET /sandbox/callbacks by partner (and state), newest first; retention per partner
+        Index("ix_callbacks_partner_id", "partner_token", "id"),
+        Index("ix_callbacks_partner_state", "partner_token", "state", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64))
@@ -219,7 +226,11 @@ class CallbackAttempt(Base):
 
 class JournalEntry(Base):
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_partner", "partner_token", "path"),)
+    __table_args__ = (
+        # GET /sandbox/journal by partner (and path), newest first; retention per partner
+        Index("ix_journal_partner_id", "partner_token", "id"),
+        Index("ix_journal_partner_path", "partner_token", "path", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64), default="")
     path: Mapped[str] = mapped_column(String(64))

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..core import control_answers as a
 from ..core import control_models as m
+from ..core import paging
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FaultRules, RuleBody
 from ..services import (
@@ -31,6 +32,7 @@ from ..services import (
     envelope_tools,
     faults,
     journal,
+    listing,
     payments,
     postman,
     waiting,
@@ -66,6 +68,11 @@ class ControlRoute:
     @property
     def full_path(self) -> str:
         return "/sandbox" + self.path
+
+    @property
+    def paged(self) -> bool:
+        """A list answered a page at a time (`limit`, `cursor`; the next page in headers)."""
+        return self.query is not None and "cursor" in self.query.model_fields
 
 
 async def _wait(c: Call) -> dict[str, Any]:
@@ -118,9 +125,10 @@ ROUTES: tuple[ControlRoute, ...] = (
         "GET",
         "/partners",
         PARTNERS,
-        "Every partner (without secrets)",
-        lambda c: control.list_partners(c.lender),
+        "Every partner (without secrets), oldest first",
+        lambda c: listing.partners(c.lender, c.query),
         list[a.PartnerView],
+        query=m.PartnersQuery,
     ),
     R(
         "POST",
@@ -215,9 +223,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/orders",
         ORDERS,
         "Orders, newest first",
-        lambda c: control.list_orders(
-            c.lender, c.query.partner_token, c.query.status, c.query.limit
-        ),
+        lambda c: listing.orders(c.lender, c.query),
         list[a.OrderSummary],
         query=m.OrdersQuery,
     ),
@@ -269,13 +275,12 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/callbacks",
         CALLBACKS,
         "Callback deliveries and attempts",
-        lambda c: deliveries.list_deliveries(
-            c.lender, c.query.partner_token, c.query.order_no, c.query.state, c.query.limit
-        ),
+        lambda c: listing.callback_deliveries(c.lender, c.query),
         list[a.Delivery],
         query=m.CallbacksQuery,
         description="Newest `limit` (default 200), oldest first; each with its decrypted body, "
-        "the body as sent, why it still waits, and every attempt.",
+        "the body as sent, why it still waits, and every attempt. The next page holds the "
+        "deliveries before these.",
     ),
     R(
         "GET",
@@ -300,9 +305,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/journal",
         JOURNAL,
         "Requests received, decrypted",
-        lambda c: journal.list_entries(
-            c.lender, c.query.partner_token, c.query.path, c.query.limit
-        ),
+        lambda c: listing.journal_entries(c.lender, c.query),
         list[a.JournalEntry],
         query=m.JournalQuery,
         description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault).",
@@ -351,9 +354,9 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/faults",
         FAULTS,
         "Fault rules, with remaining counts",
-        lambda c: faults.list_rules(c.lender, c.query.partner_token),
+        lambda c: listing.fault_rules(c.lender, c.query),
         FaultRules,
-        query=m.ScopeQuery,
+        query=m.FaultsQuery,
     ),
     R(
         "PUT",
@@ -469,6 +472,11 @@ def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
                 result = await route.handler(call)
         except SandboxError as e:
             return json_error(e)
+        if isinstance(result, paging.Page):
+            query = dict(request.query_params)
+            return JSONResponse(
+                result.body, headers=paging.headers(request.url.path, query, result)
+            )
         return result if isinstance(result, Response) else JSONResponse(result)
 
     answer.__name__ = answer.__qualname__ = route.method.lower() + route.path.replace(

@@ -217,6 +217,33 @@ def _parameters(route: ControlRoute) -> list[dict]:
     return out
 
 
+PAGE_HEADERS = {
+    "Link": {
+        "description": 'the next page, `<{path}?{query}&cursor=...>; rel="next"` (RFC 8288); '
+        "absent on the last page",
+        "schema": {"type": "string"},
+    },
+    "X-Next-Cursor": {
+        "description": "the next page's `cursor` (opaque); absent on the last page",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _answers(route: ControlRoute) -> dict:
+    ok: dict[str, Any] = {"description": "OK", **_json(_schema_of(route.answer))}
+    if route.paged:
+        ok["headers"] = PAGE_HEADERS
+    return {
+        "200": ok,
+        "4XX": {
+            "description": "Bad input (400, naming the field), unknown "
+            "partner/order (404), conflict (409)",
+            **_json(ref("ControlErrorBody")),
+        },
+    }
+
+
 def control_operation(route: ControlRoute) -> dict:
     out: dict[str, Any] = {
         "tags": [route.tag],
@@ -224,14 +251,7 @@ def control_operation(route: ControlRoute) -> dict:
         "description": route.description,
         "operationId": _operation_id(route.method, route.full_path),
         "parameters": _parameters(route),
-        "responses": {
-            "200": {"description": "OK", **_json(_schema_of(route.answer))},
-            "4XX": {
-                "description": "Bad input (400, naming the field), unknown "
-                "partner/order (404), conflict (409)",
-                **_json(ref("ControlErrorBody")),
-            },
-        },
+        "responses": _answers(route),
     }
     if route.body is not None:
         name = "RuleBody" if route.body is faultrules.RuleBody else route.body.__name__
