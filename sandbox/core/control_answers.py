@@ -250,6 +250,10 @@ class ConformanceRun(Answer):
     callbacks: int
     orders: int
     truncated: bool = Field(description="only the oldest records were read (a very long run)")
+    pruned: bool = Field(
+        description="retention ([journal] in config.toml) deleted the run's oldest requests or "
+        "callbacks: the checks judge what is left"
+    )
 
 
 class ConformanceSummary(Answer):
@@ -282,6 +286,16 @@ class ConformanceRunStart(Answer):
 class Deleted(Answer):
     deleted: int
     partner_token: str | None = None
+
+
+class Pruned(Answer):
+    journal_deleted: int
+    callbacks_deleted: int = Field(description="delivered or dead deliveries")
+    attempts_deleted: int
+    max_age_days: float = Field(description="the limit applied (0: none)")
+    max_rows_per_partner: int = Field(description="the limit applied (0: none)")
+    cutoff: str | None = Field(description="ISO 8601: older went; null without an age limit")
+    busy: bool = Field(description="another process was pruning: this pass left it the work")
 
 
 class ResetResult(Answer):

@@ -510,5 +510,16 @@ class FaultsQuery(ScopeQuery):
     cursor: Cursor = None
 
 
+class Prune(Body):
+    """POST /sandbox/journal/prune: apply the retention now."""
+
+    max_age_days: Annotated[float, Field(ge=0, le=36_500)] | None = Field(
+        None, description="instead of [journal] max_age_days (0: no age limit)"
+    )
+    max_rows_per_partner: Annotated[int, Field(ge=0, lt=BIGINT)] | None = Field(
+        None, description="instead of [journal] max_rows_per_partner (0: no row limit)"
+    )
+
+
 class FaultsDeleteQuery(ScopeQuery):
     id: Annotated[int | None, Opt] = Field(None, ge=1, lt=BIGINT, description="one rule")

@@ -94,6 +94,16 @@ class SchedulerSettings(_Section):
     tick: float = 1.0
 
 
+class JournalSettings(_Section):
+    """Retention of the journal and of finished callback deliveries (services.retention)."""
+
+    max_age_days: float = Field(30, ge=0)  # 0: no age limit
+    max_rows_per_partner: int = Field(100_000, ge=0)  # 0: no row limit
+    prune_every: float = Field(600, gt=0)
+
+    _durations = field_validator("prune_every", mode="before")(_seconds)
+
+
 class ScenarioSettings(_Section):
     seed: str = "lender-sandbox"
 
@@ -216,6 +226,7 @@ class Settings(_Section):
     responses: ResponseSettings = ResponseSettings()
     callbacks: CallbackSettings = CallbackSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    journal: JournalSettings = JournalSettings()
     scenarios: ScenarioSettings = ScenarioSettings()
     conformance: ConformanceSettings = ConformanceSettings()
     data: Fixtures = Fixtures()  # loaded from the fixtures folder, not from config.toml

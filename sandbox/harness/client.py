@@ -272,6 +272,17 @@ class SandboxControl:
     def health(self) -> dict:
         return self.request("GET", "/sandbox/health")
 
+    def prune_journal(
+        self, max_age_days: float | None = None, max_rows_per_partner: int | None = None
+    ) -> dict:
+        """Apply the journal's retention now (the settings' limits, or these)."""
+        body = {"max_age_days": max_age_days, "max_rows_per_partner": max_rows_per_partner}
+        return self.request(
+            "POST",
+            "/sandbox/journal/prune",
+            json_body={k: v for k, v in body.items() if v is not None},
+        )
+
     def partners(self) -> list[dict]:
         return self.request("GET", "/sandbox/partners")
 

@@ -5,8 +5,9 @@ process due events of every partner whose clock moves by itself (real/scaled). M
 move only when advanced, and advancing processes their events itself. Job "outbox": wake the
 callback worker (worker.Worker, an asyncio task in the server's loop, also woken at once
 by `lender.on_outbox` when a transaction enqueues callbacks), so retries fall due on time.
+Job "prune": the journal's retention (services.retention), every [journal] prune_every.
 Several processes may run this at once: due events and outbox rows are claimed atomically
-(store.claim).
+(store.claim), and one pruner works at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from ..store import Partner
 from .due import process_due
 from .lender import Lender
+from .retention import prune
 from .senders import HttpxSender
 from .worker import Worker
 
@@ -39,6 +41,12 @@ def process_moving_clocks(lender: Lender) -> int:
         except Exception:  # one partner's trouble must not stop the others' clocks
             log.exception("processing due events of %s failed", token)
     return fired
+
+
+def _prune_job(lender: Lender) -> None:
+    pruned = prune(lender)
+    if pruned["journal_deleted"] or pruned["callbacks_deleted"]:
+        log.info("retention: %s", pruned)
 
 
 @dataclass
@@ -67,6 +75,8 @@ def start(lender: Lender) -> Runner:
     )
     sched.add_job(process_moving_clocks, "interval", args=[lender], seconds=tick, id="due")
     sched.add_job(worker.wake, "interval", seconds=tick, id="outbox")
+    every = lender.settings.journal.prune_every
+    sched.add_job(_prune_job, "interval", args=[lender], seconds=every, id="prune")
     worker.start()
     sched.start()
     return Runner(sched, worker, sender)

@@ -263,6 +263,18 @@ class ConformanceMark(Base):
     timeline_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class RetentionMark(Base):
+    """The highest journal and callback ids of a partner that retention deleted
+    (services.retention): an acceptance run that started below them lost its oldest records,
+    and its report says so. Lowered like the conformance marks (`settle_marks`)."""
+
+    __tablename__ = "retention_marks"
+    partner_token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    journal_id: Mapped[int] = mapped_column(Integer, default=0)
+    callback_id: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[float] = mapped_column(Float)  # wall: the last prune that deleted some
+
+
 class FaultRule(Base):
     __tablename__ = "faults"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

@@ -35,6 +35,7 @@ from ..services import (
     listing,
     payments,
     postman,
+    retention,
     waiting,
 )
 from ..services.lender import Lender
@@ -327,6 +328,19 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: journal.clear(c.lender, c.query.partner_token),
         a.Deleted,
         query=m.ScopeQuery,
+    ),
+    R(
+        "POST",
+        "/journal/prune",
+        JOURNAL,
+        "Apply the retention now",
+        lambda c: retention.prune(c.lender, c.body.max_age_days, c.body.max_rows_per_partner),
+        a.Pruned,
+        body=m.Prune,
+        description="Deletes journal entries, and delivered or dead callback deliveries with "
+        "their attempts, older than `max_age_days` or beyond each partner's newest "
+        "`max_rows_per_partner` ([journal] in config.toml unless given). Pending deliveries "
+        "and orders stay. The server also does this every [journal] prune_every.",
     ),
     R(
         "GET",

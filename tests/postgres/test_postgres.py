@@ -300,6 +300,7 @@ def test_an_acceptance_run_mark_is_shared_by_every_process(pg: str) -> None:
             "callbacks": 0,
             "orders": 0,
             "truncated": False,
+            "pruned": False,
         }
     finally:
         other.store.dispose()
