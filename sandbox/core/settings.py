@@ -30,6 +30,8 @@ class ServerSettings(_Section):
     public_url: str = ""
     max_body_bytes: int = 1_048_576
     admin_token: str = ""
+    access_log: bool = False  # a line per request, with its request id (web.access)
+    log_format: Literal["text", "json"] = "text"
 
 
 class DatabaseSettings(_Section):

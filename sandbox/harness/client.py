@@ -270,6 +270,8 @@ class SandboxControl:
     # ---- server and partners ----
 
     def health(self) -> dict:
+        """Database, scheduler and callback backlog (status "ok", "degraded" or, with HTTP
+        503 and so a ControlAPIError, "unavailable")."""
         return self.request("GET", "/sandbox/health")
 
     def prune_journal(

@@ -31,6 +31,7 @@ from ..services import (
     deliveries,
     envelope_tools,
     faults,
+    health,
     journal,
     listing,
     payments,
@@ -50,6 +51,7 @@ class Call:
     body: Any = None
     query: Any = None
     base_url: str = ""  # how the client reached us (links when [server] public_url is unset)
+    state: Any = None  # the app's state (the scheduler's heartbeat, for /health)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class ControlRoute:
     query: type[m.Query] | None = None
     description: str = ""
     blocking: bool = True  # runs in the thread pool (it reads or writes the store)
-    statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx it may answer
+    statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx (and 503) it may answer
 
     @property
     def full_path(self) -> str:
@@ -98,12 +100,9 @@ def _postman(c: Call) -> Response:
     return JSONResponse(doc, headers={"Content-Disposition": disposition})
 
 
-def _health(c: Call) -> dict[str, Any]:
-    return {
-        "status": "ok",
-        "database": c.lender.store.engine.dialect.name,
-        "partners": len(control.list_partners(c.lender)),
-    }
+def _health(c: Call) -> Response:
+    status, doc = health.health(c.lender, getattr(c.state, "heartbeat", None))
+    return JSONResponse(doc, status_code=status)
 
 
 PARTNERS, CLOCKS, ORDERS = "Control: partners", "Control: clocks", "Control: orders"
@@ -117,10 +116,13 @@ ROUTES: tuple[ControlRoute, ...] = (
         "GET",
         "/health",
         SERVER,
-        "Liveness, database and partner count",
+        "Liveness: database, scheduler and callback backlog",
         _health,
         a.Health,
-        description="Open even when an admin token protects the rest of /sandbox.",
+        statuses=(503,),
+        description="Open even when an admin token protects the rest of /sandbox. HTTP 503 "
+        "(status `unavailable`) when the database does not answer; status `degraded` when the "
+        "scheduler stopped ticking (clocks, retries and retention wait).",
     ),
     R(
         "GET",
@@ -470,6 +472,7 @@ def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
         body=body,
         query=query,
         base_url=str(request.base_url),
+        state=request.app.state,
     )
 
 

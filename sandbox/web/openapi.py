@@ -228,13 +228,19 @@ PAGE_HEADERS = {
         "schema": {"type": "string"},
     },
 }
+REQUEST_ID = {
+    "X-Request-Id": {
+        "description": "this request's id (the client's own when it sent one), also in the "
+        "access log",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _answers(route: ControlRoute) -> dict:
     ok: dict[str, Any] = {"description": "OK", **_json(_schema_of(route.answer))}
-    if route.paged:
-        ok["headers"] = PAGE_HEADERS
-    return {
+    ok["headers"] = {**REQUEST_ID, **(PAGE_HEADERS if route.paged else {})}
+    out: dict[str, Any] = {
         "200": ok,
         "4XX": {
             "description": "Bad input (400, naming the field), unknown "
@@ -242,6 +248,12 @@ def _answers(route: ControlRoute) -> dict:
             **_json(ref("ControlErrorBody")),
         },
     }
+    if 503 in route.statuses:
+        out["503"] = {
+            "description": "The database does not answer (the same body, status unavailable)",
+            **_json(_schema_of(route.answer)),
+        }
+    return out
 
 
 def control_operation(route: ControlRoute) -> dict:
@@ -323,6 +335,13 @@ PAGES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
     ("/openapi.json", "Reference", "This document", ()),
     ("/docs", "Reference", "This document as a readable page (offline)", ()),
     ("/dashboard", "Pages", "The dashboard: partners, clocks, orders", ()),
+    (
+        "/metrics",
+        "Server",
+        "Prometheus metrics of this process (text format; README: Running a shared staging "
+        "instance)",
+        (),
+    ),
     (
         "/contract/{token}/{order_no}",
         "Pages",

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..services.config import load_settings
 from ..services.lender import Lender, create_lender
+from .access import configure_logging
 from .app import create_app, is_loopback
 from .lender import quiet_drops
 
@@ -54,12 +55,17 @@ def run_server(
             "refusing to bind a non-loopback address without [server] admin_token "
             "(or LENDER_SANDBOX_ADMIN_TOKEN): the control API would be open to all"
         )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.server.log_format, settings.server.access_log)
     for noisy in ("apscheduler", "httpx"):  # a line per tick / per callback attempt is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").addFilter(quiet_drops)  # injected drops are not errors
     lender = create_lender(settings)
     app = create_app(settings, lender=lender, on_ready=lambda: print(banner(lender), flush=True))
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level="warning",
+        log_config=None,  # uvicorn's lines go through our handler, in our format
+        access_log=False,  # ours (web.access) names the request id, partner and code
+    )

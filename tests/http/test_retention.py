@@ -261,6 +261,9 @@ def test_the_scheduler_prunes_every_prune_every(template_store: Store) -> None:
             while len(journal_ids(client)) > 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert len(journal_ids(client)) == 2
+            health = client.get("/sandbox/health").json()
+            assert health["scheduler"]["last_prune"] is not None
+            assert health["scheduler"]["pruned"]["max_rows_per_partner"] == 2
     finally:
         lender.store.dispose()
 
