@@ -36,7 +36,11 @@ from .lender import Lender
 
 BATCH = 2000  # rows per DELETE transaction: short, so lender requests are not held up
 FINISHED = ("delivered", "dead")
-ADVISORY_KEY = 0x5A4E_4442  # PostgreSQL advisory lock of the pruner ("ZNDB")
+# The pruner's PostgreSQL advisory lock, per schema: two sandboxes in one database (a test
+# run's private schema, say) do not wait for each other.
+ADVISORY_LOCK = text(
+    "SELECT pg_try_advisory_xact_lock(hashtext('lender-sandbox prune ' || current_schema()))"
+)
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,7 @@ def _exclusive(lender: Lender, s: Session, tally: Tally) -> bool:
     pruning: leave it the work). SQLite has one writer at a time anyway."""
     if lender.store.is_sqlite:
         return True
-    got = bool(s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY}))
+    got = bool(s.scalar(ADVISORY_LOCK))
     tally.busy = not got
     return got
 
