@@ -195,6 +195,8 @@ class Callback(Base):
         # GET /sandbox/callbacks by partner (and state), newest first; retention per partner
         Index("ix_callbacks_partner_id", "partner_token", "id"),
         Index("ix_callbacks_partner_state", "partner_token", "state", "id"),
+        # an order's deliveries (GET /sandbox/orders/{no}, the dashboard's order page)
+        Index("ix_callbacks_order_id", "order_id", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64))
