@@ -98,8 +98,8 @@ def is_loopback(host: str) -> bool:
 class AdminGuard:
     """On a non-loopback bind (or with an admin token set), /sandbox/*, the dashboard and
     /metrics (partner tokens are its labels) need `Authorization: Bearer <admin token>`;
-    /sandbox/health stays open. Plain ASGI: the lender
-    endpoints pass through at the cost of one string check."""
+    /sandbox/health stays open. Plain ASGI: the lender endpoints pass through at the cost of
+    one string check."""
 
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
