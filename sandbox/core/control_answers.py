@@ -22,10 +22,42 @@ class Answer(BaseModel):
 TIME = "YYYY-MM-DD HH:MM:SS in WIB (docs/protocol.md §7)"
 
 
+class DatabaseCheck(Answer):
+    ok: bool
+    latency_ms: float = Field(description="a trivial query, from this process")
+    error: str | None
+
+
+class SchedulerState(Answer):
+    state: Literal["running", "stalled", "stopped", "off"] = Field(
+        description="off: this app runs no scheduler (in-process harness); stalled: no tick "
+        "for 10 ticks (and 30 s)"
+    )
+    last_tick: str | None = Field(description="ISO 8601: the due-events job last ran")
+    last_prune: str | None = Field(description="ISO 8601: the retention last ran")
+    pruned: dict[str, Any] | None = Field(description="what the last retention pass deleted")
+
+
+class OutboxBacklog(Answer):
+    pending: int = Field(description="deliveries waiting, counted up to 10 000")
+    dead: int = Field(description="deliveries that ran out of attempts, counted up to 10 000")
+    oldest_pending_seconds: float | None = Field(
+        description="how long the most overdue pending delivery has been due (since it was "
+        "enqueued, or since its retry fell due; a partner without a callback URL or with "
+        "paused callbacks keeps its deliveries pending); null: nothing pending"
+    )
+
+
 class Health(Answer):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="unavailable (HTTP 503): the database does not answer; degraded: the "
+        "scheduler stalled"
+    )
     database: str = Field(description="sqlite or postgresql")
-    partners: int
+    partners: int | None = Field(description="null when the database does not answer")
+    database_check: DatabaseCheck
+    scheduler: SchedulerState
+    outbox: OutboxBacklog | None
 
 
 class ClockState(Answer):
@@ -257,6 +289,10 @@ class ConformanceRun(Answer):
     callbacks: int
     orders: int
     truncated: bool = Field(description="only the oldest records were read (a very long run)")
+    pruned: bool = Field(
+        description="retention ([journal] in config.toml) deleted the run's oldest requests or "
+        "callbacks: the checks judge what is left"
+    )
 
 
 class ConformanceSummary(Answer):
@@ -289,6 +325,16 @@ class ConformanceRunStart(Answer):
 class Deleted(Answer):
     deleted: int
     partner_token: str | None = None
+
+
+class Pruned(Answer):
+    journal_deleted: int
+    callbacks_deleted: int = Field(description="delivered or dead deliveries")
+    attempts_deleted: int
+    max_age_days: float = Field(description="the limit applied (0: none)")
+    max_rows_per_partner: int = Field(description="the limit applied (0: none)")
+    cutoff: str | None = Field(description="ISO 8601: older went; null without an age limit")
+    busy: bool = Field(description="another process was pruning: this pass left it the work")
 
 
 class ResetResult(Answer):

@@ -29,6 +29,7 @@ from . import clock as clockmod
 from .chaos import CHAOS_KEYS, validate_chaos
 from .errors import ControlError, SandboxError
 from .lifecycle import TRIGGERS
+from .paging import MAX_CURSOR, MAX_LIMIT
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -182,7 +183,16 @@ QToken = Annotated[
     Opt,
     Field(default=None, min_length=1, max_length=64, description="a partner's token"),
 ]
-Limit = Annotated[int, Field(ge=1, le=1000)]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[
+    str | None,
+    Opt,
+    Field(
+        default=None,
+        max_length=MAX_CURSOR,
+        description="the next page: the X-Next-Cursor (or Link rel=next) of the previous page",
+    ),
+]
 Whole = Annotated[int, Field(ge=1, lt=2**53)]
 ClockMode = Literal["real", "scaled", "manual"]
 StatusCode = Literal[80, 90, 100, 110, 161, 169, 170, 180, 200]
@@ -366,6 +376,12 @@ class OrdersQuery(Query):
     partner_token: QToken = None
     status: Annotated[StatusCode | None, QInt] = Field(None, description="an order status")
     limit: Limit = Field(200, description="newest first, 1-1000")
+    cursor: Cursor = None
+
+
+class PartnersQuery(Query):
+    limit: Limit = Field(MAX_LIMIT, description="oldest first, 1-1000")
+    cursor: Cursor = None
 
 
 class PartnerQuery(Query):
@@ -470,7 +486,10 @@ class CallbacksQuery(Query):
     partner_token: QToken = None
     order_no: Annotated[str | None, Opt] = Field(None, max_length=32, description="one order")
     state: Annotated[Literal["pending", "delivered", "dead"] | None, Opt] = None
-    limit: Limit = Field(200, description="the newest `limit`, oldest first; 1-1000")
+    limit: Limit = Field(
+        200, description="the newest `limit`, oldest first; 1-1000 (the next page: older ones)"
+    )
+    cursor: Cursor = None
 
 
 class JournalQuery(Query):
@@ -479,10 +498,27 @@ class JournalQuery(Query):
         None, max_length=64, description="a lender path, e.g. /push-order-confirm"
     )
     limit: Limit = Field(100, description="newest first, 1-1000")
+    cursor: Cursor = None
 
 
 class ScopeQuery(Query):
     partner_token: QToken = None
+
+
+class FaultsQuery(ScopeQuery):
+    limit: Limit = Field(MAX_LIMIT, description="oldest first, 1-1000")
+    cursor: Cursor = None
+
+
+class Prune(Body):
+    """POST /sandbox/journal/prune: apply the retention now."""
+
+    max_age_days: Annotated[float, Field(ge=0, le=36_500)] | None = Field(
+        None, description="instead of [journal] max_age_days (0: no age limit)"
+    )
+    max_rows_per_partner: Annotated[int, Field(ge=0, lt=BIGINT)] | None = Field(
+        None, description="instead of [journal] max_rows_per_partner (0: no row limit)"
+    )
 
 
 class FaultsDeleteQuery(ScopeQuery):

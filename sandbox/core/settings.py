@@ -31,7 +31,8 @@ class ServerSettings(_Section):
     max_body_bytes: int = 1_048_576
     admin_token: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    access_log: bool = False
+    access_log: bool = False  # a line per request, with its request id (web.access)
+    log_format: Literal["text", "json"] = "text"
 
 
 class DatabaseSettings(_Section):
@@ -94,6 +95,16 @@ class CallbackSettings(_Section):
 
 class SchedulerSettings(_Section):
     tick: float = 1.0
+
+
+class JournalSettings(_Section):
+    """Retention of the journal and of finished callback deliveries (services.retention)."""
+
+    max_age_days: float = Field(30, ge=0)  # 0: no age limit
+    max_rows_per_partner: int = Field(100_000, ge=0)  # 0: no row limit
+    prune_every: float = Field(600, gt=0)
+
+    _durations = field_validator("prune_every", mode="before")(_seconds)
 
 
 class ScenarioSettings(_Section):
@@ -218,6 +229,7 @@ class Settings(_Section):
     responses: ResponseSettings = ResponseSettings()
     callbacks: CallbackSettings = CallbackSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    journal: JournalSettings = JournalSettings()
     scenarios: ScenarioSettings = ScenarioSettings()
     conformance: ConformanceSettings = ConformanceSettings()
     data: Fixtures = Fixtures()  # loaded from the fixtures folder, not from config.toml

@@ -14,7 +14,7 @@ reset, partners, the acceptance report and the long-poll wait.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -230,6 +230,28 @@ class SandboxControl:
         timeout: float | None = None,
     ) -> Any:
         """One control call; the decoded JSON, or ControlAPIError on HTTP >= 400."""
+        return self._exchange(method, path, json_body, params, timeout)[0]
+
+    def pages(self, path: str, **params: Any) -> Iterator[Any]:
+        """Every item of a list route (orders, journal, callbacks, partners, fault rules),
+        page after page: it follows each answer's `X-Next-Cursor` (docs: core.paging)."""
+        query = dict(params)
+        while True:
+            body, r = self._exchange("GET", path, None, query, None)
+            yield from body["rules"] if isinstance(body, dict) else body
+            cursor = r.headers.get("x-next-cursor")
+            if not cursor:
+                return
+            query["cursor"] = cursor
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: dict[str, Any] | None,
+        timeout: float | None,
+    ) -> tuple[Any, httpx.Response]:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         r = self._http.request(
@@ -243,12 +265,25 @@ class SandboxControl:
         body = _json_or_text(r)
         if r.status_code >= 400:
             raise ControlAPIError(r.status_code, body, f"{method} {path}")
-        return body
+        return body, r
 
     # ---- server and partners ----
 
     def health(self) -> dict:
+        """Database, scheduler and callback backlog (status "ok", "degraded" or, with HTTP
+        503 and so a ControlAPIError, "unavailable")."""
         return self.request("GET", "/sandbox/health")
+
+    def prune_journal(
+        self, max_age_days: float | None = None, max_rows_per_partner: int | None = None
+    ) -> dict:
+        """Apply the journal's retention now (the settings' limits, or these)."""
+        body = {"max_age_days": max_age_days, "max_rows_per_partner": max_rows_per_partner}
+        return self.request(
+            "POST",
+            "/sandbox/journal/prune",
+            json_body={k: v for k, v in body.items() if v is not None},
+        )
 
     def partners(self) -> list[dict]:
         return self.request("GET", "/sandbox/partners")

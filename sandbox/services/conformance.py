@@ -40,6 +40,7 @@ from ..store import (
     Partner,
     TimelineRow,
 )
+from ..store.tables import RetentionMark
 from .lender import Lender
 
 # A run is meant to be one focused acceptance pass; past this many requests (or callbacks,
@@ -53,6 +54,12 @@ MARKED = (
     (ConformanceMark.journal_id, JournalEntry.id),
     (ConformanceMark.callback_id, Callback.id),
     (ConformanceMark.timeline_id, TimelineRow.id),
+)
+# Lowered alike: the highest ids retention deleted (services.retention)
+SETTLED = (
+    *MARKED,
+    (RetentionMark.journal_id, JournalEntry.id),
+    (RetentionMark.callback_id, Callback.id),
 )
 
 
@@ -86,6 +93,7 @@ def load_run(lender: Lender, token: str) -> Run:
         journal_id, callback_id, timeline_id = (
             (mark.journal_id, mark.callback_id, mark.timeline_id) if mark else (0, 0, 0)
         )
+        pruned = s.get(RetentionMark, token)
         calls, more_calls = _calls(s, token, journal_id)
         deliveries, more_callbacks = _deliveries(s, token, callback_id)
         orders, more_steps = _orders(s, token, timeline_id)
@@ -98,6 +106,8 @@ def load_run(lender: Lender, token: str) -> Run:
             partner.aes_iv,
             started_at=clockmod.iso(mark.at) if mark else None,
             truncated=more_calls or more_callbacks or more_steps,
+            pruned=pruned is not None
+            and (pruned.journal_id > journal_id or pruned.callback_id > callback_id),
         )
 
 
@@ -220,9 +230,9 @@ def settle_marks(s: Session) -> None:
     mark above the highest id left to that id. SQLite numbers the next row from the highest
     remaining id, so a run's new rows could otherwise land under its mark and go unseen; rows
     that stay keep their side of the mark, since they are all at or under the new one."""
-    for mark, column in MARKED:
+    for mark, column in SETTLED:
         high = _highest(s, column)
         s.execute(
-            update(ConformanceMark).where(mark > high).values({mark.key: high}),
+            update(mark.class_).where(mark > high).values({mark.key: high}),
             execution_options={"synchronize_session": False},
         )

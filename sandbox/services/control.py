@@ -33,6 +33,7 @@ from ..store import (
     RepayCode,
     TimelineRow,
 )
+from ..store.tables import RetentionMark
 from . import bodies, conformance, outbox
 from .due import next_due, process_due
 from .engine import Ctx, apply
@@ -447,7 +448,13 @@ def reset(lender: Lender, token: str | None = None) -> dict:
             select(Callback.id).where(Callback.order_id.in_(ids)) if token else select(Callback.id)
         )
         s.execute(delete(CallbackAttempt).where(CallbackAttempt.callback_id.in_(callback_ids)))
-        by_partner: tuple[Any, ...] = (Callback, JournalEntry, FaultRule, ConformanceMark)
+        by_partner: tuple[Any, ...] = (
+            Callback,
+            JournalEntry,
+            FaultRule,
+            ConformanceMark,
+            RetentionMark,
+        )
         by_order: tuple[Any, ...] = (
             TimelineRow,
             BankCard,

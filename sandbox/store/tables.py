@@ -57,12 +57,16 @@ class Order(Base):
         UniqueConstraint("partner_token", "order_no"),
         Index("ix_orders_person", "partner_token", "user_idcard"),
         Index("ix_orders_mobile", "partner_token", "user_mobile"),
+        # GET /sandbox/orders, newest first, by partner and/or status (core.paging)
+        Index("ix_orders_partner_id", "partner_token", "id"),
+        Index("ix_orders_partner_status", "partner_token", "status", "id"),
+        Index("ix_orders_status_id", "status", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64), ForeignKey("partners.partner_token"))
     order_no: Mapped[str] = mapped_column(String(32))
     product_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[int] = mapped_column(Integer)
     user_mobile: Mapped[str] = mapped_column(String(20))
     user_idcard: Mapped[str] = mapped_column(String(20))
     user_name: Mapped[str] = mapped_column(String(100))
@@ -182,6 +186,11 @@ class Callback(Base):
     __table_args__ = (
         Index("ix_callbacks_due", "state", "next_attempt_at"),
         Index("ix_callbacks_order", "partner_token", "order_no"),
+        # GET /sandbox/callbacks by partner (and state), newest first; retention per partner
+        Index("ix_callbacks_partner_id", "partner_token", "id"),
+        Index("ix_callbacks_partner_state", "partner_token", "state", "id"),
+        # an order's deliveries (GET /sandbox/orders/{no}, the dashboard's order page)
+        Index("ix_callbacks_order_id", "order_id", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64))
@@ -216,7 +225,11 @@ class CallbackAttempt(Base):
 
 class JournalEntry(Base):
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_partner", "partner_token", "path"),)
+    __table_args__ = (
+        # GET /sandbox/journal by partner (and path), newest first; retention per partner
+        Index("ix_journal_partner_id", "partner_token", "id"),
+        Index("ix_journal_partner_path", "partner_token", "path", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     partner_token: Mapped[str] = mapped_column(String(64), default="")
     path: Mapped[str] = mapped_column(String(64))
@@ -247,6 +260,18 @@ class ConformanceMark(Base):
     journal_id: Mapped[int] = mapped_column(Integer, default=0)
     callback_id: Mapped[int] = mapped_column(Integer, default=0)
     timeline_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RetentionMark(Base):
+    """The highest journal and callback ids of a partner that retention deleted
+    (services.retention): an acceptance run that started below them lost its oldest records,
+    and its report says so. Lowered like the conformance marks (`settle_marks`)."""
+
+    __tablename__ = "retention_marks"
+    partner_token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    journal_id: Mapped[int] = mapped_column(Integer, default=0)
+    callback_id: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[float] = mapped_column(Float)  # wall: the last prune that deleted some
 
 
 class FaultRule(Base):

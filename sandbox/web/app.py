@@ -30,7 +30,9 @@ from ..core.settings import Settings
 from ..services import scheduler
 from ..services.config import load_settings
 from ..services.lender import Lender, create_lender
+from ..services.metrics import Metrics
 from . import control, dashboard, openapi, pages
+from .access import RequestLog
 from .lender import PATHS, LenderEndpoint, lender_routes
 
 log = logging.getLogger("sandbox")
@@ -41,9 +43,20 @@ def protocol_json(body: dict, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/json;charset=utf-8")
 
 
+def _metrics(request: Request) -> Response:
+    """GET /metrics: this process's metrics in the Prometheus text format (a sync endpoint:
+    Starlette runs it in the thread pool, as its database reads may wait)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
 def get_routes(lender: Lender, endpoint: LenderEndpoint) -> list[BaseRoute]:
     return [
         *lender_routes(endpoint),
+        Route("/metrics", _metrics, methods=["GET"]),
         Mount("/sandbox", routes=control.routes()),
         *pages.routes(lender),
         *dashboard.routes(lender),
@@ -88,9 +101,10 @@ def is_loopback(host: str) -> bool:
 
 
 class AdminGuard:
-    """On a non-loopback bind (or with an admin token set), /sandbox/* and the dashboard need
-    `Authorization: Bearer <admin token>`; /sandbox/health stays open. Plain ASGI: the lender
-    endpoints pass through at the cost of one string check."""
+    """On a non-loopback bind (or with an admin token set), /sandbox/*, the dashboard and
+    /metrics (partner tokens are its labels) need `Authorization: Bearer <admin token>`;
+    /sandbox/health stays open. Plain ASGI: the lender endpoints pass through at the cost of
+    one string check."""
 
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
@@ -114,20 +128,30 @@ class AdminGuard:
 
     @staticmethod
     def _guarded(path: str) -> bool:
-        return path.startswith(("/sandbox", "/dashboard")) and path != "/sandbox/health"
+        return path.startswith(("/sandbox", "/dashboard", "/metrics")) and path != "/sandbox/health"
 
 
 class SandboxApp(Starlette):
     """Starlette, with a front door for the lender endpoints: a POST to one of them goes
     straight to `LenderEndpoint`, past the middleware and the router (which answer every other
-    request, the lender paths' 404s and 405s included)."""
+    request, the lender paths' 404s and 405s included). Every HTTP request passes
+    `RequestLog` first (its id, metrics, the access line)."""
 
-    def __init__(self, *args: Any, lender_endpoint: LenderEndpoint, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, *args: Any, lender_endpoint: LenderEndpoint, metrics: Metrics, log: bool, **kw: Any
+    ):
+        super().__init__(*args, **kw)
         self.lender_endpoint = lender_endpoint
+        self.requests = RequestLog(self._dispatch, metrics, lender_paths=PATHS, log=log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PATHS:
+        if scope["type"] == "http":
+            await self.requests(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "POST" and scope["path"] in PATHS:
             scope["app"] = self
             await self.lender_endpoint(scope, receive, send)
             return
@@ -149,6 +173,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runner = scheduler.start(the_lender) if background else None
+        app.state.heartbeat = runner.heartbeat if runner is not None else None
         if on_ready is not None:
             on_ready()
         try:
@@ -160,14 +185,19 @@ def create_app(
     from starlette.middleware import Middleware
 
     endpoint = LenderEndpoint(the_lender)
+    metrics = Metrics(the_lender)
     app = SandboxApp(
         lender_endpoint=endpoint,
+        metrics=metrics,
+        log=settings.server.access_log,
         routes=get_routes(the_lender, endpoint),
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         middleware=[Middleware(AdminGuard, settings=settings)],
     )
     app.state.lender = the_lender
+    app.state.metrics = metrics
+    app.state.heartbeat = None  # the scheduler's, once it runs (/sandbox/health)
     return app
 
 

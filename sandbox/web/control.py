@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..core import control_answers as a
 from ..core import control_models as m
+from ..core import paging
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FaultRules, RuleBody
 from ..services import (
@@ -30,9 +31,12 @@ from ..services import (
     deliveries,
     envelope_tools,
     faults,
+    health,
     journal,
+    listing,
     payments,
     postman,
+    retention,
     waiting,
 )
 from ..services.lender import Lender
@@ -47,6 +51,7 @@ class Call:
     body: Any = None
     query: Any = None
     base_url: str = ""  # how the client reached us (links when [server] public_url is unset)
+    state: Any = None  # the app's state (the scheduler's heartbeat, for /health)
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,16 @@ class ControlRoute:
     query: type[m.Query] | None = None
     description: str = ""
     blocking: bool = True  # runs in the thread pool (it reads or writes the store)
-    statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx it may answer
+    statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx (and 503) it may answer
 
     @property
     def full_path(self) -> str:
         return "/sandbox" + self.path
+
+    @property
+    def paged(self) -> bool:
+        """A list answered a page at a time (`limit`, `cursor`; the next page in headers)."""
+        return self.query is not None and "cursor" in self.query.model_fields
 
 
 async def _wait(c: Call) -> dict[str, Any]:
@@ -90,12 +100,9 @@ def _postman(c: Call) -> Response:
     return JSONResponse(doc, headers={"Content-Disposition": disposition})
 
 
-def _health(c: Call) -> dict[str, Any]:
-    return {
-        "status": "ok",
-        "database": c.lender.store.engine.dialect.name,
-        "partners": len(control.list_partners(c.lender)),
-    }
+def _health(c: Call) -> Response:
+    status, doc = health.health(c.lender, getattr(c.state, "heartbeat", None))
+    return JSONResponse(doc, status_code=status)
 
 
 PARTNERS, CLOCKS, ORDERS = "Control: partners", "Control: clocks", "Control: orders"
@@ -109,18 +116,22 @@ ROUTES: tuple[ControlRoute, ...] = (
         "GET",
         "/health",
         SERVER,
-        "Liveness, database and partner count",
+        "Liveness: database, scheduler and callback backlog",
         _health,
         a.Health,
-        description="Open even when an admin token protects the rest of /sandbox.",
+        statuses=(503,),
+        description="Open even when an admin token protects the rest of /sandbox. HTTP 503 "
+        "(status `unavailable`) when the database does not answer; status `degraded` when the "
+        "scheduler stopped ticking (clocks, retries and retention wait).",
     ),
     R(
         "GET",
         "/partners",
         PARTNERS,
-        "Every partner (without secrets)",
-        lambda c: control.list_partners(c.lender),
+        "Every partner (without secrets), oldest first",
+        lambda c: listing.partners(c.lender, c.query),
         list[a.PartnerView],
+        query=m.PartnersQuery,
     ),
     R(
         "POST",
@@ -215,9 +226,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/orders",
         ORDERS,
         "Orders, newest first",
-        lambda c: control.list_orders(
-            c.lender, c.query.partner_token, c.query.status, c.query.limit
-        ),
+        lambda c: listing.orders(c.lender, c.query),
         list[a.OrderSummary],
         query=m.OrdersQuery,
     ),
@@ -269,13 +278,12 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/callbacks",
         CALLBACKS,
         "Callback deliveries and attempts",
-        lambda c: deliveries.list_deliveries(
-            c.lender, c.query.partner_token, c.query.order_no, c.query.state, c.query.limit
-        ),
+        lambda c: listing.callback_deliveries(c.lender, c.query),
         list[a.Delivery],
         query=m.CallbacksQuery,
         description="Newest `limit` (default 200), oldest first; each with its decrypted body, "
-        "the body as sent, why it still waits, and every attempt.",
+        "the body as sent, why it still waits, and every attempt. The next page holds the "
+        "deliveries before these.",
     ),
     R(
         "GET",
@@ -300,9 +308,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/journal",
         JOURNAL,
         "Requests received, decrypted",
-        lambda c: journal.list_entries(
-            c.lender, c.query.partner_token, c.query.path, c.query.limit
-        ),
+        lambda c: listing.journal_entries(c.lender, c.query),
         list[a.JournalEntry],
         query=m.JournalQuery,
         description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault).",
@@ -324,6 +330,19 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: journal.clear(c.lender, c.query.partner_token),
         a.Deleted,
         query=m.ScopeQuery,
+    ),
+    R(
+        "POST",
+        "/journal/prune",
+        JOURNAL,
+        "Apply the retention now",
+        lambda c: retention.prune(c.lender, c.body.max_age_days, c.body.max_rows_per_partner),
+        a.Pruned,
+        body=m.Prune,
+        description="Deletes journal entries, and delivered or dead callback deliveries with "
+        "their attempts, older than `max_age_days` or beyond each partner's newest "
+        "`max_rows_per_partner` ([journal] in config.toml unless given). Pending deliveries "
+        "and orders stay. The server also does this every [journal] prune_every.",
     ),
     R(
         "GET",
@@ -351,9 +370,9 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/faults",
         FAULTS,
         "Fault rules, with remaining counts",
-        lambda c: faults.list_rules(c.lender, c.query.partner_token),
+        lambda c: listing.fault_rules(c.lender, c.query),
         FaultRules,
-        query=m.ScopeQuery,
+        query=m.FaultsQuery,
     ),
     R(
         "PUT",
@@ -453,6 +472,7 @@ def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
         body=body,
         query=query,
         base_url=str(request.base_url),
+        state=request.app.state,
     )
 
 
@@ -469,6 +489,11 @@ def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
                 result = await route.handler(call)
         except SandboxError as e:
             return json_error(e)
+        if isinstance(result, paging.Page):
+            query = dict(request.query_params)
+            return JSONResponse(
+                result.body, headers=paging.headers(request.url.path, query, result)
+            )
         return result if isinstance(result, Response) else JSONResponse(result)
 
     answer.__name__ = answer.__qualname__ = route.method.lower() + route.path.replace(

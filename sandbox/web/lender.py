@@ -26,6 +26,7 @@ from ..core.faultrules import PHP_NOTICE, Fired, answer_status, gateway_page
 from ..core.protocol import SPECS
 from ..services import faults, pipeline
 from ..services.lender import Lender
+from .access import ANSWER_KEY
 
 
 class ConnectionDropped(BaseException):
@@ -114,6 +115,8 @@ async def serve(lender: Lender, scope: Scope, receive: Receive, send: Send, body
     """A lender endpoint with its HTTP faults: the answer (or a fault's in its place), after
     any injected latency."""
     reply = await _handle(lender, scope["path"], body, _header(scope, b"content-type")[:200])
+    partner = reply.partner.partner_token if reply.partner is not None else None
+    scope[ANSWER_KEY] = (reply.code if reply.answered else None, partner)  # for RequestLog
     plan = reply.http
     if plan is not None and plan.delay is not None:
         await asyncio.sleep((plan.delay.ms or 0) / 1000)
@@ -190,6 +193,7 @@ class LenderEndpoint:
         body = await read_body(scope, receive, self.limit)
         if body is None:
             status, answer = edge.too_large(scope["path"], self.limit)
+            scope[ANSWER_KEY] = (answer.get("code"), None)
             await send_json(send, answer, status)
             return
         await serve(self.lender, scope, receive, send, body)

@@ -227,6 +227,45 @@ def _parameters(route: ControlRoute) -> list[dict]:
     return out
 
 
+PAGE_HEADERS = {
+    "Link": {
+        "description": 'the next page, `<{path}?{query}&cursor=...>; rel="next"` (RFC 8288); '
+        "absent on the last page",
+        "schema": {"type": "string"},
+    },
+    "X-Next-Cursor": {
+        "description": "the next page's `cursor` (opaque); absent on the last page",
+        "schema": {"type": "string"},
+    },
+}
+REQUEST_ID = {
+    "X-Request-Id": {
+        "description": "this request's id (the client's own when it sent one), also in the "
+        "access log",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _answers(route: ControlRoute) -> dict:
+    ok: dict[str, Any] = {"description": "OK", **_json(_schema_of(route.answer))}
+    ok["headers"] = {**REQUEST_ID, **(PAGE_HEADERS if route.paged else {})}
+    out: dict[str, Any] = {
+        "200": ok,
+        "4XX": {
+            "description": "Bad input (400, naming the field), unknown "
+            "partner/order (404), conflict (409)",
+            **_json(ref("ControlErrorBody")),
+        },
+    }
+    if 503 in route.statuses:
+        out["503"] = {
+            "description": "The database does not answer (the same body, status unavailable)",
+            **_json(_schema_of(route.answer)),
+        }
+    return out
+
+
 def control_operation(route: ControlRoute) -> dict:
     out: dict[str, Any] = {
         "tags": [route.tag],
@@ -234,14 +273,7 @@ def control_operation(route: ControlRoute) -> dict:
         "description": route.description,
         "operationId": _operation_id(route.method, route.full_path),
         "parameters": _parameters(route),
-        "responses": {
-            "200": {"description": "OK", **_json(_schema_of(route.answer))},
-            "4XX": {
-                "description": "Bad input (400, naming the field), unknown "
-                "partner/order (404), conflict (409)",
-                **_json(ref("ControlErrorBody")),
-            },
-        },
+        "responses": _answers(route),
     }
     if route.body is not None:
         name = "RuleBody" if route.body is faultrules.RuleBody else route.body.__name__
@@ -313,6 +345,13 @@ PAGES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
     ("/openapi.json", "Reference", "This document", ()),
     ("/docs", "Reference", "This document as a readable page (offline)", ()),
     ("/dashboard", "Pages", "The dashboard: partners, clocks, orders", ()),
+    (
+        "/metrics",
+        "Server",
+        "Prometheus metrics of this process (text format; README: Running a shared staging "
+        "instance)",
+        (),
+    ),
     (
         "/contract/{token}/{order_no}",
         "Pages",

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..services.config import load_settings
 from ..services.lender import Lender, create_lender
+from .access import configure_logging
 from .app import create_app, is_loopback
 from .lender import quiet_drops
 
@@ -42,19 +43,17 @@ def banner(lender: Lender) -> str:
     return "\n".join(lines)
 
 
-def configure_logging(level: str, access_log: bool) -> None:
-    """`[server] log_level` for the sandbox's own lines; the access log (uvicorn's, one line
-    per request) only when `access_log` is on; the chattiest libraries only above INFO."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("apscheduler", "httpx"):  # a line per tick / per callback attempt is noise
+def _configure_logging(level: str, log_format: str, access_log: bool) -> None:
+    """`[server] log_level` for the sandbox's own lines, in `log_format` with request ids
+    (web.access); the access log only when `access_log` is on; the chattiest libraries only
+    above INFO."""
+    configure_logging(log_format, access_log, root_level(level))
+    for noisy in ("apscheduler", "httpx", "aiohttp"):  # a line per tick / per attempt: noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     errors = logging.getLogger("uvicorn.error")
     errors.addFilter(quiet_drops)  # injected drops are not errors
     # uvicorn's start-up lines repeat the banner: only at "debug"
     errors.setLevel(logging.DEBUG if level == "debug" else max(logging.WARNING, root_level(level)))
-    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
 
 
 def root_level(level: str) -> int:
@@ -80,14 +79,14 @@ def run_server(
             "refusing to bind a non-loopback address without [server] admin_token "
             "(or LENDER_SANDBOX_ADMIN_TOKEN): the control API would be open to all"
         )
-    configure_logging(server.log_level, server.access_log)
+    _configure_logging(server.log_level, server.log_format, server.access_log)
     lender = create_lender(settings)
     app = create_app(settings, lender=lender, on_ready=lambda: print(banner(lender), flush=True))
     uvicorn.run(
         app,
         host=server.host,
         port=server.port,
-        access_log=server.access_log,
+        access_log=False,  # ours (web.access) names the request id, partner and code
         log_config=None,  # the logging configured above: uvicorn would replace it
         log_level=None,  # and would set its loggers' levels over ours
     )

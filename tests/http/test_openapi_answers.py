@@ -136,6 +136,7 @@ def requests(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict | None]
         ("GET", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
         ("GET", "/journal/{id:int}"): (f"/sandbox/journal/{w['journal_id']}", None),
         ("DELETE", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
+        ("POST", "/journal/prune"): ("/sandbox/journal/prune", {"max_rows_per_partner": 5}),
         ("GET", "/partners/{token}/conformance"): (f"/sandbox/partners/{t}/conformance", None),
         ("POST", "/partners/{token}/conformance/reset"): (
             f"/sandbox/partners/{t}/conformance/reset",

@@ -300,7 +300,42 @@ def test_an_acceptance_run_mark_is_shared_by_every_process(pg: str) -> None:
             "callbacks": 0,
             "orders": 0,
             "truncated": False,
+            "pruned": False,
         }
+    finally:
+        other.store.dispose()
+        gen.close()
+
+
+def test_two_processes_prune_at_once_and_delete_each_row_once(pg: str) -> None:
+    """Retention on PostgreSQL: two pruners at the same moment (one advisory lock) delete the
+    journal beyond the limit exactly once between them; health reads the database."""
+    from sandbox.services import retention
+
+    settings = h.settings_for(pg)
+    gen = h.make_sandbox(settings)
+    sb = next(gen)
+    other = create_lender(settings, wall=lambda: h.T0)  # a second process on the database
+    try:
+        for action_type in (1, 2) * 10:
+            sb.ok("/get-bank-list", {"product_id": "1001", "action_type": action_type})
+        results: list[dict] = []
+        barrier = threading.Barrier(2)
+
+        def prune(lender) -> None:
+            barrier.wait()
+            results.append(retention.prune(lender, max_rows_per_partner=5, batch=2))
+
+        threads = [threading.Thread(target=prune, args=(x,)) for x in (sb.lender, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sum(r["journal_deleted"] for r in results) == 15
+        left = sb.control("GET", "/sandbox/journal?partner_token=demo")
+        assert len(left) == 5
+        health = sb.control("GET", "/sandbox/health")
+        assert health["status"] == "ok" and health["database_check"]["ok"] is True
     finally:
         other.store.dispose()
         gen.close()

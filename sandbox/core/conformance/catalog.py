@@ -309,6 +309,7 @@ def evaluate(run: Run, limits: Limits | None = None) -> dict[str, Any]:
             "callbacks": len(run.deliveries),
             "orders": len(run.orders),
             "truncated": run.truncated,
+            "pruned": run.pruned,
         },
         "summary": {"status": overall, "total": len(checks), **counts},
         "checks": checks,

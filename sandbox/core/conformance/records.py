@@ -147,6 +147,7 @@ class Run:
     aes_iv: str = ""
     started_at: str | None = None  # ISO 8601; None: since the partner was created
     truncated: bool = False  # more records than the loader reads
+    pruned: bool = False  # retention deleted the oldest records of the run
 
 
 # The magic mobile suffixes of fixtures/scenarios.toml, named in the how-to texts.

@@ -49,6 +49,8 @@ def format_text(report: Mapping[str, Any], base_url: str = "") -> str:
     ]
     if run.get("truncated"):
         lines.insert(1, "(only the oldest records of this run were read: start a new run)")
+    if run.get("pruned"):
+        lines.insert(1, "(retention deleted the oldest records of this run: judged on the rest)")
     for c in report["checks"]:
         lines.append(f"{MARK[c['status']]:<9}{c['id']:<29} {c['title']}")
         lines.append(f"{'':<9}{c['summary']}")
