@@ -133,7 +133,8 @@ CATALOG: tuple[ErrorCode, ...] = (
         11004,
         "unsettled_loan",
         "Anda masih memiliki pinjaman yang belum lunas",
-        "The person (NIK or mobile) has an unsettled loan with this lender.",
+        "The person (NIK or mobile) has an open loan with this lender (an order at 80 or later "
+        "that is not rejected, cancelled or settled).",
     ),
     ErrorCode(
         11005,

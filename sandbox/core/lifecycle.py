@@ -52,6 +52,9 @@ TRANSITIONS: tuple[tuple[str, tuple[Status, ...], Status | None], ...] = (
 TRIGGERS = tuple(t[0] for t in TRANSITIONS)
 FINAL = frozenset({S.REJECTED, S.CANCELLED, S.SETTLED})
 DISBURSED = frozenset({S.REPAYING, S.OVERDUE, S.SETTLED})
+# A person's open loan: every status but the ends (rejected, cancelled, settled). One at a time
+# per person and lender (docs/protocol.md §4 02): a unique index holds it across processes.
+OPEN = frozenset({S.NEW, S.REVIEWING, S.APPROVED, S.PAYOUT_FAILED, S.REPAYING, S.OVERDUE})
 
 
 class IllegalTransition(Exception):

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from ..core import banks, people, pricing, scenarios
 from ..core import validation as v
 from ..core.errors import SandboxError, invalid
-from ..core.lifecycle import DISBURSED, Status
+from ..core.lifecycle import DISBURSED, OPEN, Status
 from ..core.pricing import DAY, Product
 from ..core.protocol import SPECS, Spec
 from ..store import fast
@@ -33,8 +33,6 @@ from .lender import Lender
 from .unit import ORDERS, Unit, load_order
 
 CARDS: Table = t.BankCard.__table__  # type: ignore[assignment]
-
-UNSETTLED = (Status.APPROVED, Status.PAYOUT_FAILED, Status.REPAYING, Status.OVERDUE)
 
 
 @dataclass
@@ -91,7 +89,7 @@ def _check_person(
     cooldown = call.lender.settings.lifecycle.reject_cooldown_days * DAY
     if any(o.status == Status.REJECTED and o.updated_at > call.now - cooldown for o in history):
         raise SandboxError("recently_rejected")
-    busy = [o for o in history if o.status in UNSETTLED or o.status == Status.REVIEWING]
+    busy = [o for o in history if o.status in OPEN]
     if busy:
         raise SandboxError(
             "unsettled_loan", f"order {busy[0].order_no} is in status {busy[0].status}"
@@ -328,9 +326,6 @@ def _supplement_of(call: Call, order: OrderRec) -> Any:
 def push_supplement_info(call: Call, r: v.SupplementReq) -> dict:
     info = r.order_info
     order = _order(call, info.order_no, r.product_id, lock=True)
-    supplement = r.supplement_info.model_dump(mode="json")
-    if order.status == Status.REVIEWING and _supplement_of(call, order) == supplement:
-        return {}  # identical replay
     for field in ("application_amount", "application_term", "term_unit", "user_mobile"):
         given = getattr(info, field)
         if given is not None and given != getattr(order, field):
@@ -338,6 +333,9 @@ def push_supplement_info(call: Call, r: v.SupplementReq) -> dict:
                 "order_mismatch",
                 f"order_info.{field} {given!r} differs from the order's {getattr(order, field)!r}",
             )
+    supplement = r.supplement_info.model_dump(mode="json")
+    if order.status != Status.NEW and _supplement_of(call, order) == supplement:
+        return {}  # an identical replay, whatever the order became since (docs/protocol.md §4)
     call.conn.execute(SET_SUPPLEMENT, {"_id": order.id, "supplement_info": supplement})
     face_ok = r.supplement_info.pass_face_photo == 1 and r.supplement_info.same_person == 1
     if not face_ok and order.scenario.get("rule") == "default":
@@ -383,6 +381,9 @@ def bind_bank(call: Call, r: v.BindBankReq) -> dict:
             "name_mismatch",
             f"user_name {r.user_name!r} differs from the order's {order.user_name!r}",
         )
+    card = (bank.bank_code, r.bank_card)
+    if any((c.bank_code, c.bank_card) == card for c in _active_cards(call, order)):
+        return {}  # an identical replay: the account is bound, whatever the order became
     problem = banks.account_problem(bank.bank_code, r.bank_card)
     if problem and call.lender.settings.responses.strict_bank_account:
         raise invalid("bank_card", problem)  # off: it binds, and its payout fails (engine)
@@ -441,12 +442,9 @@ def loan_contract(call: Call, r: v.OrderReq) -> dict:
 def order_confirm(call: Call, r: v.ConfirmReq) -> dict:
     order = _order(call, r.order_no, r.product_id, lock=True)
     product = call.lender.product(order.product_id)
+    if _confirm_replayed(order, r):
+        return {}  # a retried confirm (e.g. after a timeout) is idempotent, whatever followed
     if order.status == Status.APPROVED and order.confirmed:
-        if (r.application_amount, r.application_term) == (
-            order.approved_amount,
-            order.approved_term,
-        ):
-            return {}  # a retried confirm (e.g. after a timeout) is idempotent
         raise SandboxError(
             "wrong_state",
             f"order {order.order_no} in status {order.status} is already confirmed for "
@@ -474,6 +472,20 @@ def order_confirm(call: Call, r: v.ConfirmReq) -> dict:
         term=r.application_term,
     )
     return {}
+
+
+def _confirm_replayed(order: OrderRec, r: v.ConfirmReq) -> bool:
+    """Was this 11 accepted before? The same figures as confirmed, and the order confirmed:
+    its payout pending, paid out, or paid out to a failure it was cancelled after. (In 169
+    a confirm is a new one, after a re-bind.)"""
+    figures = (r.application_amount, r.application_term, r.term_unit)
+    if figures != (order.approved_amount, order.approved_term, order.term_unit):
+        return False
+    if order.status == Status.APPROVED:
+        return order.confirmed
+    if order.status == Status.CANCELLED:
+        return order.payout_attempts > 0
+    return order.status in DISBURSED
 
 
 def order_status(call: Call, r: v.OrderReq) -> dict:

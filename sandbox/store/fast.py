@@ -15,10 +15,12 @@ the cursor, and its network round trip dwarfs the saving, so there the same call
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -78,8 +80,16 @@ def _cursor(conn: Connection) -> Any:
 
 def _execute(conn: Connection, fast: Fast, values: Mapping[str, Any]) -> Any:
     cur = _cursor(conn)
-    cur.execute(fast.sql, fast.params(values))
+    params = fast.params(values)
+    try:
+        cur.execute(fast.sql, params)
+    except sqlite3.Error as e:  # raised as SQLAlchemy would: IntegrityError is IntegrityError
+        raise _wrapped(fast, params, e) from e
     return cur
+
+
+def _wrapped(fast: Fast, params: Any, e: Exception) -> Exception:
+    return exc.DBAPIError.instance(fast.sql, params, e, sqlite3.Error)
 
 
 def run(conn: Connection, fast: Fast, values: Mapping[str, Any] = {}) -> None:
@@ -118,4 +128,8 @@ def many(conn: Connection, fast: Fast, values: Iterable[Mapping[str, Any]]) -> N
     if not fast.native:
         conn.execute(fast.stmt, [dict(v) for v in values])  # type: ignore[call-overload]
         return
-    _cursor(conn).executemany(fast.sql, [fast.params(v) for v in values])
+    params = [fast.params(v) for v in values]
+    try:
+        _cursor(conn).executemany(fast.sql, params)
+    except sqlite3.Error as e:
+        raise _wrapped(fast, params, e) from e

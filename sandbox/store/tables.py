@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,9 +52,30 @@ class ProductRow(Base):
     data: Mapped[dict[str, Any]]  # the fixture, as JSON
 
 
+# An open loan (core.lifecycle.OPEN, written out: the store does not import the core): one
+# per person (NIK, and mobile) and partner, held by the database even for concurrent requests.
+OPEN_LOAN = text("status IN (80, 90, 100, 169, 170, 180)")
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
+        Index(
+            "ux_orders_open_nik",
+            "partner_token",
+            "user_idcard",
+            unique=True,
+            sqlite_where=OPEN_LOAN,
+            postgresql_where=OPEN_LOAN,
+        ),
+        Index(
+            "ux_orders_open_mobile",
+            "partner_token",
+            "user_mobile",
+            unique=True,
+            sqlite_where=OPEN_LOAN,
+            postgresql_where=OPEN_LOAN,
+        ),
         UniqueConstraint("partner_token", "order_no"),
         Index("ix_orders_person", "partner_token", "user_idcard"),
         Index("ix_orders_mobile", "partner_token", "user_mobile"),

@@ -348,8 +348,10 @@ class Aggregator:
         self.advance("1m")
         self.control("POST", f"/sandbox/partners/{TOKEN}/callbacks/resume")  # delivers
         self.control("PATCH", f"/sandbox/partners/{TOKEN}", {"chaos": {"duplicate": 1}})
-        if self.known.get(o.order_no) == 100:  # what a team that trusted the last callback does
-            self.call("push-order-confirm", o.confirm(approval["approval_amount"]))
+        if self.known.get(o.order_no) == 100:  # what a team that trusted the last callback does:
+            # it offers the loan again, and the borrower now takes a little less
+            lower = approval["approval_amount"] - 100_000
+            self.call("push-order-confirm", o.confirm(lower))
 
     def run_all(self) -> None:
         for episode in EPISODES:

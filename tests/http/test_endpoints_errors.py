@@ -602,9 +602,8 @@ def test_wrong_state_repay_code_before_disbursement(sandbox: Sandbox, loan) -> N
 
 def test_wrong_state_bind_after_disbursement(sandbox: Sandbox, loan) -> None:
     o = loan("latebind").disbursed()
-    sandbox.err(
-        "/push-bind-bank", bind_payload(o.p, o.order_no), 11002, "'bind_card' is not allowed"
-    )
+    another = {**bind_payload(o.p, o.order_no), "bank_card": "1234567890"}  # not a replay
+    sandbox.err("/push-bind-bank", another, 11002, "'bind_card' is not allowed")
 
 
 def test_duplicate_order_no(sandbox: Sandbox, loan) -> None:

@@ -189,6 +189,8 @@ def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> Non
             "ix_callbacks_partner_id",
             "ix_callbacks_partner_state",
             "ix_callbacks_order_id",
+            "ux_orders_open_nik",
+            "ux_orders_open_mobile",
         ):
             conn.execute(f"DROP INDEX {name}")
         conn.execute("CREATE INDEX ix_orders_status ON orders (status)")

@@ -30,7 +30,7 @@ BUDGET: dict[str, tuple[int, int]] = {
     "/push-basic-info": (6, 1),
     "/push-supplement-info": (9, 1),  # a transition: timeline, due event, callback rows
     "/get-bank-list": (2, 1),
-    "/push-bind-bank": (6, 1),
+    "/push-bind-bank": (7, 1),  # the bound accounts read first: an identical replay is 0
     "/get-bind-bank": (4, 1),
     "/get-loan-contract": (3, 1),
     "/push-order-confirm": (7, 1),
