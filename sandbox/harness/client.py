@@ -404,11 +404,13 @@ class SandboxControl:
 
     # ---- reset ----
 
-    def reset(self, partner: str | None = None) -> dict:
-        """Wipe orders and history (of one partner, or all) and reload the fixtures."""
-        return self.request(
-            "POST", "/sandbox/reset", json_body={"partner_token": partner} if partner else {}
-        )
+    def reset(self, partner: str) -> dict:
+        """Wipe one partner's orders and history (its clock restarts)."""
+        return self.request("POST", "/sandbox/reset", json_body={"partner_token": partner})
+
+    def reset_all(self) -> dict:
+        """Wipe every partner's orders and history and reload the fixtures (admin only)."""
+        return self.request("POST", "/sandbox/reset", json_body={"all": True})
 
     def close(self) -> None:
         if self._own_http:

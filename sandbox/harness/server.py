@@ -100,7 +100,7 @@ class ServerSandbox(_Partners):
     def reset(self) -> None:
         """POST /sandbox/reset (orders, history, partners back to the fixtures), callbacks
         routed to the sink again, the sink emptied and answering normally."""
-        self.control.reset()
+        self.control.reset_all()
         self._credentials.clear()
         self._orders = itertools.count(1)
         self._route_callbacks()

@@ -393,10 +393,12 @@ ROUTES: tuple[ControlRoute, ...] = (
         "/reset",
         SERVER,
         "Wipe orders and history, reload fixtures",
-        lambda c: control.reset(c.lender, c.body.partner_token),
+        lambda c: control.reset(c.lender, None if c.body.everything else c.body.partner_token),
         a.ResetResult,
         body=m.Reset,
-        description="Of one partner (its clock restarts) or everything.",
+        description='Of one partner (`{"partner_token": ...}`: its clock restarts) or of every '
+        'partner (`{"all": true}`, admin only). Anything else is a 400: a missing, null, empty '
+        "or false partner_token never means all.",
     ),
     R(
         "POST",

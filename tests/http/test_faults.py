@@ -207,7 +207,7 @@ def test_a_count_is_spent_exactly_once_under_concurrent_requests(sandbox):
 
 def test_reset_clears_the_rules(sandbox):
     put(sandbox, {"kind": "drop"})
-    sandbox.control("POST", "/sandbox/reset", {})
+    sandbox.control("POST", "/sandbox/reset", {"all": True})
     assert rules(sandbox) == []
 
 
