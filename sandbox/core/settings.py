@@ -118,6 +118,16 @@ class PartnerFixture(_Section):
     clock_mode: Literal["real", "scaled", "manual"] | None = None
     clock_rate: float | None = None
     encrypt_callbacks: bool | None = None
+    # The partner's control token (core.tenancy), set again at every start; "" = none (the
+    # admin issues one: POST /sandbox/partners/{token}/control-token).
+    control_token: str = Field("", max_length=200)
+
+    @field_validator("control_token")
+    @classmethod
+    def _long_enough(cls, v: str) -> str:
+        if v and len(v) < 16:
+            raise ValueError("a control_token needs at least 16 characters (it is a password)")
+        return v
 
 
 class ExtensionFixture(_Section):
@@ -221,6 +231,16 @@ class Settings(_Section):
     scenarios: ScenarioSettings = ScenarioSettings()
     conformance: ConformanceSettings = ConformanceSettings()
     data: Fixtures = Fixtures()  # loaded from the fixtures folder, not from config.toml
+
+    def token_problem(self) -> str:
+        """What is wrong with the fixture partners' control tokens ("" when nothing): each
+        must be its own, and none the admin token (it would be the admin's)."""
+        tokens = [p.control_token for p in self.data.partners if p.control_token]
+        if len(set(tokens)) < len(tokens):
+            return "two fixture partners have the same control_token"
+        if self.server.admin_token and self.server.admin_token in tokens:
+            return "a fixture partner's control_token is [server] admin_token"
+        return ""
 
     @property
     def partners(self) -> list[PartnerFixture]:

@@ -79,7 +79,7 @@ class ServerSandbox(_Partners):
         self.callbacks: CallbackSink = CallbackSink()
         self._http = httpx.Client(timeout=30.0, trust_env=False)
         token = self.server.settings["server"].get("admin_token", "")
-        self.control = SandboxControl(self.server.base_url, admin_token=token, http=self._http)
+        self.control = SandboxControl(self.server.base_url, token=token, http=self._http)
         self.clock = ServerClock(self.control, "demo")
         self.journal = Journal(
             lambda path, partner: self.control.journal(partner, path, limit=journal.MAX_LIMIT),

@@ -154,6 +154,8 @@ def load_settings(
     _merge(raw, overrides or {})
     settings = _validated(Settings, raw, source, origin)
     settings.data = load_fixtures(_fixtures_of(settings, source, from_env))
+    if problem := settings.token_problem():
+        raise ConfigError(f"partners.toml: {problem}")
     return settings
 
 

@@ -33,7 +33,7 @@ from ..store import (
     RepayCode,
     TimelineRow,
 )
-from . import bodies, conformance
+from . import bodies, conformance, credentials
 from .due import next_due, process_due
 from .engine import Ctx, apply
 from .lender import Lender
@@ -116,7 +116,9 @@ def create_partner(lender: Lender, body: PartnerCreate | Mapping[str, Any]) -> d
         )
         s.add(p)
         s.flush()
-        return partner_view(lender, p, secrets=True)
+        view = partner_view(lender, p, secrets=True)
+        view["control_token"] = credentials.issue(lender, s, token)  # answered this once only
+        return view
 
 
 def update_partner(lender: Lender, token: str, body: PartnerPatch | Mapping[str, Any]) -> dict:

@@ -22,7 +22,8 @@ from ..core.crypto import Codec
 from ..core.errors import ControlError, SandboxError
 from ..core.pricing import Product, compliance_warnings
 from ..core.settings import Settings
-from ..store import Partner, ProductRow, Store
+from ..core.tenancy import token_hash
+from ..store import Partner, PartnerCredential, ProductRow, Store
 
 
 class Keyed(Protocol):
@@ -93,6 +94,17 @@ class Lender:
                             wall=wall,
                         )
                     )
+                if p.control_token:  # the file is the authority for a fixture's token
+                    cred = s.get(PartnerCredential, p.partner_token)
+                    digest = token_hash(p.control_token)
+                    if cred is None:
+                        s.add(
+                            PartnerCredential(
+                                partner_token=p.partner_token, token_hash=digest, created_at=wall
+                            )
+                        )
+                    elif cred.token_hash != digest:
+                        cred.token_hash, cred.created_at = digest, wall
 
     def new_partner(
         self,

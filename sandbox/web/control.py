@@ -2,31 +2,27 @@
 
 Every route is a row of `ROUTES`: method, path, what it is for, the models of its body, query
 string and answer (`core.control_models`), and the function that answers it through the
-services. The app mounts the table under /sandbox behind its guard; the OpenAPI document is
-generated from the same rows, so the two cannot drift.
+services, and whose token it takes (its `scope`: public, admin, or the partner it names —
+core.tenancy; `web.control_route` authorizes every call by it). The app mounts the table under
+/sandbox; the OpenAPI document is generated from the same rows, so the two cannot drift.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..core import control_answers as a
 from ..core import control_models as m
-from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FaultRules, RuleBody
+from ..core.tenancy import ADMIN, PUBLIC, owned, partner
 from ..services import (
     conformance,
     control,
+    credentials,
     deliveries,
     envelope_tools,
     faults,
@@ -35,37 +31,9 @@ from ..services import (
     postman,
     waiting,
 )
-from ..services.lender import Lender
+from .control_route import Call, ControlRoute, endpoint, json_error
 
-
-@dataclass(frozen=True)
-class Call:
-    """One control request, parsed: path parameters, body and query as their models."""
-
-    lender: Lender
-    path: dict[str, Any]
-    body: Any = None
-    query: Any = None
-    base_url: str = ""  # how the client reached us (links when [server] public_url is unset)
-
-
-@dataclass(frozen=True)
-class ControlRoute:
-    method: str
-    path: str  # under /sandbox
-    tag: str
-    summary: str
-    handler: Callable[[Call], Any]
-    answer: Any  # a model or list[model]: what the route answers (200)
-    body: type[BaseModel] | Any | None = None  # the body's model (RuleBody: fault rules)
-    query: type[m.Query] | None = None
-    description: str = ""
-    blocking: bool = True  # runs in the thread pool (it reads or writes the store)
-    statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx it may answer
-
-    @property
-    def full_path(self) -> str:
-        return "/sandbox" + self.path
+__all__ = ["ROUTES", "Call", "ControlRoute", "json_error", "routes"]
 
 
 async def _wait(c: Call) -> dict[str, Any]:
@@ -98,6 +66,16 @@ def _health(c: Call) -> dict[str, Any]:
     }
 
 
+# The scopes rows share: a partner named in the query (or the body) — a partner's token
+# fills in its own when it is absent, the admin's means every partner; the owner of a callback
+# delivery; the envelope tools (a partner's key, or none with an explicit key and IV).
+OWN_QUERY = partner("query", "partner_token", absent="own")
+OWN_BODY = partner("body", "partner_token", absent="own")
+CALLBACK = owned(
+    "callback delivery", lambda c: credentials.owner_of_callback(c.lender, c.path["id"])
+)
+TOOL = partner("body", "partner_token", absent="none")
+
 PARTNERS, CLOCKS, ORDERS = "Control: partners", "Control: clocks", "Control: orders"
 CALLBACKS, JOURNAL, FAULTS = "Control: callbacks", "Control: journal", "Control: faults"
 SERVER, TOOLS, PAYMENTS = "Control: server", "Control: tools", "Control: payments"
@@ -113,6 +91,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         _health,
         a.Health,
         description="Open even when an admin token protects the rest of /sandbox.",
+        scope=PUBLIC,
     ),
     R(
         "GET",
@@ -121,6 +100,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "Every partner (without secrets)",
         lambda c: control.list_partners(c.lender),
         list[a.PartnerView],
+        scope=ADMIN,
     ),
     R(
         "POST",
@@ -128,11 +108,12 @@ ROUTES: tuple[ControlRoute, ...] = (
         PARTNERS,
         "Onboard a partner (spec §01)",
         lambda c: control.create_partner(c.lender, c.body),
-        a.PartnerView,
+        a.PartnerCreated,
         body=m.PartnerCreate,
-        description="Creates a partner, generating what is not given; answers its credentials "
-        "and the lender's product list.",
+        description="Creates a partner, generating what is not given; answers its credentials, "
+        "its control token (this once only) and the lender's product list.",
         statuses=(400, 409),
+        scope=ADMIN,
     ),
     R(
         "GET",
@@ -142,6 +123,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.get_partner(c.lender, c.path["token"], secrets=c.query.secrets),
         a.PartnerView,
         query=m.SecretsQuery,
+        scope=partner("path", "token"),
     ),
     R(
         "PATCH",
@@ -151,6 +133,19 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.update_partner(c.lender, c.path["token"], c.body),
         a.PartnerView,
         body=m.PartnerPatch,
+        scope=partner("path", "token"),
+    ),
+    R(
+        "POST",
+        "/partners/{token}/control-token",
+        PARTNERS,
+        "Issue the partner a new control token",
+        lambda c: credentials.rotate(c.lender, c.path["token"]),
+        a.ControlToken,
+        description="The old token stops working (a dashboard session opened with it ends). "
+        "The new one is answered this once only. A fixture partner whose partners.toml names "
+        "a control_token gets that one back at the next start.",
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -164,6 +159,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "sandbox steps that move the clock and pay codes), and collection scripts that encrypt "
         "the plain payloads like PHP (CryptoJS). Variables carry the base URL and the partner's "
         "token, key and IV. Links use [server] public_url, else the host of this request.",
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -172,6 +168,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "A partner's clock",
         lambda c: control.get_clock(c.lender, c.path["token"]),
         a.ClockView,
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -183,6 +180,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         body=m.ClockAdvance,
         description="Returns when the state is consistent: every event up to the new time has "
         "fired, in due-time order, each at its own virtual time.",
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -192,6 +190,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.set_clock(c.lender, c.path["token"], c.body.instant),
         a.ClockView,
         body=m.ClockSet,
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -201,6 +200,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": True}),
         a.PartnerView,
         description="Deliveries stay pending without using attempts.",
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -209,6 +209,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "Deliver what was held, in order",
         lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": False}),
         a.PartnerView,
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -220,6 +221,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         ),
         list[a.OrderSummary],
         query=m.OrdersQuery,
+        scope=OWN_QUERY,
     ),
     R(
         "GET",
@@ -229,6 +231,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.order_detail(c.lender, c.query.partner_token, c.path["order_no"]),
         a.OrderDetail,
         query=m.PartnerQuery,
+        scope=partner("query", "partner_token"),
     ),
     R(
         "POST",
@@ -241,6 +244,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         statuses=(400, 404, 409),
         description="Any trigger the state machine allows from the order's status; an illegal "
         "one is a 409 naming the allowed triggers.",
+        scope=partner("body", "partner_token"),
     ),
     R(
         "GET",
@@ -251,6 +255,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.WaitResult,
         query=m.WaitQuery,
         blocking=False,
+        scope=partner("query", "partner_token"),
     ),
     R(
         "POST",
@@ -263,6 +268,9 @@ ROUTES: tuple[ControlRoute, ...] = (
         statuses=(400, 404, 409),
         description="A full repayment settles the order (200); an extension fee extends it "
         "(back to 170).",
+        scope=owned(
+            "payment code", lambda c: credentials.owner_of_code(c.lender, c.body.repay_code)
+        ),
     ),
     R(
         "GET",
@@ -276,6 +284,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         query=m.CallbacksQuery,
         description="Newest `limit` (default 200), oldest first; each with its decrypted body, "
         "the body as sent, why it still waits, and every attempt.",
+        scope=OWN_QUERY,
     ),
     R(
         "GET",
@@ -284,6 +293,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "One delivery",
         lambda c: deliveries.get_delivery(c.lender, c.path["id"]),
         a.Delivery,
+        scope=CALLBACK,
     ),
     R(
         "POST",
@@ -294,6 +304,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.Delivery,
         description="A new attempt cycle (pending, due now); the attempt log keeps the earlier "
         "attempts.",
+        scope=CALLBACK,
     ),
     R(
         "GET",
@@ -306,6 +317,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         list[a.JournalEntry],
         query=m.JournalQuery,
         description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault).",
+        scope=OWN_QUERY,
     ),
     R(
         "GET",
@@ -315,6 +327,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: journal.get_entry(c.lender, c.path["id"]),
         a.JournalEntry,
         description="What the acceptance report's evidence links to.",
+        scope=owned("journal entry", lambda c: credentials.owner_of_entry(c.lender, c.path["id"])),
     ),
     R(
         "DELETE",
@@ -324,6 +337,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: journal.clear(c.lender, c.query.partner_token),
         a.Deleted,
         query=m.ScopeQuery,
+        scope=OWN_QUERY,
     ),
     R(
         "GET",
@@ -335,6 +349,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         description="Every check of docs/conformance.md judged from what the partner did since "
         "its run started: `pass`, `fail` (with evidence: journal entries, callback attempts, "
         "orders) or `untested` (with how to test it).",
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -345,6 +360,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.ConformanceRunStart,
         description="The report looks only at what happens from now on; orders, journal and "
         "callbacks are kept.",
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -354,6 +370,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: faults.list_rules(c.lender, c.query.partner_token),
         FaultRules,
         query=m.ScopeQuery,
+        scope=OWN_QUERY,
     ),
     R(
         "PUT",
@@ -367,6 +384,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "when a partner_token is given at the top level (a single rule's own "
         "partner_token counts). A rule as GET shows it can be PUT back. See the "
         "fault kinds table.",
+        scope=OWN_BODY,
     ),
     R(
         "POST",
@@ -377,6 +395,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         FaultRules,
         body=RuleBody,
         description="Same body as PUT; the other rules stay.",
+        scope=OWN_BODY,
     ),
     R(
         "DELETE",
@@ -387,6 +406,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.Deleted,
         query=m.FaultsDeleteQuery,
         description="All, one (`id`) or one partner's.",
+        scope=OWN_QUERY,
     ),
     R(
         "POST",
@@ -399,6 +419,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         description='Of one partner (`{"partner_token": ...}`: its clock restarts) or of every '
         'partner (`{"all": true}`, admin only). Anything else is a 400: a missing, null, empty '
         "or false partner_token never means all.",
+        scope=partner("body", "partner_token"),
     ),
     R(
         "POST",
@@ -410,6 +431,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         body=m.Encrypt,
         description="`data` as an object is JSON-encoded like PHP json_encode (escaped slashes "
         "and unicode unless `escape` is false); a string is encrypted as is.",
+        scope=TOOL,
     ),
     R(
         "POST",
@@ -421,62 +443,9 @@ ROUTES: tuple[ControlRoute, ...] = (
         body=m.Decrypt,
         description="A whole envelope works as the body. A wrong key or IV is a 400 that says "
         "so (10003 undecryptable, 10004 not_json with a hex preview).",
+        scope=TOOL,
     ),
 )
-
-
-def json_error(e: SandboxError) -> JSONResponse:
-    status = e.http_status if e.http_status >= 400 else 400
-    return JSONResponse({"code": e.code, "error": e.name, "message": e.message}, status_code=status)
-
-
-def _json_body(raw: bytes) -> Any:
-    if not raw.strip():
-        return {}
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise ControlError("bad_envelope", "the body is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise ControlError("bad_envelope", "the body must be a JSON object")
-    return doc
-
-
-def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
-    body = None
-    if route.body is RuleBody:
-        body = _json_body(raw)  # fault rules: `faults.parse_body` reads one rule or a set
-    elif route.body is not None:
-        body = m.parse(route.body, _json_body(raw))
-    query = m.parse(route.query, dict(request.query_params)) if route.query else None
-    return Call(
-        lender=request.app.state.lender,
-        path=dict(request.path_params),
-        body=body,
-        query=query,
-        base_url=str(request.base_url),
-    )
-
-
-def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
-    """The ASGI endpoint of a route: parse, run (off the loop when it blocks), answer JSON."""
-
-    async def answer(request: Request) -> Response:
-        try:
-            raw = await request.body() if route.body is not None else b""
-            call = _parse(route, request, raw)
-            if route.blocking:
-                result = await run_in_threadpool(route.handler, call)
-            else:
-                result = await route.handler(call)
-        except SandboxError as e:
-            return json_error(e)
-        return result if isinstance(result, Response) else JSONResponse(result)
-
-    answer.__name__ = answer.__qualname__ = route.method.lower() + route.path.replace(
-        "/", "_"
-    ).replace("{", "").replace("}", "").replace(":", "_")
-    return answer
 
 
 def routes() -> list[BaseRoute]:

@@ -7,9 +7,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from ..core.addresses import is_loopback
 from ..services.config import load_settings
 from ..services.lender import Lender, create_lender
-from .app import create_app, is_loopback
+from .app import create_app
 from .lender import quiet_drops
 
 

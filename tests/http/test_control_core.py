@@ -22,6 +22,8 @@ SPEC_01 = {
     "gp_link",
 }
 
+JSON = {"content-type": "application/json"}
+
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, WIB).isoformat(timespec="seconds")
@@ -102,9 +104,13 @@ def test_patch_a_partner(sandbox: Sandbox) -> None:
 
 
 def test_bad_control_bodies(sandbox: Sandbox) -> None:
-    r = sandbox.client.post(f"/sandbox/partners/{TOKEN}/clock/advance", content=b"{not json")
+    r = sandbox.client.post(
+        f"/sandbox/partners/{TOKEN}/clock/advance", content=b"{not json", headers=JSON
+    )
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
-    r = sandbox.client.post(f"/sandbox/partners/{TOKEN}/clock/advance", content=b"[1]")
+    r = sandbox.client.post(
+        f"/sandbox/partners/{TOKEN}/clock/advance", content=b"[1]", headers=JSON
+    )
     assert r.status_code == 400 and "JSON object" in r.json()["message"]
 
 

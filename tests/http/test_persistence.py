@@ -167,7 +167,7 @@ def test_a_database_from_a_newer_sandbox_is_refused_untouched(db: Path) -> None:
 
 def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> None:
     """Version 3 databases (schema_meta, no alembic_version) keep their orders and gain the
-    new columns."""
+    new columns and tables."""
     gen = open_app(db, T0)
     sb = next(gen)
     try:
@@ -177,6 +177,7 @@ def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> Non
     with sqlite3.connect(db) as conn:  # back to how version 3 left it
         conn.execute("DROP TABLE alembic_version")
         conn.execute("ALTER TABLE callbacks DROP COLUMN retry_at")
+        conn.execute("DROP TABLE partner_credentials")
         conn.execute("CREATE TABLE schema_meta (id INTEGER PRIMARY KEY, version INTEGER)")
         conn.execute("INSERT INTO schema_meta VALUES (1, 3)")
     lender = create_lender(settings_for(f"sqlite:///{db}"), wall=lambda: T0)
@@ -188,5 +189,6 @@ def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> Non
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
             columns = {r[1] for r in conn.execute(text("PRAGMA table_info(callbacks)"))}
             assert "retry_at" in columns
+            assert conn.execute(text("SELECT count(*) FROM partner_credentials")).scalar() == 0
     finally:
         lender.store.dispose()

@@ -24,7 +24,7 @@ from sandbox.client import (
 from sandbox.testing import Sandbox, Template
 from sandbox.web.app import create_app
 
-BASE = "http://testserver"
+BASE = "http://localhost"  # the app answers loopback Host names only
 
 
 @pytest.fixture
