@@ -6,12 +6,14 @@ seconds; every section forbids unknown keys, so a typo is an error, not a silent
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import clock as clockmod
+from .addresses import parse_allow
 from .pricing import Extension, Product
 from .scenarios import ScenarioDefault, ScenarioRule
 
@@ -88,8 +90,23 @@ class CallbackSettings(_Section):
     ordered: bool = True
     encrypt: bool = True
     batch_size: int = 50
+    # Hosts and networks callbacks may go to on a shared (non-loopback) bind besides public
+    # addresses (core.addresses.CallbackPolicy): "10.0.0.0/8", "192.168.1.5", "receiver.internal",
+    # "*.internal". A variable lists them separated by commas or spaces.
+    allow: list[str] = []
 
     _durations = field_validator("first_delay", "max_delay", "timeout", mode="before")(_seconds)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return [e for e in re.split(r"[,\s]+", v) if e] if isinstance(v, str) else v
+
+    @field_validator("allow")
+    @classmethod
+    def _readable(cls, v: list[str]) -> list[str]:
+        parse_allow(v)  # ValueError naming a bad entry
+        return v
 
 
 class SchedulerSettings(_Section):

@@ -7,6 +7,7 @@ call (docs/architecture.md "No global state").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -18,6 +19,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from ..core import clock as clockmod
+from ..core.addresses import CallbackPolicy
 from ..core.crypto import Codec
 from ..core.errors import ControlError, SandboxError
 from ..core.pricing import Product, compliance_warnings
@@ -63,6 +65,13 @@ class Lender:
         self.tz = timezone(timedelta(hours=self.settings.responses.utc_offset_hours))
 
     # ---- setup ----
+
+    @functools.cached_property
+    def callback_policy(self) -> CallbackPolicy:
+        """Where callbacks may go ([callbacks] allow; its own addresses looked up once)."""
+        from .senders import callback_policy  # the network's module: only when sending
+
+        return callback_policy(self.settings)
 
     def warnings(self) -> list[str]:
         return [w for p in self.products.values() for w in compliance_warnings(p)]
