@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ..core.settings import Fixtures, Settings
 
@@ -169,3 +171,11 @@ def _fixtures_of(settings: Settings, source: Source, from_env: dict[str, Any]) -
         where = "LENDER_SANDBOX_FIXTURES_DIR" if named_by_env else source
         raise ConfigError(f"{where}: [fixtures] dir {folder} is not a folder")
     return folder
+
+
+def redacted_url(url: str) -> str:
+    """A database URL to print: its password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL SQLAlchemy reads: print nothing of it
+        return "(unreadable database URL)"

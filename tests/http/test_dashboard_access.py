@@ -198,3 +198,28 @@ def test_a_non_loopback_bind_asks_for_a_token_too(template_store: Store) -> None
 def test_the_login_page_of_an_open_sandbox_says_no_login_is_needed(sandbox: Sandbox) -> None:
     page = sandbox.client.get("/dashboard/login").text
     assert "no login needed" in page
+
+
+# ---- reflected input is escaped on every page (issue 12 #5) ----
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/dashboard/orders/{quote(EVIL, safe='')}?partner=demo",
+        f"/dashboard/orders/X?partner={quote(EVIL, safe='')}",
+        f"/dashboard?partner={quote(EVIL, safe='')}",
+        f"/dashboard?partner=demo&status={quote(EVIL, safe='')}",
+        f"/dashboard?partner=demo&lang={quote(EVIL, safe='')}",
+        f"/dashboard?partner=demo&x={quote(EVIL, safe='')}",
+        f"/dashboard/partners/{quote(EVIL, safe='')}/conformance",
+        f"/dashboard/login?next={quote('/dashboard?' + EVIL, safe='')}",
+        f"/docs?lang={quote(EVIL, safe='')}",
+    ],
+)
+def test_no_page_echoes_markup_it_was_sent(sandbox: Sandbox, url: str) -> None:
+    page = sandbox.client.get(url)
+    assert page.status_code in (200, 404), url
+    assert EVIL not in page.text and "<img" not in page.text, url
