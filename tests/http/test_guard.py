@@ -223,3 +223,16 @@ def test_the_dashboard_forms_login_and_borrower_pages_refuse_a_body_over_the_lim
         r = small.client.post(url, content=chunks(), headers=form)
         assert r.status_code in (413, 404), url  # the repay page may look its link up first
     too_big(small, "POST", "/get-bank-list", headers={"content-type": "application/json"})
+
+
+# ---- an open sandbox still honours a token it is sent ----
+
+
+def test_an_open_sandbox_needs_no_token_but_honours_one(sandbox: Sandbox) -> None:
+    made = sandbox.control("POST", "/sandbox/partners", {"partner_token": "team-b"})
+    assert sandbox.client.get("/sandbox/partners").status_code == 200  # no token: the admin
+    as_b = {"authorization": f"Bearer {made['control_token']}"}
+    assert sandbox.client.get("/sandbox/partners", headers=as_b).status_code == 403
+    assert sandbox.client.get("/sandbox/partners/team-b", headers=as_b).status_code == 200
+    unknown = {"authorization": "Bearer lsp_nobody"}
+    assert sandbox.client.get("/sandbox/partners/team-b", headers=unknown).status_code == 401

@@ -23,7 +23,7 @@ from sandbox.core.tenancy import TOKEN_PREFIX
 from sandbox.services.config import ConfigError
 from sandbox.store import Store
 from sandbox.web import openapi
-from sandbox.web.control import ROUTES
+from sandbox.web.control import ROUTES, ControlRoute
 
 ADMIN = "admin-token-for-the-tenancy-tests"
 LAST = [  # they move time or wipe: after the others
@@ -81,6 +81,11 @@ def ordered() -> list[Any]:
 
 
 # ---- the table ----
+
+
+def test_a_route_cannot_be_made_without_saying_whose_token_it_takes() -> None:
+    with pytest.raises(TypeError, match="scope"):
+        ControlRoute("GET", "/new", "Control: new", "A new route", lambda c: {}, dict)  # type: ignore[call-arg]
 
 
 def test_every_route_declares_whose_token_it_takes() -> None:
