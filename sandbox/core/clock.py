@@ -53,6 +53,17 @@ def virtual_now(state: ClockState, wall: float) -> float:
     return state.anchor_virtual + (wall - state.anchor_wall) * state.speed
 
 
+def wall_when(state: ClockState, wall: float, virtual: float) -> float | None:
+    """The wall time at which the clock reads `virtual`: `wall` if it already has, None if
+    it never will by itself (a manual clock waits for an advance)."""
+    now = virtual_now(state, wall)
+    if virtual <= now:
+        return wall
+    if state.speed == 0:
+        return None
+    return wall + (virtual - now) / state.speed
+
+
 def advance(state: ClockState, wall: float, seconds: float) -> ClockState:
     if seconds < 0:
         raise ClockError("a clock only moves forward: orders already lived through that time")

@@ -208,7 +208,14 @@ class Delivery(Answer):
     attempts: int
     max_attempts: int
     created_at: str = Field(description=f"virtual: the transition's time, {TIME}")
-    next_attempt_at: str | None = Field(description="wall time, ISO 8601")
+    next_attempt_at: str | None = Field(
+        description="wall time, ISO 8601; null once done, or while a retry waits for a manual "
+        "clock to reach retry_at"
+    )
+    retry_at: str | None = Field(
+        description=f"virtual: when the pending retry is due on the partner's clock, {TIME} "
+        "(null for a first attempt and once done)"
+    )
     delivered_at: str | None = Field(description="wall time, ISO 8601")
     last_error: str
     url: str | None

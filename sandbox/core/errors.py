@@ -98,6 +98,13 @@ CATALOG: tuple[ErrorCode, ...] = (
         "not exist.",
     ),
     ErrorCode(
+        10015,
+        "conflict",
+        "Permintaan bertabrakan, silakan coba lagi",
+        "Control API: the object kept changing under this request (a clock moved by many "
+        "requests at once): send it again.",
+    ),
+    ErrorCode(
         10016,
         "unauthorized",
         "Autentikasi diperlukan",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select, update
 
 from ..core import clock as clockmod
 from ..core import crypto
@@ -33,7 +33,7 @@ from ..store import (
     RepayCode,
     TimelineRow,
 )
-from . import bodies, conformance, credentials
+from . import bodies, conformance, credentials, outbox
 from .due import next_due, process_due
 from .engine import Ctx, apply
 from .lender import Lender
@@ -153,6 +153,8 @@ def update_partner(lender: Lender, token: str, body: PartnerPatch | Mapping[str,
                     )
                 ),
             )
+            s.flush()
+            outbox.follow_clock(lender, s.connection(), token, lender.clock_of(p))
         view = partner_view(lender, p)
     lender.on_outbox()  # a new callback URL or an unpaused partner may have deliveries waiting
     return view
@@ -205,16 +207,68 @@ def set_clock(lender: Lender, token: str, to: float) -> dict:
 
 
 def _move_clock(lender: Lender, token: str, move: Any) -> dict:
-    with lender.store.transaction() as s:
-        p = _partner(lender, s, token)
-        wall = lender.wall()
-        new = _clock_call(lambda: move(lender.clock_of(p), wall))
+    """Move the clock, then fire what fell due. The move is saved first, compare-and-swap on
+    the clock's anchor in one transaction: concurrent moves each take effect (none is lost),
+    and a crash after it leaves due events behind the clock, where the next request or tick
+    fires them — never ahead of it."""
+    for _ in range(MOVE_TRIES):
+        with lender.store.begin() as conn:
+            row = conn.execute(PARTNER_CLOCK, {"token": token}).first()
+            if row is None:
+                raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
+            wall = lender.wall()
+            old = clockmod.ClockState(row.clock_mode, row.clock_rate, *row[2:])
+            new = _clock_call(lambda: move(old, wall))  # noqa: B023 (called at once)
+            if conn.execute(CLOCK_SWAP, _swap(token, old, new)).rowcount == 1:
+                outbox.follow_clock(lender, conn, token, new)
+                break
+    else:
+        raise ControlError(
+            "conflict", "the clock kept moving under this request: try again", http_status=409
+        )
+    lender.on_outbox()  # retries the move reached go out now
     fired = process_due(lender, token, clockmod.virtual_now(new, wall))
-    with lender.store.transaction() as s:
-        _save_clock(_partner(lender, s, token), new)
     out = get_clock(lender, token)
     out["events_fired"] = fired
     return out
+
+
+MOVE_TRIES = 50
+PARTNERS: Table = Partner.__table__  # type: ignore[assignment]
+_P = PARTNERS.c
+PARTNER_CLOCK = select(
+    _P.clock_mode, _P.clock_rate, _P.clock_anchor_wall, _P.clock_anchor_virtual
+).where(_P.partner_token == bindparam("token"))
+CLOCK_SWAP = (
+    update(PARTNERS)
+    .where(
+        _P.partner_token == bindparam("token"),
+        _P.clock_mode == bindparam("old_mode"),
+        _P.clock_rate == bindparam("old_rate"),
+        _P.clock_anchor_wall == bindparam("old_wall"),
+        _P.clock_anchor_virtual == bindparam("old_virtual"),
+    )
+    .values(
+        clock_mode=bindparam("new_mode"),
+        clock_rate=bindparam("new_rate"),
+        clock_anchor_wall=bindparam("new_wall"),
+        clock_anchor_virtual=bindparam("new_virtual"),
+    )
+)
+
+
+def _swap(token: str, old: clockmod.ClockState, new: clockmod.ClockState) -> dict[str, Any]:
+    return {
+        "token": token,
+        "old_mode": old.mode,
+        "old_rate": old.rate,
+        "old_wall": old.anchor_wall,
+        "old_virtual": old.anchor_virtual,
+        "new_mode": new.mode,
+        "new_rate": new.rate,
+        "new_wall": new.anchor_wall,
+        "new_virtual": new.anchor_virtual,
+    }
 
 
 # ---- orders ----

@@ -13,7 +13,7 @@ from ..core.chaos import Chaos
 from ..core.errors import SandboxError
 from ..store import Callback, CallbackAttempt, Partner
 from .lender import Lender
-from .outbox import STATES, request_content
+from .outbox import NEVER, STATES, request_content
 
 
 def _wall_iso(lender: Lender, ts: float | None) -> str | None:
@@ -65,6 +65,11 @@ def _waiting(
     blocker = _blocker(s, row) if lender.settings.callbacks.ordered else None
     if blocker is not None and not Chaos.of(p.chaos).reorder:
         return f"behind #{blocker} of the same order (ordered delivery)"
+    if row.next_attempt_at >= NEVER:
+        return (
+            f"retry due at {lender.fmt(row.retry_at)} on the partner's manual clock: "
+            f"advance it (POST /sandbox/partners/{token}/clock/advance)"
+        )
     if row.next_attempt_at > now:
         return f"next attempt at {_wall_iso(lender, row.next_attempt_at)}"
     return "due now"
@@ -94,7 +99,10 @@ def delivery_view(
         "max_attempts": lender.settings.callbacks.max_attempts,
         "created_at": lender.fmt(row.created_at),  # virtual: the transition's time
         "next_attempt_at": _wall_iso(lender, row.next_attempt_at)
-        if row.state == "pending"
+        if row.state == "pending" and row.next_attempt_at < NEVER
+        else None,
+        "retry_at": lender.fmt(row.retry_at)
+        if row.state == "pending" and row.attempts and row.retry_at is not None
         else None,
         "delivered_at": _wall_iso(lender, row.delivered_at),
         "last_error": row.last_error,
@@ -163,6 +171,8 @@ def redeliver(lender: Lender, callback_id: int) -> dict:
         row = _row(s, callback_id)
         row.state, row.attempts, row.delivered_at = "pending", 0, None
         row.next_attempt_at = lender.wall()
+        partner = s.get(Partner, row.partner_token)
+        row.retry_at = lender.now(partner) if partner else None  # the cycle starts now
         row.last_error = "redelivery requested"
     lender.on_outbox()
     return get_delivery(lender, callback_id)

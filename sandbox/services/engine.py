@@ -77,6 +77,7 @@ class Ctx:
                 "state": "pending",
                 "attempts": 0,
                 "next_attempt_at": self.lender.wall(),
+                "retry_at": self.now,  # due at once, on the partner's clock too
                 "lease_until": 0.0,
                 "last_error": "",
                 "delivered_at": None,

@@ -1,16 +1,24 @@
 """The callback outbox (docs/protocol.md §6): claim due deliveries, send them, record the answers.
 
-`engine.apply` enqueues callbacks 19-21 into the outbox (store.Callback) in the transition's
-own transaction; this module delivers them. It owns: claiming due rows atomically with a
-lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so several processes share the work), sending
-each in the partner's request envelope through one injected `Sender`, logging every attempt
-(store.CallbackAttempt), retries with exponential backoff and jitter, dead-lettering,
-per-order ordering and per-partner chaos (duplicate / delay / reorder). The server's
-`worker.Worker` and the in-process `deliver_now` both drive it.
+`engine.apply` enqueues callbacks 19-21 into the outbox (table `callbacks`) in the
+transition's own transaction; this module delivers them. It owns: claiming due rows
+atomically with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so several processes share the
+work), sending each in the partner's request envelope through one injected `Sender`, logging
+every attempt (`callback_attempts`), retries with exponential backoff and jitter on the
+partner's clock, dead-lettering, per-order ordering and per-partner chaos (duplicate / delay /
+reorder). The server's `worker.Worker` and the in-process `deliver_now` both drive it.
+
+Time: a first attempt goes out at once. A retry is due `backoff` seconds later on the
+partner's clock (`retry_at`, virtual): on a real or scaled clock that is a wall time
+(`next_attempt_at`); a manual clock's retries wait for the clock, and an advance past them
+(`follow_clock`) makes them due — each timed from when the one before fell due, so a receiver
+failing for a while within the advanced span is retried through it in order.
 
 At-least-once: a row is never deleted and is only marked delivered after the receiver
 answered `code: 0`; a delivery interrupted mid-flight (process killed) keeps its lease and is
 claimed again when the lease runs out. No database transaction is held across an HTTP call.
+Claims and records are SQLAlchemy Core on records (`store.records.CallbackRec`): one short
+transaction per batch each way.
 """
 
 from __future__ import annotations
@@ -19,21 +27,26 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy.engine import Connection
 
+from ..core import clock as clockmod
 from ..core.chaos import Chaos
 from ..core.crypto import Codec, php_json_encode
 from ..core.scenarios import rng_for
 from ..core.settings import CallbackSettings
-from ..store import Callback, CallbackAttempt, Partner
-from .lender import Lender
+from ..store import fast
+from ..store import tables as t
+from ..store.records import CallbackRec, PartnerRec
+from .lender import Keyed, Lender
 from .senders import RESPONSE_LIMIT, AiohttpSender, Sender
+from .unit import statement
 
 log = logging.getLogger("sandbox.callbacks")
 
@@ -75,7 +88,7 @@ def refusal(status: int, text: str) -> str:
     return f"code {code!r}: {doc.get('message', doc.get('msg', ''))}"
 
 
-def _roll(lender: Lender, kind: str, row: Callback) -> Any:
+def _roll(lender: Lender, kind: str, row: CallbackRec) -> Any:
     # Seeded per delivery, so a chaos run is reproducible (docs/architecture.md "Outcomes").
     return rng_for(
         lender.settings.scenarios.seed,
@@ -85,6 +98,13 @@ def _roll(lender: Lender, kind: str, row: Callback) -> Any:
         row.id,
         row.attempts,
     )
+
+
+CALLBACKS: Table = t.Callback.__table__  # type: ignore[assignment]
+ATTEMPTS: Table = t.CallbackAttempt.__table__  # type: ignore[assignment]
+PARTNERS: Table = t.Partner.__table__  # type: ignore[assignment]
+NEVER = clockmod.LATEST  # next_attempt_at of a retry waiting for a manual clock to move
+URL_LIMIT = 500  # callback_attempts.url
 
 
 # ---- claiming ----
@@ -103,87 +123,111 @@ class Job:
 
 @dataclass(frozen=True)
 class Receiver:
-    partner: Partner
+    partner: PartnerRec
     chaos: Chaos
 
 
-def request_content(partner: Partner, body: dict) -> bytes:
+class Envelope(Keyed, Protocol):
+    """What a callback's envelope needs of its partner (a record or a row)."""
+
+    partner_token: str
+    encrypt_callbacks: bool
+
+
+def request_content(partner: Envelope, body: dict, codec: Codec | None = None) -> bytes:
     """docs/protocol.md §2: the request envelope with the partner's key/IV (or plain JSON).
 
     Encoded like a PHP lender would (json_encode: `\\/` and `\\uXXXX` escapes)."""
     if not partner.encrypt_callbacks:
         return php_json_encode(body).encode()
-    data = Codec(partner.aes_key, partner.aes_iv).encrypt_json(body)
+    data = (codec or Codec(partner.aes_key, partner.aes_iv)).encrypt_json(body)
     return php_json_encode({"partner_token": partner.partner_token, "encode_data": data}).encode()
 
 
-def _receivers(s: Session) -> dict[str, Receiver]:
+RECEIVERS = select(*PartnerRec.select_columns()).where(
+    PARTNERS.c.callback_url != "", PARTNERS.c.callbacks_paused.is_(False)
+)
+CALLBACK_COLUMNS = CallbackRec.select_columns()
+
+
+def _receivers(conn: Connection) -> dict[str, Receiver]:
     """Partners that can receive now: a callback URL and not paused (others' rows just wait)."""
-    rows = s.scalars(
-        select(Partner).where(Partner.callback_url != "", Partner.callbacks_paused.is_(False))
-    )
-    return {p.partner_token: Receiver(p, Chaos.of(p.chaos)) for p in rows}
+    partners = (PartnerRec.load(r) for r in conn.execute(RECEIVERS))
+    return {p.partner_token: Receiver(p, Chaos.of(p.chaos)) for p in partners}
 
 
 def _due(lender: Lender, now: float, receivers: dict[str, Receiver], limit: int) -> Any:
-    q = select(Callback).where(
-        Callback.state == "pending",
-        Callback.next_attempt_at <= now,
-        Callback.lease_until <= now,
-        Callback.partner_token.in_(list(receivers)),
+    c = CALLBACKS.c
+    q = select(*CALLBACK_COLUMNS).where(
+        c.state == "pending",
+        c.next_attempt_at <= now,
+        c.lease_until <= now,
+        c.partner_token.in_(list(receivers)),
     )
     if lender.settings.callbacks.ordered:
-        earlier = aliased(Callback)
+        earlier = CALLBACKS.alias("earlier")
         blocked = (
-            select(earlier.id)
+            select(earlier.c.id)
             .where(
-                earlier.partner_token == Callback.partner_token,
-                earlier.order_no == Callback.order_no,
-                earlier.state == "pending",
-                earlier.id < Callback.id,
+                earlier.c.partner_token == c.partner_token,
+                earlier.c.order_no == c.order_no,
+                earlier.c.state == "pending",
+                earlier.c.id < c.id,
             )
             .exists()
         )
         # Partners with reorder chaos are ordered in Python (`_reorder`), row by row.
         loose = [t for t, r in receivers.items() if r.chaos.reorder]
-        q = q.where(or_(Callback.partner_token.in_(loose), ~blocked) if loose else ~blocked)
-    return lender.store.claim(q.order_by(Callback.id).limit(limit))
+        q = q.where(or_(c.partner_token.in_(loose), ~blocked) if loose else ~blocked)
+    return lender.store.claim(q.order_by(c.id).limit(limit))
 
 
 def claim(lender: Lender, now: float, limit: int) -> list[Job]:
     """Lease up to `limit` due deliveries (one short transaction) and build their requests."""
     if limit <= 0:
         return []
-    with lender.store.transaction() as s:
-        receivers = _receivers(s)
+    with lender.store.begin() as conn:
+        receivers = _receivers(conn)
         if not receivers:
             return []
-        rows = list(s.scalars(_due(lender, now, receivers, limit)))
-        rows = _apply_chaos(lender, s, rows, receivers, now)
+        rows = [CallbackRec.load(r) for r in conn.execute(_due(lender, now, receivers, limit))]
+        touched = {row.id: row for row in rows}  # chaos may change earlier rows too
+        rows = _apply_chaos(lender, conn, rows, receivers, now, touched)
         lease = now + lease_seconds(lender.settings.callbacks)
-        jobs = []
         for row in rows:
             row.lease_until = lease
-            jobs.append(_job(lender, row, receivers[row.partner_token], lease))
-        return jobs
+        _write(lender, conn, touched.values())
+        return [_job(lender, row, receivers[row.partner_token], lease) for row in rows]
 
 
-def _job(lender: Lender, row: Callback, r: Receiver, lease: float) -> Job:
+def _write(lender: Lender, conn: Connection, rows: Iterable[CallbackRec]) -> None:
+    """Write the rows' changed columns: one executemany per set of columns."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        changed = row.changes()
+        if changed:
+            by_columns[tuple(changed)].append({"_id": row.id, **changed})
+            row.saved()
+    for keys, values in by_columns.items():
+        fast.many(conn, lender.store.fast(statement(CALLBACKS, keys, update=True)), values)
+
+
+def _job(lender: Lender, row: CallbackRec, r: Receiver, lease: float) -> Job:
     duplicate = (
         r.chaos.duplicate > 0 and _roll(lender, "duplicate", row).random() < r.chaos.duplicate
     )
-    return Job(
-        row.id,
-        r.partner.callback_url + row.path,
-        request_content(r.partner, row.body),
-        lease,
-        duplicate,
-    )
+    content = request_content(r.partner, row.body, lender.codec(r.partner))
+    return Job(row.id, r.partner.callback_url + row.path, content, lease, duplicate)
 
 
 def _apply_chaos(
-    lender: Lender, s: Session, rows: list[Callback], receivers: dict[str, Receiver], now: float
-) -> list[Callback]:
+    lender: Lender,
+    conn: Connection,
+    rows: list[CallbackRec],
+    receivers: dict[str, Receiver],
+    now: float,
+    touched: dict[int, CallbackRec],
+) -> list[CallbackRec]:
     held: set[int] = set()
     keep = []
     for row in rows:
@@ -193,14 +237,14 @@ def _apply_chaos(
         if (
             chaos.reorder
             and lender.settings.callbacks.ordered
-            and not _reorder(lender, s, row, chaos, now, held)
+            and not _reorder(lender, conn, row, chaos, now, held, touched)
         ):
             continue
         keep.append(row)
     return [row for row in keep if row.id not in held]
 
 
-def _delayed(lender: Lender, row: Callback, chaos: Chaos, now: float) -> bool:
+def _delayed(lender: Lender, row: CallbackRec, chaos: Chaos, now: float) -> bool:
     """Chaos `delay`: hold a never-tried row until enqueue time + delay (once: a note marks it)."""
     lo, hi = chaos.delay
     if hi <= 0 or row.attempts or row.last_error:
@@ -214,23 +258,31 @@ def _delayed(lender: Lender, row: Callback, chaos: Chaos, now: float) -> bool:
     return True
 
 
+EARLIER_PENDING = select(*CALLBACK_COLUMNS).where(
+    CALLBACKS.c.partner_token == bindparam("token"),
+    CALLBACKS.c.order_no == bindparam("order_no"),
+    CALLBACKS.c.state == "pending",
+    CALLBACKS.c.id < bindparam("before"),
+)
+
+
 def _reorder(
-    lender: Lender, s: Session, row: Callback, chaos: Chaos, now: float, held: set[int]
+    lender: Lender,
+    conn: Connection,
+    row: CallbackRec,
+    chaos: Chaos,
+    now: float,
+    held: set[int],
+    touched: dict[int, CallbackRec],
 ) -> bool:
     """Chaos `reorder`: may `row` go although earlier rows of its order are pending?
 
     Not chosen: ordinary ordering (it waits). Chosen: it goes, and the earlier rows that
     are due now are held back for `reorder_hold` seconds so it really overtakes them."""
-    earlier = list(
-        s.scalars(
-            select(Callback).where(
-                Callback.partner_token == row.partner_token,
-                Callback.order_no == row.order_no,
-                Callback.state == "pending",
-                Callback.id < row.id,
-            )
-        )
+    found = conn.execute(
+        EARLIER_PENDING, {"token": row.partner_token, "order_no": row.order_no, "before": row.id}
     )
+    earlier = [touched.setdefault(r.id, CallbackRec.load(r)) for r in found]
     if not earlier:
         return True
     if _roll(lender, "reorder", row).random() >= chaos.reorder:
@@ -244,13 +296,18 @@ def _reorder(
     return True
 
 
+RELEASE = (
+    update(CALLBACKS)
+    .where(CALLBACKS.c.id == bindparam("_id"), CALLBACKS.c.lease_until == bindparam("_lease"))
+    .values(lease_until=0.0)
+)
+
+
 def release(lender: Lender, jobs: Sequence[Job]) -> None:
     """Give leased rows back (shutdown): they are due again at once, on any process."""
-    with lender.store.transaction() as s:
-        for job in jobs:
-            row = s.get(Callback, job.id)
-            if row is not None and row.lease_until == job.lease:
-                row.lease_until = 0.0
+    if jobs:
+        with lender.store.begin() as conn:
+            conn.execute(RELEASE, [{"_id": j.id, "_lease": j.lease} for j in jobs])
 
 
 # ---- sending and recording ----
@@ -295,47 +352,144 @@ async def send(lender: Lender, sender: Sender, job: Job) -> Outcome:
     return job, results
 
 
+def _by_ids(store: Any) -> Any:
+    return store.lock_row(
+        select(*CALLBACK_COLUMNS).where(CALLBACKS.c.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+PARTNERS_BY_TOKEN = select(*PartnerRec.select_columns()).where(
+    PARTNERS.c.partner_token.in_(bindparam("tokens", expanding=True))
+)
+ATTEMPT_KEYS = (
+    "callback_id",
+    "at",
+    "url",
+    "request_body",
+    "status_code",
+    "response_body",
+    "latency_ms",
+    "error",
+)
+ATTEMPT_INSERT = insert(ATTEMPTS).values({k: bindparam(k) for k in ATTEMPT_KEYS})
+
+
 def record(lender: Lender, outcomes: Sequence[Outcome]) -> None:
     """Log the attempts and move each row on — delivered, retry later, or dead — in ONE
-    transaction for the lot (a commit per callback would cap throughput on SQLite)."""
-    with lender.store.transaction() as s:
+    transaction for the lot (a commit per callback would cap throughput on SQLite). Should the
+    database refuse the lot, each is recorded on its own: one delivery's trouble never takes
+    another's result with it."""
+    if not outcomes:
+        return
+    try:
+        _record(lender, outcomes)
+    except Exception:
+        if len(outcomes) == 1:
+            raise
+        log.warning("recording %d deliveries at once failed; one by one", len(outcomes))
+        for outcome in outcomes:
+            try:
+                _record(lender, [outcome])
+            except Exception:  # its row keeps its lease and goes out again after it
+                log.exception("recording the delivery of callback %s failed", outcome[0].id)
+
+
+def _record(lender: Lender, outcomes: Sequence[Outcome]) -> None:
+    store = lender.store
+    with store.begin() as conn:
+        ids = [job.id for job, _ in outcomes]
+        found = conn.execute(store.prepared(_by_ids), {"ids": ids})
+        rows = {r.id: r for r in (CallbackRec.load(x) for x in found)}
+        tokens = sorted({r.partner_token for r in rows.values()})
+        partners = {
+            p.partner_token: p
+            for p in (
+                PartnerRec.load(x) for x in conn.execute(PARTNERS_BY_TOKEN, {"tokens": tokens})
+            )
+        }
+        attempts: list[dict[str, Any]] = []
         for job, results in outcomes:
-            row = s.get(Callback, job.id)
+            row = rows.get(job.id)
             if row is None or row.lease_until != job.lease:
                 # reset or re-claimed meanwhile: the row is no longer ours to judge
                 log.info("callback %s changed while in flight; result dropped", job.id)
+                rows.pop(job.id, None)
                 continue
-            for a in results:
-                s.add(
-                    CallbackAttempt(
-                        callback_id=row.id,
-                        at=a.at,
-                        url=job.url,
-                        request_body=job.content.decode("utf-8"),
-                        status_code=a.status,
-                        response_body=a.response,
-                        latency_ms=round(a.latency_ms, 3),
-                        error=a.error,
-                    )
-                )
+            attempts.extend(_attempt_row(job, a) for a in results)
             row.attempts += len(results)
             row.lease_until = 0.0
-            _judge(lender, lender.settings.callbacks, row, results)
+            _judge(lender, lender.settings.callbacks, row, results, partners.get(row.partner_token))
+        if attempts:
+            fast.many(conn, store.fast(ATTEMPT_INSERT), attempts)
+        _write(lender, conn, rows.values())
+
+
+def _attempt_row(job: Job, a: Attempt) -> dict[str, Any]:
+    return {
+        "callback_id": job.id,
+        "at": a.at,
+        "url": job.url[:URL_LIMIT],
+        "request_body": job.content.decode("utf-8"),
+        "status_code": a.status,
+        "response_body": a.response,
+        "latency_ms": round(a.latency_ms, 3),
+        "error": a.error,
+    }
 
 
 def _judge(
-    lender: Lender, cfg: CallbackSettings, row: Callback, results: Sequence[Attempt]
+    lender: Lender,
+    cfg: CallbackSettings,
+    row: CallbackRec,
+    results: Sequence[Attempt],
+    partner: PartnerRec | None,
 ) -> None:
     first = results[0]
+    wall = lender.wall()
     if first.ok:
-        row.state, row.delivered_at = "delivered", lender.wall()
+        row.state, row.delivered_at, row.retry_at = "delivered", wall, None
         row.last_error = "chaos: sent twice (duplicate)" if len(results) > 1 else ""
-    elif row.attempts >= cfg.max_attempts:
-        row.state, row.last_error = "dead", first.error
+        return
+    row.last_error = first.error
+    if row.attempts >= cfg.max_attempts:
+        row.state, row.retry_at = "dead", None
+        return
+    rng = rng_for(lender.settings.scenarios.seed, "callback-jitter", row.id, row.attempts)
+    delay = backoff(cfg, row.attempts, rng)
+    if partner is None:  # the partner is gone: only the wall is left
+        row.next_attempt_at = wall + delay
+        return
+    clock = lender.clock_of(partner)
+    now = clockmod.virtual_now(clock, wall)
+    # A manual clock moves in jumps: an attempt belongs to the moment it fell due, so the
+    # retries of an advanced span happen within it, in order. A moving clock: from now.
+    at = row.retry_at if clock.speed == 0 and row.retry_at is not None else now
+    row.retry_at = at + delay
+    when = clockmod.wall_when(clock, wall, row.retry_at)
+    row.next_attempt_at = NEVER if when is None else when
+
+
+def follow_clock(lender: Lender, conn: Connection, token: str, clock: clockmod.ClockState) -> int:
+    """Re-time partner `token`'s waiting retries after its clock changed: those the clock has
+    reached are due now, the rest due when a moving clock reaches them or waiting for a manual
+    one. Returns how many became due (`lender.enqueued` counts them: the harness delivers)."""
+    wall = lender.wall()
+    now = clockmod.virtual_now(clock, wall)
+    c = CALLBACKS.c
+    retries = (c.partner_token == token, c.state == "pending", c.attempts > 0)
+    became_due = conn.execute(
+        update(CALLBACKS)
+        .where(*retries, c.retry_at <= now, c.next_attempt_at > wall)
+        .values(next_attempt_at=wall)
+    ).rowcount
+    later = c.retry_at > now
+    if clock.speed == 0:
+        conn.execute(update(CALLBACKS).where(*retries, later).values(next_attempt_at=NEVER))
     else:
-        rng = rng_for(lender.settings.scenarios.seed, "callback-jitter", row.id, row.attempts)
-        row.next_attempt_at = lender.wall() + backoff(cfg, row.attempts, rng)
-        row.last_error = first.error
+        when = wall + (c.retry_at - now) / clock.speed
+        conn.execute(update(CALLBACKS).where(*retries, later).values(next_attempt_at=when))
+    lender.enqueued += became_due
+    return int(became_due)
 
 
 # ---- flushing: tests and in-process use ----

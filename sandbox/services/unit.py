@@ -75,10 +75,10 @@ class Unit:
                 by_columns[tuple(changed)].append({"_id": order.id, **changed})
                 order.saved()
         for keys, rows in by_columns.items():
-            fast.many(conn, store.fast(_statement(ORDERS, keys, update=True)), rows)
+            fast.many(conn, store.fast(statement(ORDERS, keys, update=True)), rows)
         for table, rows in self.inserts.items():
             for keys, group in _by_keys(rows).items():
-                fast.many(conn, store.fast(_statement(table, keys)), group)
+                fast.many(conn, store.fast(statement(table, keys)), group)
         self.inserts.clear()
         done = [{"_id": e.id, "_state": e.state} for e in self.events.values() if e.changes()]
         if done:
@@ -98,7 +98,7 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
 _STATEMENTS: dict[tuple[Table, tuple[str, ...], bool], Any] = {}
 
 
-def _statement(table: Table, keys: tuple[str, ...], update: bool = False) -> Any:
+def statement(table: Table, keys: tuple[str, ...], update: bool = False) -> Any:
     """The INSERT of `keys` into `table`, or the UPDATE of `keys` of the row with id `_id`:
     built once per table and set of columns, so `Store.fast` compiles each once."""
     stmt = _STATEMENTS.get((table, keys, update))

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Table
 from sqlalchemy.engine import Row
 
-from .tables import DueEvent, Order, Partner
+from .tables import Callback, DueEvent, Order, Partner
 
 
 class Record:
@@ -145,4 +145,24 @@ class EventRec(Record):
     due_at: float
     state: str
     data: dict[str, Any]
+    _seen: tuple[Any, ...] = field(default=(), repr=False)
+
+
+@dataclass(eq=False)
+class CallbackRec(Record):
+    TABLE: ClassVar[Table] = Callback.__table__  # type: ignore[assignment]
+    id: int
+    partner_token: str
+    order_id: int | None
+    order_no: str
+    path: str
+    body: dict[str, Any]
+    created_at: float
+    state: str
+    attempts: int
+    next_attempt_at: float
+    retry_at: float | None
+    lease_until: float
+    last_error: str
+    delivered_at: float | None
     _seen: tuple[Any, ...] = field(default=(), repr=False)

@@ -186,10 +186,13 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def aggregator(http: httpx.Client) -> Iterator[Callable[..., Aggregator]]:
-    """`aggregator(server, callback=True, encrypt=True)`: a new partner with its own sink."""
+    """`aggregator(server, callback=True, encrypt=True, clock="manual")`: a new partner with
+    its own sink."""
     sinks: list[CallbackSink] = []
 
-    def make(server: LiveServer, *, callback: bool = True, encrypt: bool = True) -> Aggregator:
+    def make(
+        server: LiveServer, *, callback: bool = True, encrypt: bool = True, clock: str = "manual"
+    ) -> Aggregator:
         token = f"pt_e2e_{next(_serial):04d}"
         key, iv = crypto.generate_key(), crypto.generate_iv()
         sink = CallbackSink(key, iv) if encrypt else CallbackSink()
@@ -200,7 +203,7 @@ def aggregator(http: httpx.Client) -> Iterator[Callable[..., Aggregator]]:
                 "partner_token": token,
                 "aes_key": key,
                 "aes_iv": iv,
-                "clock_mode": "manual",
+                "clock_mode": clock,
                 "encrypt_callbacks": encrypt,
                 "callback_url": sink.url if callback else "",
             },
@@ -333,23 +336,41 @@ def test_a_full_order_life_sends_every_callback_in_order(server, aggregator):
 
 
 @pytest.mark.timeout(30)
-def test_b_failing_receiver_gets_it_after_retries(server, aggregator):
+def test_b_failing_receiver_gets_it_after_retries_on_the_partners_clock(server, aggregator):
+    """The partner's clock is manual: retries wait for it (wall time alone retries nothing),
+    and one advance past them runs them in order, each timed from the one before."""
     agg = aggregator(server)
     agg.sink.fail_next(2, status=500)
     agg.sink.fail_next(1, code=1)  # HTTP 200 but code 1 is a refusal too
     agg.new_order().submit()
+    (d,) = agg.wait_deliveries(lambda ds: ds and ds[0]["attempts"] == 1, what="a first attempt")
+    assert d["state"] == "pending" and d["next_attempt_at"] is None
+    assert "manual clock" in d["waiting"] and d["retry_at"]
+    time.sleep(0.5)  # ten times the first backoff, in wall time
+    assert agg.deliveries()[0]["attempts"] == 1
+    agg.advance(1)  # 0.05 s + 0.1 s + 0.2 s (+/- 10 %) of the partner's clock fit in 1 s
     assert agg.sink.wait_for(1)[0]["order_status"] == 90
     (d,) = agg.wait_deliveries(lambda ds: delivered(ds, 1))
     log = d["attempt_log"]
     assert d["attempts"] == 4 and len(log) == 4
     assert [a["status_code"] for a in log] == [500, 500, 200, 200]
     assert [a["error"] for a in log][:3] == ["HTTP 500", "HTTP 500", "code 1: sink told to fail"]
-    assert log[3]["error"] == "" and d["last_error"] == ""
+    assert log[3]["error"] == "" and d["last_error"] == "" and d["retry_at"] is None
     assert all(a["request_body"] == log[0]["request_body"] for a in log)
-    # exponential backoff with +/-10 % jitter: 0.05 s, 0.1 s, 0.2 s
-    for i, base in enumerate([0.05, 0.1, 0.2]):
-        assert at(log[i + 1]) - at(log[i]) >= base * 0.9 - 0.002
     assert [r.outcome for r in agg.sink.records()] == ["failed", "failed", "failed", "ok"]
+
+
+@pytest.mark.timeout(30)
+def test_b_a_real_clock_partner_is_retried_on_the_wall_clock(server, aggregator):
+    agg = aggregator(server, clock="real")
+    agg.sink.fail_next(2, status=500)
+    agg.new_order().submit()
+    (d,) = agg.wait_deliveries(lambda ds: delivered(ds, 1))
+    log = d["attempt_log"]
+    assert [a["status_code"] for a in log] == [500, 500, 200]
+    # exponential backoff with +/-10 % jitter: 0.05 s, 0.1 s
+    for i, base in enumerate([0.05, 0.1]):
+        assert at(log[i + 1]) - at(log[i]) >= base * 0.9 - 0.002
 
 
 @pytest.mark.timeout(30)
@@ -357,6 +378,8 @@ def test_c_receiver_that_never_answers_makes_it_dead_then_redeliver(server, aggr
     agg = aggregator(server)
     agg.sink.hang()
     agg.new_order().submit()
+    agg.wait_deliveries(lambda ds: ds and ds[0]["attempts"] == 1, what="a first attempt")
+    agg.advance(5)  # past every retry: 0.05 + 0.1 + 0.2 s, each attempt timing out
     (d,) = agg.wait_deliveries(lambda ds: ds and ds[0]["state"] == "dead", what="dead")
     assert d["attempts"] == CALLBACKS["max_attempts"]
     assert all(a["status_code"] is None and "Timeout" in a["error"] for a in d["attempt_log"])
@@ -373,7 +396,8 @@ def test_c_receiver_that_never_answers_makes_it_dead_then_redeliver(server, aggr
 def test_d_kill_9_with_deliveries_pending_loses_nothing(aggregator):
     # Retries that outlast the crash: 50 attempts, at most 0.5 s apart.
     with LiveServer({**SETTINGS, "callbacks": {**CALLBACKS, "max_attempts": 50}}) as server:
-        paused, failing, hanging = (aggregator(server) for _ in range(3))
+        # real clocks: retries on the wall's schedule, running on across the crash
+        paused, failing, hanging = (aggregator(server, clock="real") for _ in range(3))
         paused.control("POST", f"/sandbox/partners/{paused.token}/callbacks/pause")
         failing.sink.fail_next(10_000)
         hanging.sink.hang()

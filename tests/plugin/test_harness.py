@@ -260,3 +260,25 @@ def test_sample_orders_are_deterministic_and_valid(sb):
     loan = sb.sample_order(product_id="1002", amount=2_000_000, term=3, term_unit=2)
     quote = sb.client().data("get-loan-interest", loan.interest())
     assert quote["actual_amount"] + quote["admin_amount"] == 2_000_000
+
+
+def test_callback_retries_follow_the_partners_clock():
+    """With the production backoff (10 s, 20 s, ...), a receiver failing twice costs no wall
+    time: the retries wait for the clock, and advancing it a minute delivers."""
+    backoff = {"first_delay": 10, "factor": 2, "max_delay": 600, "jitter": 0}
+    template = Template(overrides={"callbacks": backoff})
+    try:
+        with Sandbox(template) as sb:
+            sb.callbacks.fail_next(2)
+            order = sb.sample_order()
+            sb.client().call("push-basic-info", order.basic_info())
+            sb.client().call("push-supplement-info", order.supplement_info())
+            assert [r.outcome for r in sb.callbacks.records()] == ["failed"]
+            sb.clock.advance(seconds=9)
+            assert len(sb.callbacks.records()) == 1
+            sb.clock.advance(minutes=1)  # due at +10 s, then +30 s
+            assert [r.outcome for r in sb.callbacks.records()] == ["failed", "failed", "ok"]
+            [delivery] = sb.order(order.order_no)["callbacks"]
+            assert (delivery["state"], delivery["attempts"]) == ("delivered", 3)
+    finally:
+        template.close()

@@ -29,6 +29,7 @@ def enqueue(
             state="pending",
             attempts=0,
             next_attempt_at=lender.wall(),
+            retry_at=T0,
             lease_until=0.0,
             last_error="",
         )

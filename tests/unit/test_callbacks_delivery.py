@@ -85,6 +85,8 @@ def sink() -> MemorySink:
 
 
 def add_partner(lender: Lender, token: str = "p1", **fields: object) -> None:
+    """A receiving partner; its clock is real unless said (retries on the wall's schedule)."""
+    fields.setdefault("clock_mode", "real")
     with lender.store.transaction() as s:
         p = lender.new_partner(token, KEY, IV, callback_url=URL)
         for name, value in fields.items():
@@ -642,3 +644,82 @@ def test_ordering_and_delivery_on_postgresql(pg_lender, sink, wall):
         enqueue(pg_lender, status=status)
     assert outbox.deliver_now(pg_lender, sink) == 3
     assert [s for _, s in statuses(sink)] == [90, 100, 170]
+
+
+# ---- retries on a manual clock (docs/protocol.md §6) ----
+
+
+@pytest.fixture
+def manual(wall: Wall) -> Iterator[Lender]:
+    lender = make_lender(wall)
+    add_partner(lender, clock_mode="manual", clock_anchor_wall=T0, clock_anchor_virtual=T0)
+    yield lender
+    lender.store.dispose()
+
+
+def test_a_manual_clocks_retry_waits_for_the_clock_not_the_wall(manual, sink, wall):
+    sink.fail_next(1)
+    cid = enqueue(manual)
+    assert outbox.deliver_now(manual, sink) == 1
+    view = deliveries.get_delivery(manual, cid)
+    assert view["next_attempt_at"] is None and "manual clock" in view["waiting"]
+    assert view["retry_at"] == manual.fmt(T0 + 1)
+    wall.advance(3600)  # an hour of wall time changes nothing
+    assert outbox.deliver_now(manual, sink) == 0
+    control.advance_clock(manual, "p1", 0.5)  # not there yet
+    assert outbox.deliver_now(manual, sink) == 0
+    control.advance_clock(manual, "p1", 0.5)
+    assert outbox.deliver_now(manual, sink) == 1
+    assert row(manual, cid).state == "delivered" and row(manual, cid).retry_at is None
+
+
+def test_one_advance_runs_the_retries_of_its_span_in_order(manual, sink, wall):
+    """Failing three times costs 1 + 2 + 4 s of the partner's clock: one advance of 10 s gets
+    it delivered, each retry timed from the one before, not from the advance."""
+    sink.fail_next(3)
+    cid = enqueue(manual)
+    outbox.deliver_now(manual, sink)
+    before = manual.enqueued
+    control.advance_clock(manual, "p1", 10)
+    assert manual.enqueued == before + 1  # the harness sees there is something to deliver
+    outbox.deliver_now(manual, sink)
+    r = row(manual, cid)
+    assert (r.state, r.attempts) == ("delivered", 4)
+    assert [rec.outcome for rec in sink.records()] == ["failed", "failed", "failed", "ok"]
+
+
+def test_an_advance_past_every_retry_makes_it_dead(manual, sink):
+    sink.fail_next(10)
+    cid = enqueue(manual)
+    outbox.deliver_now(manual, sink)
+    control.advance_clock(manual, "p1", 3600)
+    outbox.deliver_now(manual, sink)
+    r = row(manual, cid)
+    assert (r.state, r.attempts, r.last_error) == ("dead", 4, "HTTP 500")
+
+
+def test_switching_to_a_moving_clock_puts_waiting_retries_on_the_wall(manual, sink, wall):
+    sink.fail_next(1)
+    cid = enqueue(manual)
+    outbox.deliver_now(manual, sink)
+    control.update_partner(manual, "p1", {"clock_mode": "scaled", "clock_rate": 10})
+    r = row(manual, cid)
+    assert r.next_attempt_at == pytest.approx(wall.t + 0.1)  # 1 s of the clock at 10x
+    wall.advance(0.1)
+    assert outbox.deliver_now(manual, sink) == 1
+    assert row(manual, cid).state == "delivered"
+
+
+def test_one_deliverys_failure_to_record_leaves_the_others_recorded(lender, sink, monkeypatch):
+    first, second = enqueue(lender, "ORD0000001"), enqueue(lender, "ORD0000002")
+    real = outbox._attempt_row
+
+    def refuse_the_first(job, attempt):
+        if job.id == first:
+            raise ValueError("the database refuses this one")
+        return real(job, attempt)
+
+    monkeypatch.setattr(outbox, "_attempt_row", refuse_the_first)
+    outbox.deliver_now(lender, sink, max_rounds=1)
+    assert row(lender, second).state == "delivered"
+    assert row(lender, first).state == "pending" and row(lender, first).lease_until > 0
