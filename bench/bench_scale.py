@@ -167,7 +167,7 @@ def check(store: Built, facts: dict[str, Any], app: Any) -> None:
 
 async def _fetch(app: Any, paths: list[str]) -> list[str]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         out = []
         for p in paths:
             r = await client.get(p)
@@ -270,7 +270,7 @@ def measure_pages(stores: list[Built], apps: list[Any], reps: int = 20) -> None:
 
 async def _timed(app: Any, path: str, reps: int) -> tuple[list[float], list[float]]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         wall, cpu = [], []
         deadline = time.monotonic() + 10
         for i in range(reps + 2):

@@ -25,7 +25,7 @@ from .common import fail, server_options
     is_flag=True,
     help="Start a new acceptance run instead (orders and journal are kept).",
 )
-def conformance(partner, url, admin_token, as_json, strict, reset):
+def conformance(partner, url, token, as_json, strict, reset):
     """Print a partner's acceptance report (联调验收) from a running sandbox.
 
     Every check of docs/conformance.md, judged from what the partner did since its run
@@ -36,7 +36,7 @@ def conformance(partner, url, admin_token, as_json, strict, reset):
     from ..harness import conformance as acceptance
     from .common import control_client  # looked up per call: tests hand it a transport
 
-    with control_client(url, admin_token or "") as api:
+    with control_client(url, token or "") as api:
         try:
             result = acceptance.fetch(api, partner, reset=reset)
         except acceptance.FetchError as e:

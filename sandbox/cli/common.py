@@ -35,16 +35,19 @@ def url_option(f: Callable) -> Callable:
 
 def token_option(f: Callable) -> Callable:
     return click.option(
+        "--token",
         "--admin-token",
-        envvar="LENDER_SANDBOX_ADMIN_TOKEN",
+        "token",
+        envvar=["LENDER_SANDBOX_TOKEN", "LENDER_SANDBOX_ADMIN_TOKEN"],
         default=None,
-        help="Sent as `Authorization: Bearer ...` (env LENDER_SANDBOX_ADMIN_TOKEN); needed "
-        "when the sandbox is not on loopback.",
+        help="Sent as `Authorization: Bearer ...` where the sandbox asks for a token: your "
+        "partner's control token, or the admin token (env LENDER_SANDBOX_TOKEN, else "
+        "LENDER_SANDBOX_ADMIN_TOKEN). Not needed on a loopback sandbox without an admin token.",
     )(f)
 
 
 def server_options(f: Callable) -> Callable:
-    """--url and --admin-token: where the sandbox runs and how to get in."""
+    """--url and --token: where the sandbox runs and how to get in."""
     return url_option(token_option(f))
 
 
@@ -56,23 +59,23 @@ def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")(f)
 
 
-def control_client(url: str, admin_token: str = "") -> SandboxControl:
+def control_client(url: str, token: str = "") -> SandboxControl:
     """The control-API client every command that talks to a running sandbox uses."""
     from ..harness.client import SandboxControl
 
     if not url.startswith(("http://", "https://")):
         raise click.BadParameter(f"{url!r}: give an http(s) URL", param_hint="--url")
-    return SandboxControl(url, admin_token=admin_token, timeout=TIMEOUT)
+    return SandboxControl(url, token=token, timeout=TIMEOUT)
 
 
 @contextmanager
-def remote(url: str, admin_token: str | None) -> Iterator[SandboxControl]:
+def remote(url: str, token: str | None) -> Iterator[SandboxControl]:
     """A control client whose failures end the command with one readable message."""
     import httpx  # only the commands that talk to a server need it
 
     from ..harness.client import ControlAPIError
 
-    with control_client(url, admin_token or "") as api:
+    with control_client(url, token or "") as api:
         try:
             yield api
         except httpx.TimeoutException:
@@ -80,7 +83,8 @@ def remote(url: str, admin_token: str | None) -> Iterator[SandboxControl]:
         except httpx.TransportError:
             fail(1, f"no sandbox answers at {api.base_url}: start one with `lender-sandbox serve`")
         except ControlAPIError as e:
-            fail(1, f"{api.base_url}: {e}\n{dumps(e.body)}")
+            hint = "\n(give --token, or set LENDER_SANDBOX_TOKEN)" if e.http_status == 401 else ""
+            fail(1, f"{api.base_url}: {e}\n{dumps(e.body)}{hint}")
 
 
 def dumps(doc: Any) -> str:

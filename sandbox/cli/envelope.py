@@ -40,8 +40,8 @@ def _configured(partner: str, config: str | None) -> Codec:
     )
 
 
-def _served(partner: str, url: str, admin_token: str | None) -> Codec:
-    with remote(url, admin_token) as api:
+def _served(partner: str, url: str, token: str | None) -> Codec:
+    with remote(url, token) as api:
         view = api.partner(partner, secrets=True)
     return Codec(view["aes_key"], view["aes_iv"])
 
@@ -52,12 +52,12 @@ def codec(
     partner: str | None,
     config: str | None,
     url: str | None = None,
-    admin_token: str | None = None,
+    token: str | None = None,
 ) -> Codec:
     if partner is not None:
         if key is not None or iv is not None:
             raise click.UsageError("give either --partner or --key/--iv, not both")
-        return _served(partner, url, admin_token) if url else _configured(partner, config)
+        return _served(partner, url, token) if url else _configured(partner, config)
     if url:
         raise click.UsageError("--url looks a partner up: give --partner too")
     if (key is None) != (iv is None):
@@ -104,14 +104,14 @@ def _read_stdin(keep_newline: bool = False) -> bytes:
 @click.option(
     "--keep-newline", is_flag=True, help="Encrypt stdin exactly, trailing newline included."
 )
-def encrypt(key, iv, partner, config, url, admin_token, keep_newline):
+def encrypt(key, iv, partner, config, url, token, keep_newline):
     """Encrypt stdin like PHP openssl_encrypt(..., 'AES-128-CBC', key, 0, iv); print the base64.
 
     One trailing "\\n" is stripped from stdin first (so `echo '{...}' | lender-sandbox encrypt`
     encrypts just the JSON); pass --keep-newline to encrypt the bytes exactly.
     Without --key/--iv/--partner the spec's demo pair is used.
     """
-    c = codec(key, iv, partner, config, url, admin_token)
+    c = codec(key, iv, partner, config, url, token)
     click.echo(c.encrypt_bytes(_read_stdin(keep_newline)))
 
 
@@ -119,14 +119,14 @@ def encrypt(key, iv, partner, config, url, admin_token, keep_newline):
 @codec_options
 @click.option("--pretty", is_flag=True, help="Pretty-print the JSON.")
 @click.option("--raw", is_flag=True, help="Print whatever bytes came out as hex, JSON or not.")
-def decrypt_cmd(key, iv, partner, config, url, admin_token, pretty, raw):
+def decrypt_cmd(key, iv, partner, config, url, token, pretty, raw):
     """Decrypt base64 on stdin like PHP openssl_decrypt and print the plaintext.
 
     Exit 1 where PHP would return false (nothing on stdout). When the result is not UTF-8
     JSON (nearly always a wrong key or IV), print exactly the bytes PHP returns, then the
     diagnosis on stderr, and exit 2: with a wrong IV only the first 16 bytes are garbled.
     """
-    c = codec(key, iv, partner, config, url, admin_token)
+    c = codec(key, iv, partner, config, url, token)
     plain = decrypt(_read_stdin(), c.key, c.iv)
     if plain is None:
         fail(

@@ -62,7 +62,7 @@ def _printer(forward_to: str | None, pretty: bool):
     "leading to --host/--port). Default: http://HOST:PORT.",
 )
 @click.option("--pretty", is_flag=True, help="Indent each callback's JSON.")
-def listen(url, admin_token, partner, forward_to, host, port, public_url, pretty):
+def listen(url, token, partner, forward_to, host, port, public_url, pretty):
     """Receive a partner's callbacks here: print each one decrypted as it arrives, forward it
     to your handler and relay its answer. Ctrl-C puts the previous callback_url back.
 
@@ -75,7 +75,7 @@ def listen(url, admin_token, partner, forward_to, host, port, public_url, pretty
         raise click.UsageError(f"--host {host} listens everywhere: give --public-url too")
     if forward_to and not forward_to.startswith(("http://", "https://")):
         raise click.BadParameter(f"{forward_to!r}: give an http(s) URL", param_hint="--forward-to")
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         listener = Listener(
             api,
             partner,

@@ -99,16 +99,14 @@ def defaults(name):
     "lender-sandbox-TOKEN.postman_collection.json.",
 )
 @token_option
-def postman(partner, url, config, output, admin_token):
+def postman(partner, url, config, output, token):
     """Write a Postman collection (v2.1; Apifox imports it) for a partner.
 
     Every endpoint 02-18 with an example payload, a whole loan in order, and scripts that
     encrypt the plain payloads like PHP. Run the loan with
     `newman run FILE --folder "Whole loan"` against the sandbox.
     """
-    doc = (
-        _remote_collection(url, partner, admin_token) if url else _local_collection(config, partner)
-    )
+    doc = _remote_collection(url, partner, token) if url else _local_collection(config, partner)
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     target = output or f"lender-sandbox-{partner}.postman_collection.json"
     if target == "-":
@@ -163,7 +161,7 @@ def _local_collection(config: str | None, partner: str) -> dict:
 @token_option
 @click.option("--pretty", is_flag=True, help="Indent the JSON of requests and answers.")
 @click.option("--seed", help="Borrowers and order numbers from this seed (default: random).")
-def demo(url, partner, key, iv, admin_token, pretty, seed):
+def demo(url, partner, key, iv, token, pretty, seed):
     """Play a whole aggregator flow, precheck to settlement, and print every step.
 
     Also a rejected borrower (mobile ...003) who gets 11007 when trying again, and the
@@ -177,7 +175,7 @@ def demo(url, partner, key, iv, admin_token, pretty, seed):
             partner=partner,
             key=key,
             iv=iv,
-            admin_token=admin_token,
+            token=token,
             pretty=pretty,
             seed=seed,
         )

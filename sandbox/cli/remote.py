@@ -38,16 +38,16 @@ def _clock_call(
 @clock.command("show")
 @server_options
 @partner_option("Whose clock (partner token).")
-def clock_show(url, admin_token, partner):
+def clock_show(url, token, partner):
     """Print the partner's clock."""
-    _clock_call(url, partner, admin_token, "GET", "")
+    _clock_call(url, partner, token, "GET", "")
 
 
 @clock.command("advance")
 @click.argument("by")
 @server_options
 @partner_option("Whose clock (partner token).")
-def clock_advance(by, url, admin_token, partner):
+def clock_advance(by, url, token, partner):
     """Move the clock forward BY: 8d, 2h, 90m, 30s, 1h30m or plain seconds."""
     from ..core.clock import ClockError, parse_duration
 
@@ -55,14 +55,14 @@ def clock_advance(by, url, admin_token, partner):
         parse_duration(by)  # checked here too so a typo fails before any request
     except ClockError as e:
         raise click.BadParameter(str(e), param_hint="BY") from None
-    _clock_call(url, partner, admin_token, "POST", "/advance", {"by": by})
+    _clock_call(url, partner, token, "POST", "/advance", {"by": by})
 
 
 @clock.command("set")
 @click.argument("iso", metavar="ISO")
 @server_options
 @partner_option("Whose clock (partner token).")
-def clock_set(iso, url, admin_token, partner):
+def clock_set(iso, url, token, partner):
     """Set the clock to ISO (e.g. 2026-12-01T09:00:00+07:00; no zone = WIB); forward only."""
     from ..core.clock import ClockError, parse_instant
 
@@ -70,7 +70,7 @@ def clock_set(iso, url, admin_token, partner):
         parse_instant(iso)
     except ClockError as e:
         raise click.BadParameter(str(e), param_hint="ISO") from None
-    _clock_call(url, partner, admin_token, "POST", "/set", {"to": iso})
+    _clock_call(url, partner, token, "POST", "/set", {"to": iso})
 
 
 # --- orders -----------------------------------------------------------------------------
@@ -87,9 +87,9 @@ def orders():
 @click.option("--status", type=int, help="Only orders in this status (e.g. 170).")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @json_option
-def orders_ls(url, admin_token, partner, status, limit, as_json):
+def orders_ls(url, token, partner, status, limit, as_json):
     """The partner's orders, newest first."""
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         found = api.orders(partner, status, limit)
     if as_json:
         echo_json(found)
@@ -119,9 +119,9 @@ def orders_ls(url, admin_token, partner, status, limit, as_json):
 @server_options
 @partner_option()
 @json_option
-def orders_show(order_no, url, admin_token, partner, as_json):
+def orders_show(order_no, url, token, partner, as_json):
     """An order: status, timeline, pending events, payment codes and callbacks."""
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         detail = api.order(order_no, partner)
     if as_json:
         echo_json(detail)
@@ -184,11 +184,11 @@ def show_order(o: dict[str, Any]) -> None:
 @click.option("--reason", help="reject / fail_payout: the reason.")
 @click.option("--delay-term", type=int, help="extend: days.")
 @json_option
-def trigger(order_no, trigger, url, admin_token, partner, amount, reason, delay_term, as_json):
+def trigger(order_no, trigger, url, token, partner, amount, reason, delay_term, as_json):
     """Force TRIGGER on an order: approve, reject, confirm, disburse, fail_payout, cancel,
     overdue, extend or settle (an illegal one says which are allowed)."""
     params = {"amount": amount, "reason": reason, "delay_term": delay_term}
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         detail = api.transition(
             order_no, trigger, partner, **{k: v for k, v in params.items() if v is not None}
         )
@@ -207,9 +207,9 @@ def trigger(order_no, trigger, url, admin_token, partner, amount, reason, delay_
 @server_options
 @click.option("--amount", type=int, help="Must equal the code's amount (default: it does).")
 @json_option
-def pay(repay_code, url, admin_token, amount, as_json):
+def pay(repay_code, url, token, amount, as_json):
     """The borrower pays REPAY_CODE (a code from 15 get-repay-detail)."""
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         paid = api.pay(repay_code, amount)
     if as_json:
         echo_json(paid)
@@ -237,9 +237,9 @@ def callbacks():
     "--state", type=click.Choice(["pending", "delivered", "dead"]), help="Only in this state."
 )
 @json_option
-def callbacks_ls(url, admin_token, partner, order_no, state, as_json):
+def callbacks_ls(url, token, partner, order_no, state, as_json):
     """The partner's deliveries, oldest first."""
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         found = api.callbacks(partner, order_no, state)
     if as_json:
         echo_json(found)
@@ -285,9 +285,9 @@ def _last_answer(c: dict[str, Any]) -> str:
 @click.argument("callback_id", type=int)
 @server_options
 @json_option
-def callbacks_show(callback_id, url, admin_token, as_json):
+def callbacks_show(callback_id, url, token, as_json):
     """A delivery: the body (decrypted), and each attempt as sent and answered."""
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         c = api.callback(callback_id)
     if as_json:
         echo_json(c)
@@ -319,9 +319,9 @@ def show_delivery(c: dict[str, Any]) -> None:
 @click.argument("callback_id", type=int)
 @server_options
 @json_option
-def callbacks_redeliver(callback_id, url, admin_token, as_json):
+def callbacks_redeliver(callback_id, url, token, as_json):
     """Send a delivery again (a new attempt cycle; the log keeps the earlier attempts)."""
-    with remote(url, admin_token) as api:
+    with remote(url, token) as api:
         c = api.redeliver(callback_id)
     if as_json:
         echo_json(c)

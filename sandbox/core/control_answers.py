@@ -103,6 +103,22 @@ class PartnerView(Answer):
     aes_iv: str | None = Field(None, description="only with ?secrets=1 and on creation")
 
 
+class PartnerCreated(PartnerView):
+    """A new partner: its credentials, its control token and the lender's products."""
+
+    control_token: str = Field(
+        description="the partner's control token (Authorization: Bearer ...) for its own "
+        "control routes and dashboard; answered this once only (the sandbox keeps its hash)"
+    )
+
+
+class ControlToken(Answer):
+    """A partner's new control token (the one before stops working)."""
+
+    partner_token: str
+    control_token: str = Field(description="answered this once only")
+
+
 class OrderSummary(Answer):
     order_no: str
     partner_token: str

@@ -447,10 +447,44 @@ class Payment(Body):
     amount: Whole | None = Field(None, description="optional: must equal the code's amount")
 
 
-class Reset(Body):
-    """POST /sandbox/reset."""
+RESET_HOW = (
+    'send {"partner_token": "<token>"} to reset one partner, or {"all": true} to reset every '
+    "partner (admin only)"
+)
 
-    partner_token: Token | None = Field(None, description="only this partner; absent: all")
+
+class Reset(Body):
+    """POST /sandbox/reset: one partner, or every partner when asked for in so many words
+    (`{"all": true}`): a missing, null, empty or false `partner_token` never means all."""
+
+    partner_token: Token | None = Field(
+        None, description="wipe this partner's orders and history; its clock restarts"
+    )
+    all: Literal[True] | None = Field(
+        None, description="true: wipe every partner and reload the fixtures (admin only)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explicit(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "all" in data:
+            if data["all"] is not True:
+                raise ValueError(f"all must be true, not {data['all']!r}: {RESET_HOW}")
+            if "partner_token" in data:
+                raise ValueError(f"send partner_token or all, not both: {RESET_HOW}")
+            return data
+        token = data.get("partner_token")
+        if token is None:
+            raise PydanticCustomError("missing", f"{RESET_HOW}; nothing was reset")
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"partner_token must be a partner's token, not {token!r}: {RESET_HOW}")
+        return data
+
+    @property
+    def everything(self) -> bool:
+        return self.all is True
 
 
 class CodecChoice(Body):

@@ -105,6 +105,43 @@ CATALOG: tuple[ErrorCode, ...] = (
         "requests at once): send it again.",
     ),
     ErrorCode(
+        10016,
+        "unauthorized",
+        "Autentikasi diperlukan",
+        "Control API and dashboard: no token, or a token that is neither the admin token nor "
+        "a partner's control token (HTTP 401).",
+    ),
+    ErrorCode(
+        10017,
+        "forbidden",
+        "Akses ditolak",
+        "Control API and dashboard: the token may not do this — a partner's control token on "
+        "another partner's route or on an admin route, or a write from a web page of another "
+        "origin (HTTP 403).",
+    ),
+    ErrorCode(
+        10018,
+        "unsupported_media_type",
+        "Jenis konten tidak didukung",
+        "Control API: a body that is not sent as JSON (`Content-Type: application/json`); "
+        "forms and text/plain are refused (HTTP 415).",
+    ),
+    ErrorCode(
+        10019,
+        "wrong_host",
+        "Host tidak dikenal",
+        "A sandbox on a loopback address answers only requests whose Host is a loopback name "
+        "or address, or [server] public_url's host (HTTP 421).",
+    ),
+    ErrorCode(
+        10020,
+        "callback_refused",
+        "Alamat callback tidak diizinkan",
+        "A shared sandbox does not send callbacks to loopback, private, link-local or its own "
+        "addresses unless `[callbacks] allow` lists them (a callback_url naming one is a 400; "
+        "a name resolving to one fails the attempt).",
+    ),
+    ErrorCode(
         10099,
         "internal",
         "Terjadi kesalahan sistem",

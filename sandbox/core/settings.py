@@ -6,12 +6,14 @@ seconds; every section forbids unknown keys, so a typo is an error, not a silent
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import clock as clockmod
+from .addresses import parse_allow
 from .pricing import Extension, Product
 from .scenarios import ScenarioDefault, ScenarioRule
 
@@ -89,8 +91,23 @@ class CallbackSettings(_Section):
     ordered: bool = True
     encrypt: bool = True
     batch_size: int = 50
+    # Hosts and networks callbacks may go to on a shared (non-loopback) bind besides public
+    # addresses (core.addresses.CallbackPolicy): "10.0.0.0/8", "192.168.1.5", "receiver.internal",
+    # "*.internal". A variable lists them separated by commas or spaces.
+    allow: list[str] = []
 
     _durations = field_validator("first_delay", "max_delay", "timeout", mode="before")(_seconds)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return [e for e in re.split(r"[,\s]+", v) if e] if isinstance(v, str) else v
+
+    @field_validator("allow")
+    @classmethod
+    def _readable(cls, v: list[str]) -> list[str]:
+        parse_allow(v)  # ValueError naming a bad entry
+        return v
 
 
 class SchedulerSettings(_Section):
@@ -129,6 +146,16 @@ class PartnerFixture(_Section):
     clock_mode: Literal["real", "scaled", "manual"] | None = None
     clock_rate: float | None = None
     encrypt_callbacks: bool | None = None
+    # The partner's control token (core.tenancy), set again at every start; "" = none (the
+    # admin issues one: POST /sandbox/partners/{token}/control-token).
+    control_token: str = Field("", max_length=200)
+
+    @field_validator("control_token")
+    @classmethod
+    def _long_enough(cls, v: str) -> str:
+        if v and len(v) < 16:
+            raise ValueError("a control_token needs at least 16 characters (it is a password)")
+        return v
 
 
 class ExtensionFixture(_Section):
@@ -233,6 +260,16 @@ class Settings(_Section):
     scenarios: ScenarioSettings = ScenarioSettings()
     conformance: ConformanceSettings = ConformanceSettings()
     data: Fixtures = Fixtures()  # loaded from the fixtures folder, not from config.toml
+
+    def token_problem(self) -> str:
+        """What is wrong with the fixture partners' control tokens ("" when nothing): each
+        must be its own, and none the admin token (it would be the admin's)."""
+        tokens = [p.control_token for p in self.data.partners if p.control_token]
+        if len(set(tokens)) < len(tokens):
+            return "two fixture partners have the same control_token"
+        if self.server.admin_token and self.server.admin_token in tokens:
+            return "a fixture partner's control_token is [server] admin_token"
+        return ""
 
     @property
     def partners(self) -> list[PartnerFixture]:

@@ -203,19 +203,23 @@ class ControlAPIError(Exception):
 class SandboxControl:
     """The sandbox's control API over HTTP (plain JSON under /sandbox).
 
-    `admin_token` is needed only when the sandbox binds a non-loopback address.
+    `token` is sent as `Authorization: Bearer ...` where the sandbox asks for one (it has an
+    admin token, or binds a non-loopback address): the admin token, or a partner's control
+    token — which drives that partner only (README "Security"). `admin_token` is its old name.
     """
 
     def __init__(
         self,
         base_url: str,
         *,
+        token: str = "",
         admin_token: str = "",
         http: httpx.Client | None = None,
         timeout: float = 30.0,
     ):
         self.base_url = base_url.rstrip("/")
-        headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
+        token = token or admin_token
+        headers = {"authorization": f"Bearer {token}"} if token else {}
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=timeout)
         self._headers = headers
@@ -291,6 +295,11 @@ class SandboxControl:
     def create_partner(self, **fields: Any) -> dict:
         """POST /sandbox/partners: credentials (token, aes_key, aes_iv) and the product list."""
         return self.request("POST", "/sandbox/partners", json_body=fields)
+
+    def rotate_control_token(self, partner: str = "demo") -> str:
+        """A new control token for `partner` (the old one stops working), answered once."""
+        path = f"/sandbox/partners/{quote(partner, safe='')}/control-token"
+        return str(self.request("POST", path)["control_token"])
 
     def partner(self, token: str = "demo", *, secrets: bool = False) -> dict:
         return self.request(
@@ -439,11 +448,13 @@ class SandboxControl:
 
     # ---- reset ----
 
-    def reset(self, partner: str | None = None) -> dict:
-        """Wipe orders and history (of one partner, or all) and reload the fixtures."""
-        return self.request(
-            "POST", "/sandbox/reset", json_body={"partner_token": partner} if partner else {}
-        )
+    def reset(self, partner: str) -> dict:
+        """Wipe one partner's orders and history (its clock restarts)."""
+        return self.request("POST", "/sandbox/reset", json_body={"partner_token": partner})
+
+    def reset_all(self) -> dict:
+        """Wipe every partner's orders and history and reload the fixtures (admin only)."""
+        return self.request("POST", "/sandbox/reset", json_body={"all": True})
 
     def close(self) -> None:
         if self._own_http:

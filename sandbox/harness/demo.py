@@ -24,11 +24,11 @@ from typing import Any, Protocol
 import click
 import httpx
 
+from ..core.addresses import is_loopback
 from ..core.clock import WIB, parse_instant
 from ..core.crypto import CryptoError
 from ..core.errors import SandboxError
 from ..core.samples import SampleOrder, sample_order
-from ..web.app import is_loopback
 from .client import BadResponse, ControlAPIError, LenderClient, SandboxControl
 from .sandbox import Sandbox
 from .sink import CallbackSink, SinkTimeout
@@ -122,13 +122,13 @@ class Remote:
         partner: str | None,
         key: str | None,
         iv: str | None,
-        admin_token: str | None,
+        token: str | None,
         http: Any = None,
     ):
         self.own = http is None
         self.http = http or httpx.Client(timeout=30, trust_env=False)
         self.base = url.rstrip("/")
-        self.control = SandboxControl(url, admin_token=admin_token or "", http=self.http)
+        self.control = SandboxControl(url, token=token or "", http=self.http)
         self.sink: CallbackSink | None = None
         self.token = ""
         try:
@@ -490,11 +490,11 @@ def _open(
     partner: str | None,
     key: str | None,
     iv: str | None,
-    admin_token: str | None,
+    token: str | None,
     http: Any,
 ) -> Remote | InProcess:
     if url:
-        return Remote(url, partner, key, iv, admin_token, http)
+        return Remote(url, partner, key, iv, token, http)
     return InProcess(partner or "demo", key, iv)
 
 
@@ -504,7 +504,7 @@ def run(
     partner: str | None = None,
     key: str | None = None,
     iv: str | None = None,
-    admin_token: str | None = None,
+    token: str | None = None,
     pretty: bool = False,
     seed: str | None = None,
     http: Any = None,
@@ -515,7 +515,7 @@ def run(
     `http`: an httpx.Client to reach `url` with (default: a new one)."""
     t: Remote | InProcess | None = None
     try:
-        t = _open(url, partner, key, iv, admin_token, http)
+        t = _open(url, partner, key, iv, token, http)
         flow = Flow(t, Printer(0, pretty), seed or secrets.token_hex(4), _today(t))
     except DemoFailure as e:
         if t is not None:

@@ -79,7 +79,7 @@ class ServerSandbox(_Partners):
         self.callbacks: CallbackSink = CallbackSink()
         self._http = httpx.Client(timeout=30.0, trust_env=False)
         token = self.server.settings["server"].get("admin_token", "")
-        self.control = SandboxControl(self.server.base_url, admin_token=token, http=self._http)
+        self.control = SandboxControl(self.server.base_url, token=token, http=self._http)
         self.clock = ServerClock(self.control, "demo")
         self.journal = Journal(
             lambda path, partner: self.control.journal(partner, path, limit=journal.MAX_LIMIT),
@@ -100,7 +100,7 @@ class ServerSandbox(_Partners):
     def reset(self) -> None:
         """POST /sandbox/reset (orders, history, partners back to the fixtures), callbacks
         routed to the sink again, the sink emptied and answering normally."""
-        self.control.reset()
+        self.control.reset_all()
         self._credentials.clear()
         self._orders = itertools.count(1)
         self._route_callbacks()

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ..core.settings import Fixtures, Settings
 
@@ -154,6 +156,8 @@ def load_settings(
     _merge(raw, overrides or {})
     settings = _validated(Settings, raw, source, origin)
     settings.data = load_fixtures(_fixtures_of(settings, source, from_env))
+    if problem := settings.token_problem():
+        raise ConfigError(f"partners.toml: {problem}")
     return settings
 
 
@@ -167,3 +171,11 @@ def _fixtures_of(settings: Settings, source: Source, from_env: dict[str, Any]) -
         where = "LENDER_SANDBOX_FIXTURES_DIR" if named_by_env else source
         raise ConfigError(f"{where}: [fixtures] dir {folder} is not a folder")
     return folder
+
+
+def redacted_url(url: str) -> str:
+    """A database URL to print: its password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL SQLAlchemy reads: print nothing of it
+        return "(unreadable database URL)"

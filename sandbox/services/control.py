@@ -34,10 +34,11 @@ from ..store import (
     TimelineRow,
 )
 from ..store.tables import RetentionMark
-from . import bodies, conformance, outbox
+from . import bodies, conformance, credentials, outbox
 from .due import next_due, process_due
 from .engine import Ctx, apply
 from .lender import Lender
+from .senders import check_callback_url
 from .unit import Unit, load_order
 
 
@@ -99,6 +100,7 @@ def list_partners(lender: Lender) -> list[dict]:
 def create_partner(lender: Lender, body: PartnerCreate | Mapping[str, Any]) -> dict:
     """POST /sandbox/partners: a new partner, generating token, key and IV when not given."""
     req = ensure(PartnerCreate, body)
+    check_callback_url(lender.callback_policy, req.callback_url)  # [callbacks] allow
     token = req.partner_token or "pt_" + crypto.generate_key().lower()[:12]
     key = req.aes_key or crypto.generate_key()
     iv = req.aes_iv or crypto.generate_iv()
@@ -117,12 +119,15 @@ def create_partner(lender: Lender, body: PartnerCreate | Mapping[str, Any]) -> d
         )
         s.add(p)
         s.flush()
-        return partner_view(lender, p, secrets=True)
+        view = partner_view(lender, p, secrets=True)
+        view["control_token"] = credentials.issue(lender, s, token)  # answered this once only
+        return view
 
 
 def update_partner(lender: Lender, token: str, body: PartnerPatch | Mapping[str, Any]) -> dict:
     """PATCH /sandbox/partners/{token}: the fields given change, the others stay."""
     patch = ensure(PartnerPatch, body)
+    check_callback_url(lender.callback_policy, patch.callback_url)  # [callbacks] allow
     given = patch.model_dump(exclude_unset=True)
     with lender.store.transaction() as s:
         p = _partner(lender, s, token)

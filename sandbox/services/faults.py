@@ -346,7 +346,7 @@ async def deliver_first(lender: Lender, token: str) -> None:
     due = await asyncio.to_thread(_unattempted, lender, token)
     if not due:
         return
-    async with AiohttpSender() as sender:
+    async with AiohttpSender(policy=lender.callback_policy) as sender:
         await outbox.flush_until_idle(lender, sender)
     loop = asyncio.get_running_loop()
     end = loop.time() + min(lender.settings.callbacks.timeout, 5.0) + 1.0

@@ -7,6 +7,7 @@ call (docs/architecture.md "No global state").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -18,11 +19,13 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from ..core import clock as clockmod
+from ..core.addresses import CallbackPolicy
 from ..core.crypto import Codec
 from ..core.errors import ControlError, SandboxError
 from ..core.pricing import Product, compliance_warnings
 from ..core.settings import Settings
-from ..store import Partner, ProductRow, Store
+from ..core.tenancy import token_hash
+from ..store import Partner, PartnerCredential, ProductRow, Store
 
 
 class Keyed(Protocol):
@@ -63,6 +66,13 @@ class Lender:
 
     # ---- setup ----
 
+    @functools.cached_property
+    def callback_policy(self) -> CallbackPolicy:
+        """Where callbacks may go ([callbacks] allow; its own addresses looked up once)."""
+        from .senders import callback_policy  # the network's module: only when sending
+
+        return callback_policy(self.settings)
+
     def warnings(self) -> list[str]:
         return [w for p in self.products.values() for w in compliance_warnings(p)]
 
@@ -93,6 +103,17 @@ class Lender:
                             wall=wall,
                         )
                     )
+                if p.control_token:  # the file is the authority for a fixture's token
+                    cred = s.get(PartnerCredential, p.partner_token)
+                    digest = token_hash(p.control_token)
+                    if cred is None:
+                        s.add(
+                            PartnerCredential(
+                                partner_token=p.partner_token, token_hash=digest, created_at=wall
+                            )
+                        )
+                    elif cred.token_hash != digest:
+                        cred.token_hash, cred.created_at = digest, wall
 
     def new_partner(
         self,

@@ -531,7 +531,7 @@ def deliver_now(lender: Lender, sender: Sender | None = None, max_rounds: int = 
     async def run() -> int:
         if sender is not None:
             return await flush_until_idle(lender, sender, max_rounds)
-        async with AiohttpSender() as own:
+        async with AiohttpSender(policy=lender.callback_policy) as own:
             return await flush_until_idle(lender, own, max_rounds)
 
     try:

@@ -52,10 +52,11 @@ from .postman_scripts import (
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 WHOLE_LOAN, ENDPOINTS, CONTROLS = "Whole loan", "Endpoints", "Sandbox controls"
 JSON_HEADER = {"key": "Content-Type", "value": "application/json;charset=utf-8"}
-ADMIN_HEADER = {
+CONTROL_HEADER = {
     "key": "Authorization",
-    "value": "Bearer {{admin_token}}",
-    "description": "Only needed when the sandbox has an admin token.",
+    "value": "Bearer {{control_token}}",
+    "description": "Only needed where the sandbox asks for a token: the partner's control "
+    "token (or the admin token).",
 }
 
 
@@ -86,7 +87,7 @@ def _request(
     prerequest: str = "",
     sandbox: bool = False,
 ) -> dict:
-    headers = [JSON_HEADER, ADMIN_HEADER] if sandbox else [JSON_HEADER]
+    headers = [JSON_HEADER, CONTROL_HEADER] if sandbox else [JSON_HEADER]
     request: dict[str, Any] = {
         "method": method,
         "header": headers,
@@ -287,7 +288,7 @@ def build(*, partner_token: str, aes_key: str, aes_iv: str, base_url: str, plan:
         "partner_token": partner_token,
         "aes_key": aes_key,
         "aes_iv": aes_iv,
-        "admin_token": "",
+        "control_token": "",  # never filled in: a collection is shared; set it in an environment
         **identity(plan.sample),
         "repay_code": "",
     }
@@ -313,7 +314,8 @@ Each lender request's body is the plain JSON payload: the collection's pre-reque
 encrypts it into {"partner_token", "encode_data"} with AES-128-CBC like PHP's openssl_encrypt
 (the key and IV cut or NUL-padded to 16 bytes), and the collection's tests check code 0 and
 decrypt `data` when the lender encrypts it. Variables: base_url, partner_token, aes_key,
-aes_iv (the partner's), admin_token (only for a sandbox that has one), and the borrower and
+aes_iv (the partner's), control_token (the partner's control token, only for a sandbox that
+asks for one: set it in a Postman environment, never in a shared file), and the borrower and
 order of the last whole-loan run (order_no, user_mobile, user_idcard, user_name, repay_code).
 
 Folders: "Whole loan" (run it as a whole: a new borrower each run), "Endpoints" (each endpoint

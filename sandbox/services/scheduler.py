@@ -91,7 +91,7 @@ class Runner:
 def start(lender: Lender) -> Runner:
     """Start the metronome and the callback worker; call from inside the server's event loop."""
     tick = lender.settings.scheduler.tick
-    sender = AiohttpSender()
+    sender = AiohttpSender(policy=lender.callback_policy)  # [callbacks] allow
     worker = Worker(lender, sender)
     sched = BackgroundScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}

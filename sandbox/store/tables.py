@@ -46,6 +46,17 @@ class Partner(Base):
     created_at: Mapped[float] = mapped_column(Float)  # wall
 
 
+class PartnerCredential(Base):
+    """A partner's control token, as its SHA-256 only (core.tenancy): the token itself is
+    shown once, when issued. Kept apart from `partners` (no foreign key): a global reset
+    deletes partners, and a partner made again with the same token gets a new credential."""
+
+    __tablename__ = "partner_credentials"
+    partner_token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)  # wall
+
+
 class ProductRow(Base):
     __tablename__ = "products"
     product_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -1,14 +1,13 @@
 """The app factory: `create_app(settings)` builds a Starlette app with its own lender and store.
 
 Lender endpoints answer the protocol envelope (HTTP 200 with a code, 405/404/413 for
-transport problems); /sandbox/* (the table in `web.control`) answers plain JSON behind the
-admin guard. No module-level state: each app is independent.
+transport problems); every other request passes `web.guard.Guard` first (Host, origin, JSON
+bodies, body size); /sandbox/* (the table in `web.control`) answers plain JSON, each route
+to the tokens its scope takes. No module-level state: each app is independent.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ..core import edge
+from ..core.addresses import is_loopback
 from ..core.envelope import render
-from ..core.errors import BY_NAME
+from ..core.errors import BY_NAME, ControlError
 from ..core.settings import Settings
 from ..services import scheduler
 from ..services.config import load_settings
@@ -33,6 +34,7 @@ from ..services.lender import Lender, create_lender
 from ..services.metrics import Metrics
 from . import control, dashboard, openapi, pages
 from .access import RequestLog
+from .guard import BodyTooLarge, Guard, caller, error_body, too_large
 from .lender import PATHS, LenderEndpoint, lender_routes
 
 log = logging.getLogger("sandbox")
@@ -43,14 +45,20 @@ def protocol_json(body: dict, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/json;charset=utf-8")
 
 
-def _metrics(request: Request) -> Response:
-    """GET /metrics: this process's metrics in the Prometheus text format (a sync endpoint:
-    Starlette runs it in the thread pool, as its database reads may wait)."""
+async def _metrics(request: Request) -> Response:
+    """GET /metrics: this process's metrics in the Prometheus text format, for the admin (the
+    partners' tokens are its labels). The database reads behind it run in the thread pool."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    try:
+        who = await caller(request)
+        if not who.admin:
+            raise ControlError("forbidden", "/metrics is the admin's", http_status=403)
+    except ControlError as e:
+        return JSONResponse(error_body(e), status_code=e.http_status)
+    registry = request.app.state.metrics.registry
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def get_routes(lender: Lender, endpoint: LenderEndpoint) -> list[BaseRoute]:
@@ -79,6 +87,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return protocol_json(body, status)
 
 
+async def _too_large(request: Request, exc: Exception) -> Response:
+    """A body that went over [server] max_body_bytes while it streamed (web.guard)."""
+    limit = request.app.state.lender.settings.server.max_body_bytes
+    e = too_large(limit)
+    return JSONResponse(error_body(e), status_code=e.http_status)
+
+
 async def _internal_error(request: Request, exc: Exception) -> Response:
     """A sandbox bug: logged with its traceback, answered without one (never a bare 500 page)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -89,46 +104,6 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
             status_code=500,
         )
     return protocol_json(render(request.url.path, internal.code, internal.message, {}))
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class AdminGuard:
-    """On a non-loopback bind (or with an admin token set), /sandbox/*, the dashboard and
-    /metrics (partner tokens are its labels) need `Authorization: Bearer <admin token>`;
-    /sandbox/health stays open. Plain ASGI: the lender endpoints pass through at the cost of
-    one string check."""
-
-    def __init__(self, app: ASGIApp, settings: Settings):
-        self.app = app
-        self.token = settings.server.admin_token
-        self.protect = bool(self.token) or not is_loopback(settings.server.host)
-        self.expected = f"Bearer {self.token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.protect and scope["type"] == "http" and self._guarded(scope["path"]):
-            if not self.token or dict(scope["headers"]).get(b"authorization") != self.expected:
-                body = json.dumps(
-                    {
-                        "code": 401,
-                        "error": "unauthorized",
-                        "message": "send Authorization: Bearer <admin token>",
-                    }
-                )
-                await JSONResponse(json.loads(body), status_code=401)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def _guarded(path: str) -> bool:
-        return path.startswith(("/sandbox", "/dashboard", "/metrics")) and path != "/sandbox/health"
 
 
 class SandboxApp(Starlette):
@@ -192,8 +167,12 @@ def create_app(
         log=settings.server.access_log,
         routes=get_routes(the_lender, endpoint),
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
-        middleware=[Middleware(AdminGuard, settings=settings)],
+        exception_handlers={
+            BodyTooLarge: _too_large,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        middleware=[Middleware(Guard, settings=settings)],
     )
     app.state.lender = the_lender
     app.state.metrics = metrics
@@ -201,4 +180,4 @@ def create_app(
     return app
 
 
-__all__ = ["AdminGuard", "Route", "create_app", "create_lender", "get_routes", "is_loopback"]
+__all__ = ["Route", "create_app", "create_lender", "get_routes", "is_loopback"]

@@ -2,32 +2,27 @@
 
 Every route is a row of `ROUTES`: method, path, what it is for, the models of its body, query
 string and answer (`core.control_models`), and the function that answers it through the
-services. The app mounts the table under /sandbox behind its guard; the OpenAPI document is
-generated from the same rows, so the two cannot drift.
+services, and whose token it takes (its `scope`: public, admin, or the partner it names —
+core.tenancy; `web.control_route` authorizes every call by it). The app mounts the table under
+/sandbox; the OpenAPI document is generated from the same rows, so the two cannot drift.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..core import control_answers as a
 from ..core import control_models as m
-from ..core import paging
-from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FaultRules, RuleBody
+from ..core.tenancy import ADMIN, PUBLIC, owned, partner
 from ..services import (
     conformance,
     control,
+    credentials,
     deliveries,
     envelope_tools,
     faults,
@@ -39,43 +34,9 @@ from ..services import (
     retention,
     waiting,
 )
-from ..services.lender import Lender
+from .control_route import Call, ControlRoute, endpoint, json_error
 
-
-@dataclass(frozen=True)
-class Call:
-    """One control request, parsed: path parameters, body and query as their models."""
-
-    lender: Lender
-    path: dict[str, Any]
-    body: Any = None
-    query: Any = None
-    base_url: str = ""  # how the client reached us (links when [server] public_url is unset)
-    state: Any = None  # the app's state (the scheduler's heartbeat, for /health)
-
-
-@dataclass(frozen=True)
-class ControlRoute:
-    method: str
-    path: str  # under /sandbox
-    tag: str
-    summary: str
-    handler: Callable[[Call], Any]
-    answer: Any  # a model or list[model]: what the route answers (200)
-    body: type[BaseModel] | Any | None = None  # the body's model (RuleBody: fault rules)
-    query: type[m.Query] | None = None
-    description: str = ""
-    blocking: bool = True  # runs in the thread pool (it reads or writes the store)
-    statuses: tuple[int, ...] = field(default=(400, 404))  # the 4xx (and 503) it may answer
-
-    @property
-    def full_path(self) -> str:
-        return "/sandbox" + self.path
-
-    @property
-    def paged(self) -> bool:
-        """A list answered a page at a time (`limit`, `cursor`; the next page in headers)."""
-        return self.query is not None and "cursor" in self.query.model_fields
+__all__ = ["ROUTES", "Call", "ControlRoute", "json_error", "routes"]
 
 
 async def _wait(c: Call) -> dict[str, Any]:
@@ -105,6 +66,16 @@ def _health(c: Call) -> Response:
     return JSONResponse(doc, status_code=status)
 
 
+# The scopes rows share: a partner named in the query (or the body) — a partner's token
+# fills in its own when it is absent, the admin's means every partner; the owner of a callback
+# delivery; the envelope tools (a partner's key, or none with an explicit key and IV).
+OWN_QUERY = partner("query", "partner_token", absent="own")
+OWN_BODY = partner("body", "partner_token", absent="own")
+CALLBACK = owned(
+    "callback delivery", lambda c: credentials.owner_of_callback(c.lender, c.path["id"])
+)
+TOOL = partner("body", "partner_token", absent="none")
+
 PARTNERS, CLOCKS, ORDERS = "Control: partners", "Control: clocks", "Control: orders"
 CALLBACKS, JOURNAL, FAULTS = "Control: callbacks", "Control: journal", "Control: faults"
 SERVER, TOOLS, PAYMENTS = "Control: server", "Control: tools", "Control: payments"
@@ -123,6 +94,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         description="Open even when an admin token protects the rest of /sandbox. HTTP 503 "
         "(status `unavailable`) when the database does not answer; status `degraded` when the "
         "scheduler stopped ticking (clocks, retries and retention wait).",
+        scope=PUBLIC,
     ),
     R(
         "GET",
@@ -132,6 +104,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: listing.partners(c.lender, c.query),
         list[a.PartnerView],
         query=m.PartnersQuery,
+        scope=ADMIN,
     ),
     R(
         "POST",
@@ -139,11 +112,12 @@ ROUTES: tuple[ControlRoute, ...] = (
         PARTNERS,
         "Onboard a partner (spec §01)",
         lambda c: control.create_partner(c.lender, c.body),
-        a.PartnerView,
+        a.PartnerCreated,
         body=m.PartnerCreate,
-        description="Creates a partner, generating what is not given; answers its credentials "
-        "and the lender's product list.",
+        description="Creates a partner, generating what is not given; answers its credentials, "
+        "its control token (this once only) and the lender's product list.",
         statuses=(400, 409),
+        scope=ADMIN,
     ),
     R(
         "GET",
@@ -153,6 +127,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.get_partner(c.lender, c.path["token"], secrets=c.query.secrets),
         a.PartnerView,
         query=m.SecretsQuery,
+        scope=partner("path", "token"),
     ),
     R(
         "PATCH",
@@ -162,6 +137,19 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.update_partner(c.lender, c.path["token"], c.body),
         a.PartnerView,
         body=m.PartnerPatch,
+        scope=partner("path", "token"),
+    ),
+    R(
+        "POST",
+        "/partners/{token}/control-token",
+        PARTNERS,
+        "Issue the partner a new control token",
+        lambda c: credentials.rotate(c.lender, c.path["token"]),
+        a.ControlToken,
+        description="The old token stops working (a dashboard session opened with it ends). "
+        "The new one is answered this once only. A fixture partner whose partners.toml names "
+        "a control_token gets that one back at the next start.",
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -175,6 +163,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "sandbox steps that move the clock and pay codes), and collection scripts that encrypt "
         "the plain payloads like PHP (CryptoJS). Variables carry the base URL and the partner's "
         "token, key and IV. Links use [server] public_url, else the host of this request.",
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -183,6 +172,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "A partner's clock",
         lambda c: control.get_clock(c.lender, c.path["token"]),
         a.ClockView,
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -194,6 +184,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         body=m.ClockAdvance,
         description="Returns when the state is consistent: every event up to the new time has "
         "fired, in due-time order, each at its own virtual time.",
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -203,6 +194,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.set_clock(c.lender, c.path["token"], c.body.instant),
         a.ClockView,
         body=m.ClockSet,
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -212,6 +204,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": True}),
         a.PartnerView,
         description="Deliveries stay pending without using attempts.",
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -220,6 +213,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "Deliver what was held, in order",
         lambda c: control.update_partner(c.lender, c.path["token"], {"callbacks_paused": False}),
         a.PartnerView,
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -229,6 +223,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: listing.orders(c.lender, c.query),
         list[a.OrderSummary],
         query=m.OrdersQuery,
+        scope=OWN_QUERY,
     ),
     R(
         "GET",
@@ -238,6 +233,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: control.order_detail(c.lender, c.query.partner_token, c.path["order_no"]),
         a.OrderDetail,
         query=m.PartnerQuery,
+        scope=partner("query", "partner_token"),
     ),
     R(
         "POST",
@@ -250,6 +246,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         statuses=(400, 404, 409),
         description="Any trigger the state machine allows from the order's status; an illegal "
         "one is a 409 naming the allowed triggers.",
+        scope=partner("body", "partner_token"),
     ),
     R(
         "GET",
@@ -260,6 +257,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.WaitResult,
         query=m.WaitQuery,
         blocking=False,
+        scope=partner("query", "partner_token"),
     ),
     R(
         "POST",
@@ -272,6 +270,9 @@ ROUTES: tuple[ControlRoute, ...] = (
         statuses=(400, 404, 409),
         description="A full repayment settles the order (200); an extension fee extends it "
         "(back to 170).",
+        scope=owned(
+            "payment code", lambda c: credentials.owner_of_code(c.lender, c.body.repay_code)
+        ),
     ),
     R(
         "GET",
@@ -284,6 +285,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         description="Newest `limit` (default 200), oldest first; each with its decrypted body, "
         "the body as sent, why it still waits, and every attempt. The next page holds the "
         "deliveries before these.",
+        scope=OWN_QUERY,
     ),
     R(
         "GET",
@@ -292,6 +294,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "One delivery",
         lambda c: deliveries.get_delivery(c.lender, c.path["id"]),
         a.Delivery,
+        scope=CALLBACK,
     ),
     R(
         "POST",
@@ -302,6 +305,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.Delivery,
         description="A new attempt cycle (pending, due now); the attempt log keeps the earlier "
         "attempts.",
+        scope=CALLBACK,
     ),
     R(
         "GET",
@@ -312,6 +316,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         list[a.JournalEntry],
         query=m.JournalQuery,
         description="Newest first. `http_status` 0: no HTTP answer (a `drop` fault).",
+        scope=OWN_QUERY,
     ),
     R(
         "GET",
@@ -321,6 +326,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: journal.get_entry(c.lender, c.path["id"]),
         a.JournalEntry,
         description="What the acceptance report's evidence links to.",
+        scope=owned("journal entry", lambda c: credentials.owner_of_entry(c.lender, c.path["id"])),
     ),
     R(
         "DELETE",
@@ -330,6 +336,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: journal.clear(c.lender, c.query.partner_token),
         a.Deleted,
         query=m.ScopeQuery,
+        scope=OWN_QUERY,
     ),
     R(
         "POST",
@@ -343,6 +350,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "their attempts, older than `max_age_days` or beyond each partner's newest "
         "`max_rows_per_partner` ([journal] in config.toml unless given). Pending deliveries "
         "and orders stay. The server also does this every [journal] prune_every.",
+        scope=ADMIN,
     ),
     R(
         "GET",
@@ -354,6 +362,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         description="Every check of docs/conformance.md judged from what the partner did since "
         "its run started: `pass`, `fail` (with evidence: journal entries, callback attempts, "
         "orders) or `untested` (with how to test it).",
+        scope=partner("path", "token"),
     ),
     R(
         "POST",
@@ -364,6 +373,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.ConformanceRunStart,
         description="The report looks only at what happens from now on; orders, journal and "
         "callbacks are kept.",
+        scope=partner("path", "token"),
     ),
     R(
         "GET",
@@ -373,6 +383,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         lambda c: listing.fault_rules(c.lender, c.query),
         FaultRules,
         query=m.FaultsQuery,
+        scope=OWN_QUERY,
     ),
     R(
         "PUT",
@@ -386,6 +397,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         "when a partner_token is given at the top level (a single rule's own "
         "partner_token counts). A rule as GET shows it can be PUT back. See the "
         "fault kinds table.",
+        scope=OWN_BODY,
     ),
     R(
         "POST",
@@ -396,6 +408,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         FaultRules,
         body=RuleBody,
         description="Same body as PUT; the other rules stay.",
+        scope=OWN_BODY,
     ),
     R(
         "DELETE",
@@ -406,16 +419,20 @@ ROUTES: tuple[ControlRoute, ...] = (
         a.Deleted,
         query=m.FaultsDeleteQuery,
         description="All, one (`id`) or one partner's.",
+        scope=OWN_QUERY,
     ),
     R(
         "POST",
         "/reset",
         SERVER,
         "Wipe orders and history, reload fixtures",
-        lambda c: control.reset(c.lender, c.body.partner_token),
+        lambda c: control.reset(c.lender, None if c.body.everything else c.body.partner_token),
         a.ResetResult,
         body=m.Reset,
-        description="Of one partner (its clock restarts) or everything.",
+        description='Of one partner (`{"partner_token": ...}`: its clock restarts) or of every '
+        'partner (`{"all": true}`, admin only). Anything else is a 400: a missing, null, empty '
+        "or false partner_token never means all.",
+        scope=partner("body", "partner_token"),
     ),
     R(
         "POST",
@@ -427,6 +444,7 @@ ROUTES: tuple[ControlRoute, ...] = (
         body=m.Encrypt,
         description="`data` as an object is JSON-encoded like PHP json_encode (escaped slashes "
         "and unicode unless `escape` is false); a string is encrypted as is.",
+        scope=TOOL,
     ),
     R(
         "POST",
@@ -438,68 +456,9 @@ ROUTES: tuple[ControlRoute, ...] = (
         body=m.Decrypt,
         description="A whole envelope works as the body. A wrong key or IV is a 400 that says "
         "so (10003 undecryptable, 10004 not_json with a hex preview).",
+        scope=TOOL,
     ),
 )
-
-
-def json_error(e: SandboxError) -> JSONResponse:
-    status = e.http_status if e.http_status >= 400 else 400
-    return JSONResponse({"code": e.code, "error": e.name, "message": e.message}, status_code=status)
-
-
-def _json_body(raw: bytes) -> Any:
-    if not raw.strip():
-        return {}
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise ControlError("bad_envelope", "the body is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise ControlError("bad_envelope", "the body must be a JSON object")
-    return doc
-
-
-def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
-    body = None
-    if route.body is RuleBody:
-        body = _json_body(raw)  # fault rules: `faults.parse_body` reads one rule or a set
-    elif route.body is not None:
-        body = m.parse(route.body, _json_body(raw))
-    query = m.parse(route.query, dict(request.query_params)) if route.query else None
-    return Call(
-        lender=request.app.state.lender,
-        path=dict(request.path_params),
-        body=body,
-        query=query,
-        base_url=str(request.base_url),
-        state=request.app.state,
-    )
-
-
-def endpoint(route: ControlRoute) -> Callable[[Request], Awaitable[Response]]:
-    """The ASGI endpoint of a route: parse, run (off the loop when it blocks), answer JSON."""
-
-    async def answer(request: Request) -> Response:
-        try:
-            raw = await request.body() if route.body is not None else b""
-            call = _parse(route, request, raw)
-            if route.blocking:
-                result = await run_in_threadpool(route.handler, call)
-            else:
-                result = await route.handler(call)
-        except SandboxError as e:
-            return json_error(e)
-        if isinstance(result, paging.Page):
-            query = dict(request.query_params)
-            return JSONResponse(
-                result.body, headers=paging.headers(request.url.path, query, result)
-            )
-        return result if isinstance(result, Response) else JSONResponse(result)
-
-    answer.__name__ = answer.__qualname__ = route.method.lower() + route.path.replace(
-        "/", "_"
-    ).replace("{", "").replace("}", "").replace(":", "_")
-    return answer
 
 
 def routes() -> list[BaseRoute]:

@@ -2,213 +2,41 @@
 acceptance report, in English or 中文, refreshing itself while its clock moves (htmx, vendored
 under /static; the pages work without it).
 
-Pages read `services.overview`. Every form posts to /dashboard/do/{action} and is handled in
-one place (`act`): read the form, run the action (a row of ACTIONS, through the services) in
-the thread pool, and go back to the page the form was on with a flash message saying what
-happened — or, looking like an error, what went wrong. Guarded like /sandbox/* (web.app).
+Pages read `services.overview`; every form posts to /dashboard/do/{action}
+(web.dashboard_actions). Who may see what: web.dashboard_session — open on a loopback sandbox
+without an admin token; elsewhere a login with the admin token (everything) or a partner's
+control token (that partner only).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, get_args
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..core import enums
 from ..core.banks import PAYOUT_FAILURES
-from ..core.clock import ClockError
-from ..core.control_models import ClockAdvance, ClockSet, parse
 from ..core.errors import ControlError, SandboxError
-from ..core.faultrules import FAULT_KINDS, READ_ONLY, Rule
+from ..core.faultrules import FAULT_KINDS, READ_ONLY
 from ..core.lifecycle import Status
 from ..core.protocol import PATHS
-from ..services import conformance, control, deliveries, faults, overview, payments
+from ..core.tenancy import Caller
+from ..services import control, overview
 from ..services.lender import Lender
 from . import i18n
+from .dashboard_actions import FLASH, act, back_to, read_form
+from .dashboard_session import LoginNeeded, Session, Sessions, check_csrf, login_url
+from .guard import error_body
 from .pages import render
 
-Form = dict[str, str]
-FLASH = "lender_sandbox_flash"
 COMMON_RULE_FIELDS = {"kind", "path", "partner_token", *READ_ONLY}
-
-
-# ---- reading a form ----
-
-
-async def _form(request: Request) -> Form:
-    """The forms post a few urlencoded fields: the stdlib parses them (no multipart)."""
-    return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
-
-
-def _text(f: Form, name: str) -> str:
-    value = f.get(name, "").strip()
-    if not value:
-        raise ControlError("missing_field", f"{name} is required")
-    return value
-
-
-def _number(f: Form, name: str, kind: type = int) -> Any:
-    """An optional number field: None when empty."""
-    value = f.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ControlError("invalid_field", f"{name} must be {what}, not {value!r}") from None
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-# ---- the actions: (lender, form) -> (message, args) ----
-
-Done = tuple[str, tuple[Any, ...]]
-
-
-def _advance(lender: Lender, f: Form) -> Done:
-    seconds = parse(ClockAdvance, {"by": f.get("by", "")}).total
-    out = control.advance_clock(lender, _text(f, "partner"), seconds)
-    return "Clock advanced to {0}; {1} events fired", (out["now"], out["events_fired"])
-
-
-def _set_clock(lender: Lender, f: Form) -> Done:
-    to = parse(ClockSet, {"to": _text(f, "to")}).instant
-    out = control.set_clock(lender, _text(f, "partner"), to)
-    return "Clock set to {0}; {1} events fired", (out["now"], out["events_fired"])
-
-
-def _clock_mode(lender: Lender, f: Form) -> Done:
-    mode = _text(f, "mode")
-    rate = _number(f, "rate", float) if mode == "scaled" else None
-    control.update_partner(lender, _text(f, "partner"), _given(clock_mode=mode, clock_rate=rate))
-    return "Clock mode: {0}", (mode,)
-
-
-def _reset(lender: Lender, f: Form) -> Done:
-    out = control.reset(lender, _text(f, "partner"))
-    return "Reset: {0} orders deleted", (out["orders_deleted"],)
-
-
-def _callback_url(lender: Lender, f: Form) -> Done:
-    url = f.get("callback_url", "").strip()
-    control.update_partner(lender, _text(f, "partner"), {"callback_url": url})
-    return ("Callback URL set to {0}", (url,)) if url else ("Callback URL removed", ())
-
-
-def _pause(lender: Lender, f: Form) -> Done:
-    control.update_partner(lender, _text(f, "partner"), {"callbacks_paused": True})
-    return "Callbacks paused", ()
-
-
-def _resume(lender: Lender, f: Form) -> Done:
-    control.update_partner(lender, _text(f, "partner"), {"callbacks_paused": False})
-    return "Callbacks resumed", ()
-
-
-def _transition(lender: Lender, f: Form) -> Done:
-    trigger = _text(f, "trigger")
-    body = _given(
-        partner_token=_text(f, "partner"),
-        trigger=trigger,
-        amount=_number(f, "amount"),
-        reason=f.get("reason", "").strip() or None,
-        delay_term=_number(f, "delay_term"),
-    )
-    out = control.transition(lender, _text(f, "order_no"), body)
-    return "{0}: done, the order is now {1}", (trigger, out["status"])
-
-
-def _pay(lender: Lender, f: Form) -> Done:
-    out = payments.pay(lender, _text(f, "repay_code"))
-    return "Paid {0} with {1}: the order is now {2}", (
-        out["amount"],
-        out["repay_code"],
-        out["order_status"],
-    )
-
-
-def _redeliver(lender: Lender, f: Form) -> Done:
-    out = deliveries.redeliver(lender, _number(f, "id") or 0)
-    return "Callback #{0} will be sent again", (out["id"],)
-
-
-def _add_fault(lender: Lender, f: Form) -> Done:
-    kind = _text(f, "kind")
-    own = {"ms": _number(f, "ms"), "status": _number(f, "status"), "code": _number(f, "code")}
-    rule = _given(
-        kind=kind,
-        path=f.get("path", ""),
-        partner_token=_text(f, "partner"),
-        count=_number(f, "count"),
-        probability=_number(f, "probability", float),
-        **{k: v for k, v in own.items() if k in _kind_fields(kind)},
-    )
-    out = faults.add_rules(lender, rule)
-    return "Fault rule #{0} added: {1}", (out["rules"][-1]["id"], kind)
-
-
-def _delete_fault(lender: Lender, f: Form) -> Done:
-    faults.clear_rules(lender, _number(f, "id") or 0)
-    return "Fault rule #{0} deleted", (f.get("id"),)
-
-
-def _new_run(lender: Lender, f: Form) -> Done:
-    out = conformance.reset(lender, _text(f, "partner"))
-    return "A new acceptance run started; {0} orders kept", (out["orders_kept"],)
-
-
-ACTIONS: dict[str, Callable[[Lender, Form], Done]] = {
-    "advance": _advance,
-    "set_clock": _set_clock,
-    "clock_mode": _clock_mode,
-    "reset": _reset,
-    "callback_url": _callback_url,
-    "pause": _pause,
-    "resume": _resume,
-    "transition": _transition,
-    "pay": _pay,
-    "redeliver": _redeliver,
-    "add_fault": _add_fault,
-    "delete_fault": _delete_fault,
-    "new_run": _new_run,
-}
-
-
-# kind -> its model: the form's ms/status/code go only to the kinds that have them
-RULE_MODELS = {
-    get_args(model.model_fields["kind"].annotation)[0]: model
-    for model in get_args(get_args(Rule)[0])
-}
-
-
-def _kind_fields(kind: str) -> set[str]:
-    model = RULE_MODELS.get(kind)
-    return set(model.model_fields) & {"ms", "status", "code"} if model else set()
-
-
-# ---- coming back to the page ----
-
-
-def _back(target: str) -> str:
-    """Only back to a dashboard page (never elsewhere: the form field is user input)."""
-    if target.startswith("/dashboard") and not target.startswith("//"):
-        return target
-    return "/dashboard"
-
-
-def _flash(response: Response, kind: str, text: str, args: tuple[Any, ...] = ()) -> Response:
-    doc = json.dumps({"kind": kind, "text": text, "args": [str(a) for a in args]})
-    response.set_cookie(FLASH, quote(doc), max_age=60, httponly=True, samesite="lax")
-    return response
 
 
 def _read_flash(request: Request, _: i18n.Gettext) -> dict[str, str] | None:
@@ -220,20 +48,6 @@ def _read_flash(request: Request, _: i18n.Gettext) -> dict[str, str] | None:
         return {"kind": str(doc["kind"]), "text": _(str(doc["text"]), *doc["args"])}
     except (ValueError, KeyError, TypeError):
         return None
-
-
-async def act(lender: Lender, request: Request) -> Response:
-    """POST /dashboard/do/{action}: the one place a dashboard form is handled."""
-    form = await _form(request)
-    back = RedirectResponse(_back(form.get("back", "")), status_code=303)
-    action = ACTIONS.get(request.path_params["action"])
-    if action is None:
-        return _flash(back, "error", "Unknown action {0}", (request.path_params["action"],))
-    try:
-        text, args = await run_in_threadpool(action, lender, form)
-    except (SandboxError, ClockError) as e:
-        return _flash(back, "error", getattr(e, "message", str(e)))
-    return _flash(back, "ok", text, args)
 
 
 # ---- the pages ----
@@ -282,7 +96,18 @@ def _evidence_href(token: str, delivery_orders: dict[int, str]) -> Callable[[dic
     return href
 
 
-def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> Response:
+@dataclass(frozen=True)
+class Visit:
+    """A page request: its session (new: the cookie goes out with the page) and who it is."""
+
+    request: Request
+    session: Session
+    new: bool
+    who: Caller
+
+
+def _page(visit: Visit, name: str, http_status: int = 200, **ctx: Any) -> Response:
+    request = visit.request
     lang = i18n.choose(request)
     _ = i18n.gettext(lang)
     here = _here(request)
@@ -301,6 +126,9 @@ def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> Re
         fault_settings=_fault_settings,
         fault_kinds=FAULT_KINDS,
         lender_paths=PATHS,
+        csrf=visit.session["csrf"],
+        viewer=visit.who,
+        logged_in="who" in visit.session,
         **ctx,
     )
     if FLASH in request.cookies:
@@ -308,20 +136,60 @@ def _page(request: Request, name: str, http_status: int = 200, **ctx: Any) -> Re
     return i18n.remember(request, response)
 
 
-def routes(lender: Lender) -> list[Route]:
-    def index(request: Request) -> Response:
-        partners = control.list_partners(lender)
-        token = request.query_params.get("partner") or (
-            partners[0]["partner_token"] if partners else ""
+def _problem(visit: Visit, e: SandboxError, token: str = "") -> Response:
+    """A page that cannot be shown: not found (404), or not this viewer's (403)."""
+    status = 403 if e.http_status == 403 else 404
+    return _page(
+        visit, "dash_missing.html", status, problem=e.message, token=token, forbidden=status == 403
+    )
+
+
+def _may_see(who: Caller, token: str) -> None:
+    if not who.admin and token != who.partner:
+        raise ControlError(
+            "forbidden",
+            f"you are logged in as partner {who.partner!r}: its pages only, not {token!r}'s",
+            http_status=403,
         )
-        given = request.query_params.get("status", "")
-        status = int(given) if given.isdigit() else None
+
+
+def routes(lender: Lender) -> list[Route]:
+    sessions = Sessions(lender)
+
+    def guarded(view: Callable[[Visit], Response]) -> Callable[[Request], Response]:
+        """A page: the session (made on the first visit), who it is (or the login form)."""
+
+        def page(request: Request) -> Response:
+            session, new = sessions.ensure(request)
+            try:
+                who = sessions.caller(request)
+            except LoginNeeded:
+                return RedirectResponse(login_url(_here(request)), status_code=303)
+            except ControlError as e:  # a bad bearer token (a script)
+                return JSONResponse(error_body(e), status_code=e.http_status)
+            response = view(Visit(request, session, new, who))
+            return sessions.write(response, session) if new else response
+
+        return page
+
+    @guarded
+    def index(visit: Visit) -> Response:
+        who, query = visit.who, visit.request.query_params
+        partners = (
+            control.list_partners(lender)
+            if who.admin
+            else [control.get_partner(lender, str(who.partner))]
+        )
+        token = query.get("partner") or (partners[0]["partner_token"] if partners else "")
+        given = query.get("status", "")
+        status = int(given) if given.isdigit() and len(given) < 10 else None
         try:
+            _may_see(who, token)
             page = overview.partner_page(lender, token, status) if token else None
         except SandboxError as e:
-            return _page(request, "dash_missing.html", 404, problem=e.message, token="")
+            return _problem(visit, e)
         return _page(
-            request,
+            visit,
             "dashboard.html",
             partners=partners,
             token=token,
@@ -331,23 +199,28 @@ def routes(lender: Lender) -> list[Route]:
             warnings=lender.warnings(),
         )
 
-    def order(request: Request) -> Response:
-        token = request.query_params.get("partner", "demo")
-        order_no = request.path_params["order_no"]
+    @guarded
+    def order(visit: Visit) -> Response:
+        own = visit.who.partner or "demo"
+        token = visit.request.query_params.get("partner", own)
+        order_no = visit.request.path_params["order_no"]
         try:
+            _may_see(visit.who, token)
             page = overview.order_page(lender, token, order_no)
         except SandboxError as e:
-            return _page(request, "dash_missing.html", 404, problem=e.message, token=token)
-        return _page(request, "dashboard_order.html", o=page["order"], page=page, token=token)
+            return _problem(visit, e, token)
+        return _page(visit, "dashboard_order.html", o=page["order"], page=page, token=token)
 
-    def acceptance(request: Request) -> Response:
-        token = request.path_params["token"]
+    @guarded
+    def acceptance(visit: Visit) -> Response:
+        token = visit.request.path_params["token"]
         try:
+            _may_see(visit.who, token)
             page = overview.conformance_page(lender, token)
         except SandboxError as e:
-            return _page(request, "dash_missing.html", 404, problem=e.message, token="")
+            return _problem(visit, e)
         return _page(
-            request,
+            visit,
             "dash_conformance.html",
             token=token,
             report=page["report"],
@@ -355,13 +228,53 @@ def routes(lender: Lender) -> list[Route]:
             evidence_href=_evidence_href(token, page["delivery_orders"]),
         )
 
+    def login_page(request: Request, http_status: int = 200, failed: bool = False) -> Response:
+        session, new = sessions.ensure(request)
+        who = Caller("")  # nobody yet: the page shows no partner
+        target = back_to(request.query_params.get("next", ""))
+        response = _page(
+            Visit(request, session, new, who),
+            "dash_login.html",
+            http_status,
+            target=target,
+            failed=failed,
+            open_access=sessions.open,
+        )
+        return sessions.write(response, session) if new else response
+
+    async def login(request: Request) -> Response:
+        form = await read_form(request)
+        session = sessions.read(request)
+        try:
+            check_csrf(session, form)
+        except ControlError:
+            return login_page(request, 403, failed=True)
+        fresh = await run_in_threadpool(sessions.log_in, session, form.get("token", "").strip())
+        if fresh is None:
+            return login_page(request, 401, failed=True)
+        target = back_to(form.get("next", ""))
+        return sessions.write(RedirectResponse(target, status_code=303), fresh)
+
+    async def logout(request: Request) -> Response:
+        form = await read_form(request)
+        session = sessions.read(request)
+        try:
+            check_csrf(session, form)
+        except ControlError:
+            return RedirectResponse("/dashboard", status_code=303)
+        out = RedirectResponse("/dashboard/login", status_code=303)
+        return sessions.write(out, {"csrf": session["csrf"]})
+
     async def do(request: Request) -> Response:
-        return await act(lender, request)
+        return await act(lender, sessions, request)
 
     return [
         Route("/", lambda r: RedirectResponse("/dashboard"), methods=["GET"]),
         Route("/dashboard", index, methods=["GET"]),
         Route("/dashboard/orders/{order_no}", order, methods=["GET"]),
         Route("/dashboard/partners/{token}/conformance", acceptance, methods=["GET"]),
+        Route("/dashboard/login", login_page, methods=["GET"]),
+        Route("/dashboard/login", login, methods=["POST"]),
+        Route("/dashboard/logout", logout, methods=["POST"]),
         Route("/dashboard/do/{action}", do, methods=["POST"]),
     ]

@@ -49,6 +49,20 @@ ZH: dict[str, str] = {
     "API docs": "接口文档",
     "Error": "出错",
     "Not found": "未找到",
+    "Not allowed": "无权访问",
+    "Logged in as the admin": "已登录：管理员",
+    "Logged in as partner {0}": "已登录：合作方 {0}",
+    "Log out": "退出登录",
+    "Log in": "登录",
+    "Token": "令牌",
+    "This token is not the admin token nor a partner's control token, or the form was out of "
+    "date: try again.": "该令牌既不是管理员令牌，也不是合作方的控制令牌，或表单已过期：请重试。",
+    "This sandbox runs on a loopback address without an admin token: the dashboard is open, "
+    "no login needed.": "本沙箱运行在本机回环地址上且未设置管理员令牌：仪表盘无需登录即可使用。",
+    "The admin token shows every partner; a partner's control token (answered once, when the "
+    "partner was created, or by POST /sandbox/partners/{token}/control-token) shows that "
+    "partner only.": "管理员令牌可查看所有合作方；合作方的控制令牌（创建合作方时或调用 "
+    "POST /sandbox/partners/{token}/control-token 时仅返回一次）只能查看该合作方。",
     "virtual": "虚拟",
     "wall clock": "实际时间",
     "Times marked VIRTUAL are on the partner's clock, which you move; WALL CLOCK is this "

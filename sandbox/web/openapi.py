@@ -190,7 +190,10 @@ def envelope_schemas() -> dict[str, dict]:
 
 
 def components() -> dict[str, dict]:
-    return {"schemas": {**envelope_schemas(), **model_schemas(), **fault_schemas()}}
+    return {
+        "schemas": {**envelope_schemas(), **model_schemas(), **fault_schemas()},
+        "securitySchemes": SECURITY_SCHEMES,
+    }
 
 
 # ---- operations ----
@@ -247,11 +250,12 @@ REQUEST_ID = {
 }
 
 
-def _answers(route: ControlRoute) -> dict:
+def _answers(route: ControlRoute, refusals: dict[str, Any]) -> dict:
     ok: dict[str, Any] = {"description": "OK", **_json(_schema_of(route.answer))}
     ok["headers"] = {**REQUEST_ID, **(PAGE_HEADERS if route.paged else {})}
     out: dict[str, Any] = {
         "200": ok,
+        **refusals,
         "4XX": {
             "description": "Bad input (400, naming the field), unknown "
             "partner/order (404), conflict (409)",
@@ -266,14 +270,52 @@ def _answers(route: ControlRoute) -> dict:
     return out
 
 
+# Who may call a control route (its scope, core.tenancy), as OpenAPI security requirements.
+SECURITY_SCHEMES = {
+    "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "[server] admin_token: every route, every partner. Not needed on a "
+        "sandbox bound to a loopback address without an admin token (one developer's "
+        "machine): there no route asks for a token.",
+    },
+    "partnerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A partner's control token (answered once by POST /sandbox/partners "
+        "or POST /sandbox/partners/{token}/control-token): that partner's routes only.",
+    },
+}
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "public": [],
+    "admin": [{"adminToken": []}],
+    "partner": [{"adminToken": []}, {"partnerToken": []}],
+}
+REFUSALS = {
+    "401": "No token, or a token that is neither the admin token nor a partner's control "
+    "token (code 10016)",
+    "403": "The token may not do this: another partner's, or an admin-only route (code 10017)",
+    "413": "The body is over [server] max_body_bytes (code 10013)",
+    "415": "A body not sent as JSON (code 10018)",
+}
+
+
 def control_operation(route: ControlRoute) -> dict:
+    who = route.scope.describe()
+    refusals = {
+        code: {"description": text, **_json(ref("ControlErrorBody"))}
+        for code, text in REFUSALS.items()
+        if route.scope.kind != "public" or code == "413"
+    }
     out: dict[str, Any] = {
         "tags": [route.tag],
         "summary": route.summary,
-        "description": route.description,
+        "description": f"{route.description}\n\n**Who may call it**: {who}".strip(),
         "operationId": _operation_id(route.method, route.full_path),
         "parameters": _parameters(route),
-        "responses": _answers(route),
+        "security": SECURITY[route.scope.kind],
+        "x-scope": {"kind": route.scope.kind, "where": route.scope.where, "name": route.scope.name},
+        "responses": _answers(route, refusals),
     }
     if route.body is not None:
         name = "RuleBody" if route.body is faultrules.RuleBody else route.body.__name__

@@ -7,19 +7,30 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from ..services.config import load_settings
+from ..core.addresses import is_loopback
+from ..services.config import load_settings, redacted_url
 from ..services.lender import Lender, create_lender
 from .access import configure_logging
-from .app import create_app, is_loopback
+from .app import create_app
 from .lender import quiet_drops
 
 
 def banner(lender: Lender) -> str:
+    """What `serve` prints once it is up. Never a password, nor a token; the fixture partners'
+    keys only on a loopback bind (one developer's terminal) — a shared instance's log is read
+    by more people than the partners'."""
     s = lender.settings
     url = s.public_url()
-    lines = [f"Lender Sandbox ready on {url}  (database: {s.database.url})", ""]
+    lines = [f"Lender Sandbox ready on {url}  (database: {redacted_url(s.database.url)})", ""]
+    shared = not is_loopback(s.server.host)
     for p in s.partners:
-        lines.append(f"  partner_token={p.partner_token}  aes_key={p.aes_key}  aes_iv={p.aes_iv}")
+        keys = "" if shared else f"  aes_key={p.aes_key}  aes_iv={p.aes_iv}"
+        lines.append(f"  partner_token={p.partner_token}{keys}")
+    if shared:
+        lines += [
+            "  (a shared instance prints no keys: GET /sandbox/partners/{token}?secrets=1 with",
+            '   the partner\'s control token or the admin token; README "Security")',
+        ]
     lines.append("")
     for product in lender.products.values():
         unit = "days" if product.term_unit == 1 else "months"

@@ -24,3 +24,13 @@ def python_blocks() -> list[str]:
 @pytest.mark.parametrize("path", SHOWN)
 def test_the_readme_shows_the_file_verbatim(path: str) -> None:
     assert (ROOT / path).read_text("utf-8").strip() in python_blocks()
+
+
+def test_every_control_api_curl_with_a_body_sends_json() -> None:
+    """The control API refuses bodies not sent as JSON (415): the README's examples send it."""
+    readme = (ROOT / "README.md").read_text("utf-8").replace("\\\n", " ")
+    calls = [line for line in readme.splitlines() if "curl" in line and "/sandbox/" in line]
+    with_body = [line for line in calls if " -d " in line]
+    assert len(with_body) >= 6
+    for line in with_body:
+        assert "Content-Type: application/json" in line, line

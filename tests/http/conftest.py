@@ -31,6 +31,8 @@ from sandbox.store import Store
 from sandbox.testing import SampleOrder
 from sandbox.web.app import create_app
 
+LOCAL = "http://localhost"  # a loopback sandbox answers loopback Host names only
+
 KEY, IV = "Loan@apis#123456@", "loan#654321@apis"  # the spec's pair = the demo partner's
 TOKEN = "demo"
 CODEC = Codec(KEY, IV)
@@ -145,7 +147,9 @@ def make_sandbox(
     wall = wall or (lambda: T0)
     lender = Lender(settings, store, wall=wall) if store else create_lender(settings, wall=wall)
     try:
-        with TestClient(create_app(settings, lender=lender, background=False)) as client:
+        with TestClient(
+            create_app(settings, lender=lender, background=False), base_url=LOCAL
+        ) as client:
             yield Sandbox(client)
     finally:  # also on gen.close(): a pooled PostgreSQL connection must not be left open
         lender.store.dispose()
@@ -370,3 +374,40 @@ def loan(sandbox: Sandbox) -> Callable[..., Loan]:
         return Loan(sandbox, person(f"{seed}-{n}", suffix), f"ORD-{tag}-{n:04d}", **kw)
 
     return make
+
+
+# ---- a sandbox with something of everything (tests/http/route_calls.py) ----
+
+
+@pytest.fixture
+def world(sandbox: Sandbox, loan) -> dict[str, Any]:
+    """A disbursed order with an extension code, a payment, callbacks delivered and not, a
+    fault rule and journal entries."""
+    sandbox.control(
+        "PATCH", f"/sandbox/partners/{TOKEN}", {"callback_url": "http://127.0.0.1:9/cb"}
+    )
+    paid = loan("schema-a", SUFFIX["approve"]).disbursed()
+    code = paid.code(repay_type=2, delay_term=7)["repay_code"]
+    sandbox.pay(code)
+    fresh = loan("schema-b", SUFFIX["approve"]).disbursed()
+    extension = fresh.code(repay_type=2, delay_term=7)["repay_code"]
+    full = loan("schema-c", SUFFIX["approve"]).disbursed().code()["repay_code"]
+    stuck = loan("schema-d", SUFFIX["review_stuck"]).create().submit()
+    sandbox.control(
+        "PUT",
+        "/sandbox/faults",
+        {"kind": "latency", "ms": 1, "path": "/get-bank-list", "count": 1, "partner_token": TOKEN},
+    )
+    callback_id = sandbox.control("GET", f"/sandbox/callbacks?partner_token={TOKEN}&limit=1")[0][
+        "id"
+    ]
+    journal_id = sandbox.control("GET", f"/sandbox/journal?partner_token={TOKEN}&limit=1")[0]["id"]
+    return {
+        "journal_id": journal_id,
+        "paid": paid,
+        "fresh": fresh,
+        "extension": extension,
+        "full": full,
+        "stuck": stuck,
+        "callback_id": callback_id,
+    }

@@ -14,6 +14,8 @@ from sandbox.harness.check_lender import DEVIATION, NOTE, OK, Borrower, LenderCh
 from sandbox.services.lender import create_lender
 from sandbox.web.app import create_app
 
+LOCAL = "http://localhost"  # a loopback sandbox answers loopback Host names only
+
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[TestClient]:
@@ -21,7 +23,9 @@ def http() -> Iterator[TestClient]:
     in a fraction of a second of polling."""
     settings = settings_for(clock={"mode": "scaled", "rate": 2000})
     lender = create_lender(settings)
-    with TestClient(create_app(settings, lender=lender, background=False)) as client:
+    with TestClient(
+        create_app(settings, lender=lender, background=False), base_url=LOCAL
+    ) as client:
         yield client
     lender.store.dispose()
 

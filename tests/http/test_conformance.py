@@ -22,6 +22,8 @@ from sandbox.services.lender import Lender
 from sandbox.store import Store
 from sandbox.web.app import create_app
 
+LOCAL = "http://localhost"  # a loopback sandbox answers loopback Host names only
+
 POLICY = {"first_delay": 0, "max_delay": 0, "jitter": 0, "timeout": 5}
 REPORT = f"/sandbox/partners/{TOKEN}/conformance"
 
@@ -35,7 +37,7 @@ def run(template_store: Store) -> Iterator[Callable[..., tuple[Aggregator, dict[
         wall = Wall(T0)
         settings = settings_for(callbacks=POLICY)
         lender = Lender(settings, template_store.copy(), wall=wall)
-        client = TestClient(create_app(settings, lender=lender, background=False))
+        client = TestClient(create_app(settings, lender=lender, background=False), base_url=LOCAL)
         clients.append(client.__enter__())
         agg = Aggregator(client, wall, mistake)
         agg.setup()

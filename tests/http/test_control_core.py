@@ -22,6 +22,8 @@ SPEC_01 = {
     "gp_link",
 }
 
+JSON = {"content-type": "application/json"}
+
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, WIB).isoformat(timespec="seconds")
@@ -102,9 +104,13 @@ def test_patch_a_partner(sandbox: Sandbox) -> None:
 
 
 def test_bad_control_bodies(sandbox: Sandbox) -> None:
-    r = sandbox.client.post(f"/sandbox/partners/{TOKEN}/clock/advance", content=b"{not json")
+    r = sandbox.client.post(
+        f"/sandbox/partners/{TOKEN}/clock/advance", content=b"{not json", headers=JSON
+    )
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
-    r = sandbox.client.post(f"/sandbox/partners/{TOKEN}/clock/advance", content=b"[1]")
+    r = sandbox.client.post(
+        f"/sandbox/partners/{TOKEN}/clock/advance", content=b"[1]", headers=JSON
+    )
     assert r.status_code == 400 and "JSON object" in r.json()["message"]
 
 
@@ -349,12 +355,46 @@ def test_reset_one_partner(sandbox: Sandbox, loan) -> None:
 def test_reset_everything(sandbox: Sandbox, loan) -> None:
     loan("reset-all").create()
     sandbox.control("POST", "/sandbox/partners", {"partner_token": "gone"})
-    doc = sandbox.control("POST", "/sandbox/reset")
+    doc = sandbox.control("POST", "/sandbox/reset", {"all": True})
     assert doc == {"reset": "all", "orders_deleted": 1}
     assert [p["partner_token"] for p in sandbox.control("GET", "/sandbox/partners")] == [TOKEN]
     assert sandbox.control("GET", "/sandbox/orders") == []
     # the demo partner is back from the fixtures and works
     assert sandbox.ok("/get-bank-list", {"action_type": 1, "product_id": "1001"})["banklist"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        {},
+        {"partner_token": None},
+        {"partner_token": ""},
+        {"partner_token": 0},
+        {"partner_token": False},
+        {"all": False},
+        {"all": 1},
+        {"all": "true"},
+        {"all": None},
+        {"all": True, "partner_token": TOKEN},
+        {"all": True, "partner_token": None},
+    ],
+)
+def test_a_reset_of_everything_must_be_asked_for_in_so_many_words(
+    sandbox: Sandbox, loan, body
+) -> None:
+    """Issue 12 #1: a missing, null, empty or false partner_token wiped every partner."""
+    o = loan("reset-explicit", SUFFIX["approve"]).create()
+    sandbox.control("POST", "/sandbox/partners", {"partner_token": "bystander"})
+    r = sandbox.client.post("/sandbox/reset", json=body)
+    assert r.status_code == 400, r.text
+    doc = r.json()
+    assert doc["error"] in ("missing_field", "invalid_field")
+    assert '{"all": true}' in doc["message"] and "partner_token" in doc["message"]
+    # nothing was touched: the order and the other partner are still there
+    assert sandbox.status(o.order_no) == 80
+    tokens = {p["partner_token"] for p in sandbox.control("GET", "/sandbox/partners")}
+    assert tokens == {TOKEN, "bystander"}
 
 
 # ---- hostile control-API input: a 400 naming the field, never a 500 or a broken partner ----

@@ -29,9 +29,18 @@ def flash(html: str) -> tuple[str, str] | None:
     return m.group(1), re.sub(r"<[^>]+>", "", m.group(3))
 
 
+def csrf(sandbox: Sandbox) -> str:
+    """The CSRF token of the client's dashboard session (the first page starts the session)."""
+    page = sandbox.client.get("/dashboard").text
+    m = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert m, "every dashboard form carries the session's CSRF token"
+    return m.group(1)
+
+
 def do(sandbox: Sandbox, action: str, back: str = "/dashboard?partner=demo", **form: str):
-    """Post a dashboard form and follow it back to its page."""
-    return sandbox.client.post(f"/dashboard/do/{action}", data={"back": back, **form})
+    """Post a dashboard form (with the session's CSRF token) and follow it back to its page."""
+    data = {"back": back, "csrf": csrf(sandbox), **form}
+    return sandbox.client.post(f"/dashboard/do/{action}", data=data)
 
 
 def deliver(sandbox: Sandbox, fail_first: int = 0) -> MemorySink:
@@ -211,7 +220,12 @@ def test_advance_moves_the_clock_and_fires_events(sandbox: Sandbox, loan) -> Non
     o = loan("adv", SUFFIX["approve"]).create().submit()
     r = sandbox.client.post(
         "/dashboard/do/advance",
-        data={"partner": "demo", "by": "5m", "back": "/dashboard?partner=demo"},
+        data={
+            "partner": "demo",
+            "by": "5m",
+            "back": "/dashboard?partner=demo",
+            "csrf": csrf(sandbox),
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/dashboard?partner=demo"
@@ -362,7 +376,7 @@ def test_a_form_only_goes_back_to_the_dashboard(sandbox: Sandbox) -> None:
     for back in ("https://evil.example/", "//evil.example/dashboard", "/sandbox/reset", ""):
         r = sandbox.client.post(
             "/dashboard/do/advance",
-            data={"partner": "demo", "by": "1m", "back": back},
+            data={"partner": "demo", "by": "1m", "back": back, "csrf": csrf(sandbox)},
             follow_redirects=False,
         )
         assert r.headers["location"] == "/dashboard", back
@@ -419,7 +433,7 @@ def catalog_keys() -> set[str]:
         text = path.read_text("utf-8")
         found |= set(re.findall(r'_\("((?:[^"\\]|\\.)*)"', text))
         found |= set(re.findall(r"_\('((?:[^'\\]|\\.)*)'", text))
-    handler = (ROOT / "sandbox" / "web" / "dashboard.py").read_text("utf-8")
+    handler = (ROOT / "sandbox" / "web" / "dashboard_actions.py").read_text("utf-8")
     found |= set(re.findall(r'return \(?"([^"]+)", \(', handler))
     found |= set(re.findall(r'\("([^"]+)", \(\)', handler))
     found |= set(re.findall(r'_flash\(back, "error", "([^"]+)"', handler))

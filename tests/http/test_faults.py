@@ -27,6 +27,8 @@ from sandbox.web.lender import ConnectionDropped, quiet_drops
 
 BANKS = {"product_id": "1001", "action_type": 1}
 
+JSON = {"content-type": "application/json"}
+
 
 def put(sb: Sandbox, body: dict, status: int = 200) -> dict:
     return sb.control("PUT", "/sandbox/faults", body, status)
@@ -174,9 +176,9 @@ def test_bad_query_and_body_shapes(sandbox):
         sandbox.control("DELETE", "/sandbox/faults?partner_token=ghost", status=404)["error"]
         == "unknown_partner"
     )
-    r = sandbox.client.put("/sandbox/faults", content=b"[1, 2]")
+    r = sandbox.client.put("/sandbox/faults", content=b"[1, 2]", headers=JSON)
     assert r.status_code == 400 and r.json()["error"] == "bad_envelope"
-    r = sandbox.client.put("/sandbox/faults", content=b"{not json")
+    r = sandbox.client.put("/sandbox/faults", content=b"{not json", headers=JSON)
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
 
 
@@ -207,7 +209,7 @@ def test_a_count_is_spent_exactly_once_under_concurrent_requests(sandbox):
 
 def test_reset_clears_the_rules(sandbox):
     put(sandbox, {"kind": "drop"})
-    sandbox.control("POST", "/sandbox/reset", {})
+    sandbox.control("POST", "/sandbox/reset", {"all": True})
     assert rules(sandbox) == []
 
 

@@ -14,6 +14,7 @@ import pytest
 from conftest import SUFFIX, TOKEN, Sandbox, repay_payload
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+from route_calls import requests
 
 from sandbox.core.protocol import SPECS
 from sandbox.web import openapi
@@ -51,117 +52,6 @@ def check(doc: dict, schema: dict, value: Any, where: str) -> None:
 def answer_schema(doc: dict, method: str, path: str) -> dict:
     op = doc["paths"][path][method.lower()]
     return op["responses"]["200"]["content"]["application/json"]["schema"]
-
-
-# ---- a sandbox with something of everything ----
-
-
-@pytest.fixture
-def world(sandbox: Sandbox, loan) -> dict[str, Any]:
-    """A disbursed order with an extension code, a payment, callbacks delivered and not, a
-    fault rule and journal entries."""
-    sandbox.control(
-        "PATCH", f"/sandbox/partners/{TOKEN}", {"callback_url": "http://127.0.0.1:9/cb"}
-    )
-    paid = loan("schema-a", SUFFIX["approve"]).disbursed()
-    code = paid.code(repay_type=2, delay_term=7)["repay_code"]
-    sandbox.pay(code)
-    fresh = loan("schema-b", SUFFIX["approve"]).disbursed()
-    extension = fresh.code(repay_type=2, delay_term=7)["repay_code"]
-    full = loan("schema-c", SUFFIX["approve"]).disbursed().code()["repay_code"]
-    stuck = loan("schema-d", SUFFIX["review_stuck"]).create().submit()
-    sandbox.control(
-        "PUT", "/sandbox/faults", {"kind": "latency", "ms": 1, "path": "/get-bank-list", "count": 1}
-    )
-    callback_id = sandbox.control("GET", f"/sandbox/callbacks?partner_token={TOKEN}&limit=1")[0][
-        "id"
-    ]
-    journal_id = sandbox.control("GET", f"/sandbox/journal?partner_token={TOKEN}&limit=1")[0]["id"]
-    return {
-        "journal_id": journal_id,
-        "paid": paid,
-        "fresh": fresh,
-        "extension": extension,
-        "full": full,
-        "stuck": stuck,
-        "callback_id": callback_id,
-    }
-
-
-def requests(w: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict | None]]:
-    """(method, route path) -> (the URL to call, the body), one real call per route."""
-    o, stuck = w["fresh"].order_no, w["stuck"].order_no
-    t = TOKEN
-    return {
-        ("GET", "/health"): ("/sandbox/health", None),
-        ("GET", "/partners"): ("/sandbox/partners", None),
-        ("POST", "/partners"): ("/sandbox/partners", {"name": "Team B", "callback_url": ""}),
-        ("GET", "/partners/{token}"): (f"/sandbox/partners/{t}?secrets=1", None),
-        ("PATCH", "/partners/{token}"): (f"/sandbox/partners/{t}", {"chaos": {"duplicate": 0}}),
-        ("GET", "/partners/{token}/postman.json"): (f"/sandbox/partners/{t}/postman.json", None),
-        ("GET", "/partners/{token}/clock"): (f"/sandbox/partners/{t}/clock", None),
-        ("POST", "/partners/{token}/clock/advance"): (
-            f"/sandbox/partners/{t}/clock/advance",
-            {"by": "1m"},
-        ),
-        ("POST", "/partners/{token}/clock/set"): (
-            f"/sandbox/partners/{t}/clock/set",
-            {"to": "2030-01-01T00:00:00+07:00"},
-        ),
-        ("POST", "/partners/{token}/callbacks/pause"): (
-            f"/sandbox/partners/{t}/callbacks/pause",
-            {},
-        ),
-        ("POST", "/partners/{token}/callbacks/resume"): (
-            f"/sandbox/partners/{t}/callbacks/resume",
-            {},
-        ),
-        ("GET", "/orders"): (f"/sandbox/orders?partner_token={t}", None),
-        ("GET", "/orders/{order_no}"): (f"/sandbox/orders/{o}?partner_token={t}", None),
-        ("POST", "/orders/{order_no}/transition"): (
-            f"/sandbox/orders/{stuck}/transition",
-            {"partner_token": t, "trigger": "approve"},
-        ),
-        ("GET", "/orders/{order_no}/wait"): (
-            f"/sandbox/orders/{o}/wait?partner_token={t}&status=170&timeout=0",
-            None,
-        ),
-        ("POST", "/payments"): ("/sandbox/payments", {"repay_code": w["extension"]}),
-        ("GET", "/callbacks"): (f"/sandbox/callbacks?partner_token={t}", None),
-        ("GET", "/callbacks/{id:int}"): (f"/sandbox/callbacks/{w['callback_id']}", None),
-        ("POST", "/callbacks/{id:int}/redeliver"): (
-            f"/sandbox/callbacks/{w['callback_id']}/redeliver",
-            {},
-        ),
-        ("GET", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
-        ("GET", "/journal/{id:int}"): (f"/sandbox/journal/{w['journal_id']}", None),
-        ("DELETE", "/journal"): (f"/sandbox/journal?partner_token={t}", None),
-        ("POST", "/journal/prune"): ("/sandbox/journal/prune", {"max_rows_per_partner": 5}),
-        ("GET", "/partners/{token}/conformance"): (f"/sandbox/partners/{t}/conformance", None),
-        ("POST", "/partners/{token}/conformance/reset"): (
-            f"/sandbox/partners/{t}/conformance/reset",
-            None,
-        ),
-        ("GET", "/faults"): ("/sandbox/faults", None),
-        ("PUT", "/faults"): (
-            "/sandbox/faults",
-            {"rules": [{"kind": "drop", "count": 1, "path": "/get-delay-list"}]},
-        ),
-        ("POST", "/faults"): (
-            "/sandbox/faults",
-            {"kind": "http_error", "status": 502, "order_no": "NOBODY0000"},
-        ),
-        ("DELETE", "/faults"): ("/sandbox/faults", None),
-        ("POST", "/reset"): ("/sandbox/reset", {"partner_token": t}),
-        ("POST", "/tools/encrypt"): (
-            "/sandbox/tools/encrypt",
-            {"data": {"a": "/"}, "partner_token": t},
-        ),
-        ("POST", "/tools/decrypt"): (
-            "/sandbox/tools/decrypt",
-            {"partner_token": t, "encode_data": "mRR2TPOOHN9gnvm9NFoVHQ=="},
-        ),
-    }
 
 
 def test_every_control_route_is_exercised_here():

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SUFFIX, T0, TOKEN, Loan, Sandbox, person, settings_for
+from conftest import LOCAL, SUFFIX, T0, TOKEN, Loan, Sandbox, person, settings_for
 from prometheus_client.parser import text_string_to_metric_families
 from scripted_aggregator import Wall
 from starlette.testclient import TestClient
@@ -67,7 +67,9 @@ def test_the_oldest_pending_delivery_ages_and_dead_ones_are_counted(template_sto
     wall = Wall(T0)
     settings = settings_for(callbacks={"max_attempts": 1})
     lender = Lender(settings, template_store.copy(), wall=wall)
-    with TestClient(create_app(settings, lender=lender, background=False)) as client:
+    with TestClient(
+        create_app(settings, lender=lender, background=False), base_url=LOCAL
+    ) as client:
         sb = Sandbox(client)
         Loan(sb, person("health-a", "001"), "ORD-HEALTH-A").create().submit()
         wall.sleep(90)
@@ -102,7 +104,7 @@ def test_a_running_scheduler_ticks_and_a_stalled_one_degrades(template_store) ->
     wall = Wall(T0)
     settings = settings_for(scheduler={"tick": 60})  # no tick during the test after the first
     lender = Lender(settings, template_store.copy(), wall=wall)
-    with TestClient(create_app(settings, lender=lender)) as client:
+    with TestClient(create_app(settings, lender=lender), base_url=LOCAL) as client:
         doc = client.get("/sandbox/health").json()
         assert doc["status"] == "ok" and doc["scheduler"]["state"] == "running"
         wall.sleep(601)  # 10 ticks without one
@@ -196,7 +198,9 @@ def _codec(team: dict[str, Any]) -> Any:
 def test_metrics_need_the_admin_token_where_the_control_api_does(template_store) -> None:
     settings = settings_for(server={"admin_token": "s3cret"})
     lender = Lender(settings, template_store.copy(), wall=lambda: T0)
-    with TestClient(create_app(settings, lender=lender, background=False)) as client:
+    with TestClient(
+        create_app(settings, lender=lender, background=False), base_url=LOCAL
+    ) as client:
         assert client.get("/metrics").status_code == 401
         ok = client.get("/metrics", headers={"authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and "lender_sandbox_process_" in ok.text
@@ -211,7 +215,9 @@ def test_metrics_need_the_admin_token_where_the_control_api_does(template_store)
 def logged(template_store) -> Iterator[Sandbox]:
     settings = settings_for(server={"access_log": True})
     lender = Lender(settings, template_store.copy(), wall=lambda: T0)
-    with TestClient(create_app(settings, lender=lender, background=False)) as client:
+    with TestClient(
+        create_app(settings, lender=lender, background=False), base_url=LOCAL
+    ) as client:
         yield Sandbox(client)
     lender.store.dispose()
 

@@ -133,7 +133,7 @@ def test_every_list_route_pages_and_documents_its_headers(sandbox: Sandbox) -> N
 def test_the_python_client_follows_the_pages(busy: Sandbox) -> None:
     from sandbox.client import SandboxControl
 
-    control = SandboxControl("http://testserver", http=busy.client)
+    control = SandboxControl("http://localhost", http=busy.client)
     orders = list(control.pages("/sandbox/orders", limit=2))
     assert [o["order_no"] for o in orders] == [
         o["order_no"] for o in busy.control("GET", "/sandbox/orders")

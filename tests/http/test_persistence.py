@@ -169,7 +169,7 @@ def test_a_database_from_a_newer_sandbox_is_refused_untouched(db: Path) -> None:
 
 def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> None:
     """Version 3 databases (schema_meta, no alembic_version) keep their orders and gain the
-    new columns."""
+    new columns and tables."""
     gen = open_app(db, T0)
     sb = next(gen)
     try:
@@ -195,6 +195,7 @@ def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> Non
             conn.execute(f"DROP INDEX {name}")
         conn.execute("CREATE INDEX ix_orders_status ON orders (status)")
         conn.execute("CREATE INDEX ix_journal_partner ON journal (partner_token, path)")
+        conn.execute("DROP TABLE partner_credentials")
         conn.execute("CREATE TABLE schema_meta (id INTEGER PRIMARY KEY, version INTEGER)")
         conn.execute("INSERT INTO schema_meta VALUES (1, 3)")
     lender = create_lender(settings_for(f"sqlite:///{db}"), wall=lambda: T0)
@@ -207,5 +208,6 @@ def test_a_database_made_before_migrations_is_upgraded_in_place(db: Path) -> Non
             # the upgraded schema is exactly the one a fresh database gets
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             assert diff == []
+            assert conn.execute(text("SELECT count(*) FROM partner_credentials")).scalar() == 0
     finally:
         lender.store.dispose()

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import IV, KEY, TOKEN
+from conftest import IV, KEY, TOKEN, Sandbox
 
 from sandbox import cli
 from sandbox.core import validation as v
+from sandbox.core.crypto import Codec
 from sandbox.core.protocol import SPECS
 from sandbox.services import postman
 from sandbox.services.config import DEFAULT_CONFIG, load_settings
@@ -55,13 +56,13 @@ def payload(item: dict, values: dict[str, str]) -> Any:
 
 def test_the_partners_collection_carries_its_credentials_and_this_host(collection):
     assert variables(collection) | {
-        "base_url": "http://testserver",
+        "base_url": "http://localhost",
         "partner_token": TOKEN,
         "aes_key": KEY,
         "aes_iv": IV,
     } == variables(collection)
     assert {
-        "admin_token",
+        "control_token",
         "order_no",
         "user_mobile",
         "user_idcard",
@@ -169,10 +170,11 @@ def test_the_whole_loan_goes_in_the_happy_path_order(collection):
     assert all(i["name"].startswith("Sandbox:") for i in items if path_of(i).startswith("/sandbox"))
 
 
-def play(sandbox, doc: dict, name: str) -> list[tuple[str, Any]]:
-    """Send a folder's requests in order as newman would (variables resolved, lender bodies
-    encrypted); every answer must be a success. The answers, by request name."""
-    values, answers = variables(doc), []
+def play(sandbox, doc: dict, name: str, **given: str) -> list[tuple[str, Any]]:
+    """Send a folder's requests in order as newman would (variables resolved — `given` ones
+    as from an environment —, headers as the collection says, lender bodies encrypted); every
+    answer must be a success. The answers, by request name."""
+    values, answers = {**variables(doc), **given}, []
     for item in folder(doc, name):
         request = item["request"]
         url = postman.resolve(request["url"]["raw"], values).removeprefix(values["base_url"])
@@ -180,7 +182,8 @@ def play(sandbox, doc: dict, name: str) -> list[tuple[str, Any]]:
         if path_of(item) in LENDER:
             data = sandbox.ok(url, body)
         else:
-            r = sandbox.client.request(request["method"], url, json=body)
+            headers = {h["key"]: postman.resolve(h["value"], values) for h in request["header"]}
+            r = sandbox.client.request(request["method"], url, json=body, headers=headers)
             assert r.is_success, (item["name"], r.text)
             data = r.json()
         if isinstance(data, dict) and "repay_code" in data:
@@ -197,6 +200,30 @@ def test_the_whole_loan_runs_on_a_fresh_sandbox_and_settles(sandbox, collection)
     assert answers["12 get-order-status (settled)"]["order_status"] == 200
     order = sandbox.detail(variables(collection)["order_no"])
     assert order["status"] == 200 and order["user_mobile"].endswith("001")
+
+
+def test_the_whole_loan_runs_with_the_partners_control_token(sandbox_with):
+    """On a sandbox that asks for tokens, the collection's sandbox steps send the partner's
+    control token (an environment's `control_token`), and only that token is needed."""
+    guarded = sandbox_with(server={"admin_token": "admin-token-of-the-postman-test"})
+    admin = {"authorization": "Bearer admin-token-of-the-postman-test"}
+    made = guarded.client.post("/sandbox/partners", json={"name": "Team P"}, headers=admin).json()
+    team = Sandbox(guarded.client, made["partner_token"], Codec(made["aes_key"], made["aes_iv"]))
+    control = {"authorization": f"Bearer {made['control_token']}"}
+    url = f"/sandbox/partners/{made['partner_token']}/postman.json"
+    doc = guarded.client.get(url, headers=control).json()
+    assert variables(doc)["control_token"] == ""  # a collection never carries a token
+    answers = dict(play(team, doc, "Whole loan", control_token=made["control_token"]))
+    assert answers["12 get-order-status (settled)"]["order_status"] == 200
+    step = next(i for i in folder(doc, "Whole loan") if "advance" in path_of(i))
+    raw = postman.resolve(step["request"]["url"]["raw"], variables(doc))  # control_token ""
+    refused = guarded.client.request(
+        step["request"]["method"],
+        raw.removeprefix(variables(doc)["base_url"]),
+        json=payload(step, variables(doc)) if "body" in step["request"] else None,
+        headers={"authorization": "Bearer "},
+    )
+    assert refused.status_code == 401  # without the token the sandbox steps are refused
 
 
 def test_the_whole_loan_follows_the_configured_delays(sandbox_with):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import IV, KEY, T0, TOKEN, Sandbox, order_payload, settings_for
+from conftest import IV, KEY, LOCAL, T0, TOKEN, Sandbox, order_payload, settings_for
 from scripted_aggregator import EPISODES, Aggregator, Wall
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -35,7 +35,9 @@ def app(template_store: Store) -> Iterator[Callable[..., tuple[TestClient, Wall]
         wall = Wall(T0)
         settings = settings_for(**sections)
         lender = Lender(settings, template_store.copy(), wall=wall)
-        client = TestClient(create_app(settings, lender=lender, background=False)).__enter__()
+        client = TestClient(
+            create_app(settings, lender=lender, background=False), base_url=LOCAL
+        ).__enter__()
         made.append(client)
         return client, wall
 
@@ -189,7 +191,9 @@ def played(template_store: Store) -> Iterator[Callable[..., Aggregator]]:
             callbacks={"first_delay": 0, "max_delay": 0, "jitter": 0, "timeout": 5}
         )
         lender = Lender(settings, template_store.copy(), wall=wall)
-        client = TestClient(create_app(settings, lender=lender, background=False)).__enter__()
+        client = TestClient(
+            create_app(settings, lender=lender, background=False), base_url=LOCAL
+        ).__enter__()
         made.append(client)
         agg = Aggregator(client, wall)
         agg.setup()
@@ -254,7 +258,7 @@ def test_the_scheduler_prunes_every_prune_every(template_store: Store) -> None:
     settings = settings_for(journal={"max_rows_per_partner": 2, "prune_every": 0.2})
     lender = Lender(settings, template_store.copy(), wall=time.time)
     try:
-        with TestClient(create_app(settings, lender=lender)) as client:
+        with TestClient(create_app(settings, lender=lender), base_url=LOCAL) as client:
             for _ in range(5):
                 bank_list(client)
             deadline = time.monotonic() + 10

@@ -9,6 +9,8 @@ from sandbox.core.crypto import Codec, php_json_encode
 
 PAYLOAD = {"product_id": "1001", "user_name": "Budi Santoso", "url": "https://x.id/a"}
 
+JSON = {"content-type": "application/json"}
+
 
 def tool(sandbox, name: str, body: dict, status: int = 200) -> dict:
     return sandbox.control("POST", f"/sandbox/tools/{name}", body, status)
@@ -113,6 +115,8 @@ def test_bad_input_is_a_clear_4xx(sandbox, name, body, status, fragment):
 
 def test_values_php_cannot_encode_are_refused(sandbox):
     r = sandbox.client.post(
-        "/sandbox/tools/encrypt", content=b'{"data": {"x": NaN}, "partner_token": "demo"}'
+        "/sandbox/tools/encrypt",
+        content=b'{"data": {"x": NaN}, "partner_token": "demo"}',
+        headers=JSON,
     )
     assert r.status_code == 400 and "Inf and NaN" in r.json()["message"]

@@ -24,7 +24,7 @@ from sandbox.client import (
 from sandbox.testing import Sandbox, Template
 from sandbox.web.app import create_app
 
-BASE = "http://testserver"
+BASE = "http://localhost"  # the app answers loopback Host names only
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_control_clock_orders_and_payments(sb, api, control):
     paths = [c["path"] for c in control.callbacks(order_no=loan.order_no)]
     assert paths[0] == "/callback-order-status" and "/callback-repay-plan" in paths
     assert control.journal(path="push-basic-info")[0]["request"] == loan.basic_info()
-    assert control.reset()["orders_deleted"] == 1
+    assert control.reset_all()["orders_deleted"] == 1
     assert control.orders() == []
 
 

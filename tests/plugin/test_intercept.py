@@ -23,6 +23,8 @@ from sandbox.core.crypto import Codec
 from sandbox.harness.sink import CallbackSink
 from sandbox.web.app import create_app
 
+LOCAL = "http://localhost"  # a loopback sandbox answers loopback Host names only
+
 BASE = "https://lender.example.id/api/v2"
 
 
@@ -113,7 +115,7 @@ def edge_cases(sb) -> list[tuple[str, str, bytes]]:
 @pytest.fixture(scope="module")
 def server_app(template):
     """The real ASGI app on the same settings: what the server answers at its edge."""
-    with TestClient(create_app(template.settings, background=False)) as client:
+    with TestClient(create_app(template.settings, background=False), base_url=LOCAL) as client:
         yield client
 
 

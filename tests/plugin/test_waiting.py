@@ -39,7 +39,7 @@ def run(sb, *requests):
 
     async def main():
         transport = httpx.ASGITransport(app=create_app(lender=sb.lender, background=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await asyncio.gather(*(one(client, *r) for r in requests))
 
     return asyncio.run(main())
@@ -91,7 +91,7 @@ def test_waits_for_callbacks_to_be_acknowledged(sb):
 
     async def main():
         transport = httpx.ASGITransport(app=create_app(lender=sb.lender, background=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             wait = client.get(
                 WAIT.format(order_no),
                 params={

@@ -17,6 +17,8 @@ from sandbox.services.lender import Lender, create_lender
 from sandbox.store import Store
 from sandbox.web.app import create_app
 
+LOCAL = "http://localhost"  # a loopback sandbox answers loopback Host names only
+
 
 def settings(**callbacks_policy: object):
     return load_settings(
@@ -55,7 +57,9 @@ def lender() -> Iterator[Lender]:
 
 @pytest.fixture
 def client(lender: Lender) -> Iterator[TestClient]:
-    with TestClient(create_app(lender.settings, lender=lender, background=False)) as c:
+    with TestClient(
+        create_app(lender.settings, lender=lender, background=False), base_url=LOCAL
+    ) as c:
         yield c
 
 

@@ -13,6 +13,8 @@ from sandbox.harness import demo
 from sandbox.services.config import load_settings
 from sandbox.web.app import create_app
 
+LOCAL = "http://localhost"  # a loopback sandbox answers loopback Host names only
+
 
 def run(*args: str):
     return CliRunner().invoke(cli.main, ["demo", *args])
@@ -65,8 +67,8 @@ def test_remote_flavour_over_http_uses_the_control_api(capsys):
     settings = load_settings(
         overrides={"database": {"url": "sqlite://"}, "clock": {"mode": "manual"}}, env={}
     )
-    with TestClient(create_app(settings, background=False)) as http:
-        code = demo.run(url="http://testserver", seed="remote", http=http)
+    with TestClient(create_app(settings, background=False), base_url=LOCAL) as http:
+        code = demo.run(url=LOCAL, seed="remote", http=http)
         journal = http.get("/sandbox/journal?limit=1000").json()
     out = capsys.readouterr().out
     assert code == 0, out
