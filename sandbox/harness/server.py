@@ -17,10 +17,10 @@ from ..core.scenarios import ScenarioRule
 from ..services import journal
 from ..services.config import fixtures_folder, load_fixtures
 from .client import LenderClient, SandboxControl
+from .journal import Journal
 from .liveserver import LiveServer
 from .sandbox import (
     Credentials,
-    Journal,
     WaitError,
     _check_wait_args,
     _describe,

@@ -10,134 +10,27 @@ taken once per request.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, union, union_all, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, bindparam, insert, select, union_all, update
 
-from ..core import banks, people, pricing, scenarios
+from ..core import banks, pricing, scenarios
 from ..core import validation as v
 from ..core.errors import SandboxError, invalid
-from ..core.lifecycle import DISBURSED, OPEN, Status
-from ..core.pricing import DAY, Product
+from ..core.lifecycle import DISBURSED, Status
+from ..core.pricing import Product
 from ..core.protocol import SPECS, Spec
 from ..store import fast
 from ..store import tables as t
-from ..store.records import ORDER_DATA_COLUMNS, OrderRec, PartnerRec
-from . import bodies, payments
-from .engine import Ctx, apply, record
-from .lender import Lender
-from .unit import ORDERS, Unit, load_order
+from ..store.records import ORDER_DATA_COLUMNS, OrderRec
+from . import bodies, eligibility, payments
+from .eligibility import HISTORY_COLUMNS, Call
+from .engine import apply, record
+from .unit import ORDERS, load_order
 
 CARDS: Table = t.BankCard.__table__  # type: ignore[assignment]
-
-
-@dataclass
-class Call:
-    """One request to a handler: the lender, the transaction's unit of work, the partner and
-    its virtual time now."""
-
-    lender: Lender
-    unit: Unit
-    partner: PartnerRec
-    now: float
-
-    @property
-    def conn(self) -> Connection:
-        return self.unit.conn
-
-    def ctx(self, cause: str) -> Ctx:
-        return Ctx(self.unit, self.now, cause)
-
-
-# ---- people and products ----
-
-
-HISTORY_COLUMNS = (ORDERS.c.order_no, ORDERS.c.status, ORDERS.c.updated_at)
-HISTORY_BY_MOBILE = select(*HISTORY_COLUMNS).where(
-    ORDERS.c.partner_token == bindparam("token"), ORDERS.c.user_mobile == bindparam("mobile")
-)
-# By mobile OR by NIK, as a union of two index lookups: an OR inside one WHERE makes SQLite
-# scan every order of the partner (a write's cost then grew with the orders).
-HISTORY = union(
-    HISTORY_BY_MOBILE,
-    select(*HISTORY_COLUMNS).where(
-        ORDERS.c.partner_token == bindparam("token"), ORDERS.c.user_idcard == bindparam("nik")
-    ),
-)
-
-
-def _person_history(call: Call, idcard: str | None, mobile: str) -> list[Any]:
-    """The person's orders with this partner, by mobile or NIK."""
-    params = {"token": call.partner.partner_token, "mobile": mobile, "nik": idcard}
-    return list(call.conn.execute(HISTORY if idcard else HISTORY_BY_MOBILE, params))
-
-
-def _check_person(
-    call: Call, idcard: str | None, mobile: str, history: Sequence[Any] | None = None
-) -> bool:
-    """docs/protocol.md §4 (02) consistency rulings. Returns is_reloan; raises 11007 / 11004.
-    `history`: the person's orders when the caller read them already."""
-    rules = call.lender.settings.data.rules
-    if scenarios.precheck_rejects(rules, mobile):
-        raise SandboxError("recently_rejected")
-    if history is None:
-        history = _person_history(call, idcard, mobile)
-    cooldown = call.lender.settings.lifecycle.reject_cooldown_days * DAY
-    if any(o.status == Status.REJECTED and o.updated_at > call.now - cooldown for o in history):
-        raise SandboxError("recently_rejected")
-    busy = [o for o in history if o.status in OPEN]
-    if busy:
-        raise SandboxError(
-            "unsettled_loan", f"order {busy[0].order_no} is in status {busy[0].status}"
-        )
-    return scenarios.is_magic_reloan(rules, mobile) or any(
-        o.status == Status.SETTLED for o in history
-    )
-
-
-def _check_nik(call: Call, nik: str | None, field: str) -> None:
-    if nik and call.lender.settings.responses.strict_nik:
-        today = date.fromtimestamp(call.now)
-        if people.parse_nik(nik, today=today) is None:
-            raise invalid(
-                field,
-                "is not a valid NIK (region code, birth date DDMMYY with +40 for women, serial)",
-            )
-
-
-def _check_terms(product: Product, amount: int, term: int, unit: int, limit: int) -> None:
-    if unit != product.term_unit:
-        raise SandboxError(
-            "amount_not_offered",
-            f"term_unit {unit}: product {product.product_id} lends in unit {product.term_unit}",
-        )
-    if unit == 1 and term < 7:
-        raise invalid("application_term", "must be >= 7 days")
-    if term not in product.terms:
-        raise SandboxError(
-            "amount_not_offered", f"application_term {term}: offered {list(product.terms)}"
-        )
-    if not product.amount_min <= amount <= limit:
-        raise SandboxError(
-            "amount_not_offered",
-            f"application_amount {amount}: allowed {product.amount_min}-{limit}",
-        )
-    if (amount - product.amount_min) % product.amount_step:
-        raise SandboxError(
-            "amount_not_offered",
-            f"application_amount {amount}: must step by "
-            f"{product.amount_step} from {product.amount_min}",
-        )
-
-
-def _loan_range(product: Product, limit: int) -> list[dict]:
-    return [
-        {"amount": a, "term": list(product.terms)} for a in pricing.amount_levels(product, limit)
-    ]
 
 
 def _order(
@@ -159,23 +52,23 @@ def _order(
 
 def precheck(call: Call, r: v.PrecheckReq) -> dict:
     product = call.lender.product(r.product_id)
-    _check_nik(call, r.user_idcard, "user_idcard")
-    reloan = _check_person(call, r.user_idcard, r.user_mobile)
+    eligibility.check_nik(call, r.user_idcard, "user_idcard")
+    reloan = eligibility.check_person(call, r.user_idcard, r.user_mobile)
     return {
         "is_reloan": int(reloan),
-        "loan_range": _loan_range(product, product.max_amount(reloan)),
+        "loan_range": eligibility.loan_range(product, product.max_amount(reloan)),
         "term_unit": product.term_unit,
     }
 
 
 def loan_amount(call: Call, r: v.AmountReq) -> dict:
     product = call.lender.product(r.product_id)
-    _check_nik(call, r.user_idcard, "user_idcard")
-    reloan = _check_person(call, r.user_idcard, r.user_mobile)
+    eligibility.check_nik(call, r.user_idcard, "user_idcard")
+    reloan = eligibility.check_person(call, r.user_idcard, r.user_mobile)
     limit = product.max_amount(reloan)
     default_amount = min(product.default_amount or product.amount_min, limit)
     return {
-        "loan_range": _loan_range(product, limit),
+        "loan_range": eligibility.loan_range(product, limit),
         "term_unit": product.term_unit,
         "default_amount": default_amount,
         "default_term": product.default_term or product.terms[0],
@@ -184,8 +77,8 @@ def loan_amount(call: Call, r: v.AmountReq) -> dict:
 
 def loan_interest(call: Call, r: v.InterestReq) -> dict:
     product = call.lender.product(r.product_id)
-    reloan = _check_person(call, r.user_idcard, r.user_mobile)
-    _check_terms(
+    reloan = eligibility.check_person(call, r.user_idcard, r.user_mobile)
+    eligibility.check_terms(
         product, r.application_amount, r.application_term, r.term_unit, product.max_amount(reloan)
     )
     q = pricing.quote(product, r.application_amount, r.application_term)
@@ -265,9 +158,9 @@ def push_basic_info(call: Call, r: v.BasicInfoReq) -> dict:
         if existing.payload_hash == digest:
             return {}  # docs/protocol.md §4: an identical replay is idempotent
         raise SandboxError("duplicate_order", f"order_no {info.order_no!r} exists with other data")
-    _check_nik(call, info.user_idcard, "order_info.user_idcard")
-    reloan = _check_person(call, info.user_idcard, info.user_mobile, history=rows)
-    _check_terms(
+    eligibility.check_nik(call, info.user_idcard, "order_info.user_idcard")
+    reloan = eligibility.check_person(call, info.user_idcard, info.user_mobile, history=rows)
+    eligibility.check_terms(
         product,
         info.application_amount,
         info.application_term,
@@ -453,7 +346,9 @@ def order_confirm(call: Call, r: v.ConfirmReq) -> dict:
     if order.status not in (Status.APPROVED, Status.PAYOUT_FAILED):
         apply(call.ctx("11 push-order-confirm"), order, "confirm")  # raises wrong_state
     approved = order.approved_amount or 0
-    _check_terms(product, r.application_amount, r.application_term, r.term_unit, approved)
+    eligibility.check_terms(
+        product, r.application_amount, r.application_term, r.term_unit, approved
+    )
     if not _active_cards(call, order):
         detail = (
             "the payout failed: bind another account with 08 first"

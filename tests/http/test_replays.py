@@ -20,7 +20,7 @@ from conftest import (
     supplement_payload,
 )
 
-from sandbox.services import endpoints
+from sandbox.services import eligibility
 
 
 def replay(loan: Loan, path: str, payload: dict[str, Any]) -> dict:
@@ -98,7 +98,7 @@ def test_the_database_holds_one_open_loan_when_the_check_races(sandbox, monkeypa
     unique index refuses the second insert, and the request, answered again, says 11004."""
     p = person("race")
     Loan(sandbox, p, "ORD-RACE-000001").create()
-    real, raced = endpoints._check_person, []
+    real, raced = eligibility.check_person, []
 
     def passes_once(*args: Any, **kw: Any) -> bool:
         if not raced:  # the first try misses the other order, as a concurrent one would
@@ -106,7 +106,7 @@ def test_the_database_holds_one_open_loan_when_the_check_races(sandbox, monkeypa
             return False
         return real(*args, **kw)
 
-    monkeypatch.setattr(endpoints, "_check_person", passes_once)
+    monkeypatch.setattr(eligibility, "check_person", passes_once)
     answer = sandbox.call("/push-basic-info", _basic(Loan(sandbox, p, "ORD-RACE-000002")))
     assert answer["code"] == 11004 and raced
 
