@@ -20,6 +20,23 @@ CHAOS_KEYS = {
     "reorder_hold": "seconds an overtaken callback is held back (default 1)",
 }
 
+_SECONDS = {"type": "number", "minimum": 0, "maximum": 3600}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+# The settings as JSON Schema (the OpenAPI document): seconds as numbers (a duration text like
+# "2s" is read too); a [min, max] delay also needs min <= max.
+CHAOS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "duplicate": _PROBABILITY,
+        "delay": {
+            "anyOf": [_SECONDS, {"type": "array", "items": _SECONDS, "minItems": 2, "maxItems": 2}]
+        },
+        "reorder": _PROBABILITY,
+        "reorder_hold": _SECONDS,
+    },
+    "additionalProperties": False,
+}
+
 
 def _chaos_error(detail: str) -> SandboxError:
     return SandboxError("invalid_field", f"chaos: {detail}", http_status=400)

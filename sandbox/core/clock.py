@@ -86,20 +86,28 @@ _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])")
 
 
+def _shown(value: object) -> str:
+    """A value as an error message quotes it: a 400-digit number is cut, not printed whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
+
+
 def parse_duration(text: str | int | float) -> float:
-    """'8d', '2h30m', '90m', '45s', '1w' or plain seconds -> seconds."""
+    """'8d', '2h30m', '90m', '45s', '1w' or plain seconds -> seconds (a finite number)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if not math.isfinite(text):
-            raise ClockError(f"cannot read duration {text!r}: not a finite number")
-        return float(text)
-    s = str(text).strip().lower().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
-    if not s or _PART.sub("", s):
-        raise ClockError(
-            f"cannot read duration {text!r}: use e.g. '8d', '2h30m', '90m', '45s' or seconds"
-        )
-    return float(sum(float(n) * _UNITS[u] for n, u in _PART.findall(s)))
+        seconds = float(text) if isinstance(text, float) or abs(text) < 2**1000 else math.inf
+    else:
+        s = str(text).strip().lower().replace(" ", "")
+        if not s or (not re.fullmatch(r"\d+(\.\d+)?", s) and _PART.sub("", s)):
+            raise ClockError(
+                f"cannot read duration {_shown(text)}: use e.g. '8d', '2h30m', '90m', '45s' "
+                "or seconds"
+            )
+        parts = _PART.findall(s) or [(s, "s")]
+        seconds = float(sum(float(n) * _UNITS[u] for n, u in parts))
+    if not math.isfinite(seconds):
+        raise ClockError(f"cannot read duration {_shown(text)}: too large, or not a finite number")
+    return seconds
 
 
 def parse_instant(text: str) -> float:

@@ -23,18 +23,20 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from . import clock as clockmod
-from .chaos import CHAOS_KEYS, validate_chaos
+from .chaos import CHAOS_KEYS, CHAOS_SCHEMA, validate_chaos
 from .errors import ControlError, SandboxError
+from .inputs import INT32_MAX
 from .lifecycle import TRIGGERS
 from .paging import MAX_CURSOR, MAX_LIMIT
+from .protocol import CALLBACK_URL_MAX
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_WAIT = 60.0  # seconds a long poll may hold a connection
-BIGINT = 2**63  # SQL's integer range: ids and limits beyond it are refused, not overflowed
 
 
 # ---- parsing: pydantic errors -> one clear 400 ----
@@ -172,28 +174,29 @@ def _query_int(v: Any) -> Any:
     """A query string's digits as an int (a Literal of ints does not convert text itself)."""
     if v == "":
         return None
-    return int(v) if isinstance(v, str) and v.lstrip("-").isdigit() and len(v) < 30 else v
+    return int(v) if isinstance(v, str) and v.lstrip("-").isdecimal() and len(v) < 30 else v
 
 
 Opt = BeforeValidator(_blank_is_none)
 QInt = BeforeValidator(_query_int)
 Token = Annotated[str, Field(min_length=1, max_length=64)]
+# Length rules go on the text, not the optional: pydantic applies a constraint on
+# `str | None` to None as well (a blank `?partner_token=` was a TypeError, an HTTP 500).
 QToken = Annotated[
-    str | None,
+    Annotated[str, Field(min_length=1, max_length=64)] | None,
     Opt,
-    Field(default=None, min_length=1, max_length=64, description="a partner's token"),
+    Field(default=None, description="a partner's token"),
 ]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[
-    str | None,
+    Annotated[str, Field(max_length=MAX_CURSOR)] | None,
     Opt,
     Field(
         default=None,
-        max_length=MAX_CURSOR,
         description="the next page: the X-Next-Cursor (or Link rel=next) of the previous page",
     ),
 ]
-Whole = Annotated[int, Field(ge=1, lt=2**53)]
+Rupiah = Annotated[int, Field(ge=1, le=INT32_MAX)]
 ClockMode = Literal["real", "scaled", "manual"]
 StatusCode = Literal[80, 90, 100, 110, 161, 169, 170, 180, 200]
 FORCEABLE = tuple(t for t in TRIGGERS if t != "bind_card")
@@ -207,15 +210,19 @@ def _callback_url(v: Any) -> Any:
         return ""
     if not isinstance(v, str) or not v.startswith(("http://", "https://")):
         raise ValueError("callback_url must be an http(s) URL or empty")
-    if len(v) > 500:
-        raise ValueError("callback_url must be at most 500 characters")
+    if len(v.rstrip("/")) > CALLBACK_URL_MAX:
+        raise ValueError(f"callback_url must be at most {CALLBACK_URL_MAX} characters")
     return v.rstrip("/")
 
 
 CallbackUrl = Annotated[
     str,
     BeforeValidator(_callback_url),
-    Field(description="http(s) base URL the callbacks go to (+ /callback-...), or '' for none"),
+    Field(
+        max_length=CALLBACK_URL_MAX,
+        description="http(s) base URL the callbacks go to (+ /callback-...), or '' for none",
+        json_schema_extra={"pattern": "^(https?://.*)?$"},  # enforced by _callback_url
+    ),
 ]
 
 
@@ -232,9 +239,14 @@ def _mode(v: Any) -> Any:
 
 
 ClockRate = Annotated[
-    float, BeforeValidator(_rate), Field(description="scaled: virtual seconds per wall second")
+    float,
+    BeforeValidator(_rate),
+    Field(
+        description="scaled: virtual seconds per wall second",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": clockmod.MAX_RATE},
+    ),
 ]
-Mode = Annotated[str, BeforeValidator(_mode), Field(description="real | scaled | manual")]
+Mode = Annotated[ClockMode, BeforeValidator(_mode), Field(description="real | scaled | manual")]
 
 
 def _chaos(v: Any) -> Any:
@@ -249,7 +261,8 @@ Chaos = Annotated[
     BeforeValidator(_chaos),
     Field(
         description="callback chaos, {} for none: "
-        + "; ".join(f"{k}: {v}" for k, v in CHAOS_KEYS.items())
+        + "; ".join(f"{k}: {v}" for k, v in CHAOS_KEYS.items()),
+        json_schema_extra=CHAOS_SCHEMA,
     ),
 ]
 
@@ -312,9 +325,19 @@ def _duration(v: Any) -> float:
 class ClockAdvance(Body):
     """POST .../clock/advance: {"seconds": N} or {"by": "8d"}."""
 
-    model_config = ConfigDict(extra="forbid")
-    seconds: Any = Field(None, description="seconds (a number, or a duration like the `by`)")
-    by: Any = Field(None, description='a duration: "8d", "2h30m", "90m", "45s", "1w"')
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+    seconds: Any = Field(
+        None,
+        description="seconds (a number, or a duration like the `by`)",
+        json_schema_extra={
+            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}, {"type": "null"}]
+        },
+    )
+    by: Any = Field(
+        None,
+        description='a duration: "8d", "2h30m", "90m", "45s", "1w"',
+        json_schema_extra={"type": ["string", "null"]},
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -343,7 +366,9 @@ class ClockSet(Body):
     """POST .../clock/set: move to an instant (forward only)."""
 
     model_config = ConfigDict(extra="forbid")
-    to: Any = Field(description="ISO 8601; a time without a zone is WIB")
+    to: Any = Field(
+        description="ISO 8601; a time without a zone is WIB", json_schema_extra={"type": "string"}
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -424,9 +449,11 @@ class Transition(Body):
 
     partner_token: Token
     trigger: str = Field(
-        description="one of " + ", ".join(FORCEABLE), json_schema_extra={"enum": list(FORCEABLE)}
+        max_length=32,
+        description="one of " + ", ".join(FORCEABLE),
+        json_schema_extra={"enum": list(FORCEABLE)},
     )
-    amount: Whole | None = Field(None, description="approve: the approved amount")
+    amount: Rupiah | None = Field(None, description="approve: the approved amount")
     reason: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         None, description="reject / fail_payout: the reason"
     )
@@ -444,7 +471,7 @@ class Payment(Body):
     """POST /sandbox/payments: the borrower pays a code from 15."""
 
     repay_code: Annotated[str, Field(min_length=1, max_length=40)]
-    amount: Whole | None = Field(None, description="optional: must equal the code's amount")
+    amount: Rupiah | None = Field(None, description="optional: must equal the code's amount")
 
 
 RESET_HOW = (
@@ -453,15 +480,33 @@ RESET_HOW = (
 )
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """The schema of an optional field whose null the validator refuses: no `default: null`."""
+    schema.pop("default", None)
+
+
 class Reset(Body):
     """POST /sandbox/reset: one partner, or every partner when asked for in so many words
     (`{"all": true}`): a missing, null, empty or false `partner_token` never means all."""
 
-    partner_token: Token | None = Field(
-        None, description="wipe this partner's orders and history; its clock restarts"
+    # The document says what the validator holds: exactly one of the two (so a generated
+    # client, or schemathesis, never sends `{}` believing it valid).
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["partner_token"]}, {"required": ["all"]}]},
     )
-    all: Literal[True] | None = Field(
-        None, description="true: wipe every partner and reload the fixtures (admin only)"
+
+    # null is refused by the validator, so the document does not offer it
+    partner_token: Token | SkipJsonSchema[None] = Field(
+        None,
+        description="wipe this partner's orders and history; its clock restarts",
+        json_schema_extra=_no_default,
+    )
+    all: Literal[True] | SkipJsonSchema[None] = Field(
+        None,
+        description="true: wipe every partner and reload the fixtures (admin only)",
+        json_schema_extra=_no_default,
     )
 
     @model_validator(mode="before")
@@ -488,6 +533,15 @@ class Reset(Body):
 
 
 class CodecChoice(Body):
+    # A partner's pair, or an explicit one: both halves as text.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [*names], "properties": {n: {"type": "string"} for n in names}}
+                for names in (("partner_token",), ("aes_key", "aes_iv"))
+            ]
+        }
+    )
     partner_token: Token | None = Field(None, description="use this partner's key and IV")
     aes_key: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         None, description="or an explicit key (a PHP string: cut or NUL-padded to 16 bytes)"
@@ -518,7 +572,9 @@ class Decrypt(CodecChoice):
 
 class CallbacksQuery(Query):
     partner_token: QToken = None
-    order_no: Annotated[str | None, Opt] = Field(None, max_length=32, description="one order")
+    order_no: Annotated[Annotated[str, Field(max_length=32)] | None, Opt] = Field(
+        None, description="one order"
+    )
     state: Annotated[Literal["pending", "delivered", "dead"] | None, Opt] = None
     limit: Limit = Field(
         200, description="the newest `limit`, oldest first; 1-1000 (the next page: older ones)"
@@ -528,8 +584,8 @@ class CallbacksQuery(Query):
 
 class JournalQuery(Query):
     partner_token: QToken = None
-    path: Annotated[str | None, Opt] = Field(
-        None, max_length=64, description="a lender path, e.g. /push-order-confirm"
+    path: Annotated[Annotated[str, Field(max_length=64)] | None, Opt] = Field(
+        None, description="a lender path, e.g. /push-order-confirm"
     )
     limit: Limit = Field(100, description="newest first, 1-1000")
     cursor: Cursor = None
@@ -550,10 +606,12 @@ class Prune(Body):
     max_age_days: Annotated[float, Field(ge=0, le=36_500)] | None = Field(
         None, description="instead of [journal] max_age_days (0: no age limit)"
     )
-    max_rows_per_partner: Annotated[int, Field(ge=0, lt=BIGINT)] | None = Field(
+    max_rows_per_partner: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = Field(
         None, description="instead of [journal] max_rows_per_partner (0: no row limit)"
     )
 
 
 class FaultsDeleteQuery(ScopeQuery):
-    id: Annotated[int | None, Opt] = Field(None, ge=1, lt=BIGINT, description="one rule")
+    id: Annotated[Annotated[int, Field(ge=1, le=INT32_MAX)] | None, Opt] = Field(
+        None, description="one rule"
+    )

@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import inputs
 from .crypto import Codec, DecryptError, NotJsonError, loads_json, php_json_encode
-from .errors import SandboxError
+from .errors import SandboxError, invalid
 from .protocol import MSG_PATHS
 
 
@@ -39,18 +40,25 @@ def parse_envelope(body: bytes) -> Envelope:
             raise SandboxError("bad_envelope", f"{field} is missing")
         if not isinstance(doc[field], str) or not doc[field]:
             raise SandboxError("bad_envelope", f"{field} must be a non-empty string")
+        if why := inputs.text_problem(doc[field]):
+            raise SandboxError("bad_envelope", f"{field} {why}")
     return Envelope(doc["partner_token"], doc["encode_data"])
 
 
 def decrypt_payload(codec: Codec, encode_data: str) -> dict[str, Any]:
+    """The decrypted payload: a JSON object of valid text, nested at most inputs.MAX_DEPTH."""
     try:
-        payload = codec.decrypt_json(encode_data)
+        raw = codec.decrypt_bytes(encode_data)
+        payload = loads_json(raw)
     except NotJsonError as e:
         raise SandboxError("not_json", str(e)) from None
     except DecryptError as e:
         raise SandboxError("undecryptable", str(e)) from None
     if not isinstance(payload, dict):
         raise SandboxError("not_object", f"got a JSON {type(payload).__name__}")
+    found = inputs.problem(payload, raw)
+    if found is not None:
+        raise invalid(*found)
     return payload
 
 

@@ -143,6 +143,7 @@ class RuleBase(BaseModel):
 
     path: str = Field(
         "",
+        max_length=64,
         description='A lender endpoint path such as "/push-order-confirm", or "" for every path.',
     )
     partner_token: str = Field("", max_length=64, description='"" for every partner.')

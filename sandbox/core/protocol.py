@@ -106,3 +106,6 @@ CALLBACKS: tuple[tuple[str, str, str], ...] = (
         "The repayment plan after payout, extension, overdue, settlement.",
     ),
 )
+# The longest callback base URL a partner may set: with the longest callback path after it,
+# it must fit the 500 characters each attempt's URL is stored in (store/tables.py).
+CALLBACK_URL_MAX = 500 - max(len(path) for _, path, _ in CALLBACKS)

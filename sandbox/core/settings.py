@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from . import clock as clockmod
 from .addresses import parse_allow
 from .pricing import Extension, Product
+from .protocol import CALLBACK_URL_MAX
 from .scenarios import ScenarioDefault, ScenarioRule
 
 
@@ -139,10 +140,10 @@ class ConformanceSettings(_Section):
 
 class PartnerFixture(_Section):
     partner_token: str = Field(min_length=1, max_length=64)
-    aes_key: str
-    aes_iv: str
-    name: str = ""
-    callback_url: str = ""
+    aes_key: str = Field(max_length=200)
+    aes_iv: str = Field(max_length=200)
+    name: str = Field("", max_length=200)
+    callback_url: str = Field("", max_length=CALLBACK_URL_MAX)
     clock_mode: Literal["real", "scaled", "manual"] | None = None
     clock_rate: float | None = None
     encrypt_callbacks: bool | None = None

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import SandboxError, invalid, missing
+from .inputs import INT32_MAX
 
 
 def _num_to_str(v: Any) -> Any:
@@ -35,7 +36,7 @@ RULES = {
     "user_name": "must be letters and spaces only",
     "order_no": "must be 10-32 characters of A-Z, a-z, 0-9, _ or -",
     "bank_card": "must be 9-16 digits",
-    "application_amount": "must be a whole number of rupiah >= 100000",
+    "application_amount": "must be a whole number of rupiah >= 100000 (at most 2147483647)",
     "application_term": "must be a whole number >= 1",
     "term_unit": "must be 1 (days) or 2 (months)",
     "month_income": "must be 5-9 digits with a non-zero first digit",
@@ -44,13 +45,13 @@ RULES = {
     "product_id": "must be a non-empty product id",
 }
 
-Mobile = Annotated[Str, Field(pattern=r"^8\d{8,12}$")]
-IdCard = Annotated[Str, Field(pattern=r"^\d{16}$")]
+Mobile = Annotated[Str, Field(pattern=r"^8\d{8,12}$", max_length=13)]
+IdCard = Annotated[Str, Field(pattern=r"^\d{16}$", max_length=16)]
 Name = Annotated[Str, Field(pattern=r"^[A-Za-z ]+$", max_length=100)]
-OrderNo = Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]{10,32}$")]
-BankCardNo = Annotated[Str, Field(pattern=r"^\d{9,16}$")]
+OrderNo = Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]{10,32}$", max_length=32)]
+BankCardNo = Annotated[Str, Field(pattern=r"^\d{9,16}$", max_length=16)]
 ProductId = Annotated[Str, Field(min_length=1, max_length=64)]
-Amount = Annotated[int, Field(ge=100000, le=10**12)]
+Amount = Annotated[int, Field(ge=100000, le=INT32_MAX)]
 Term = Annotated[int, Field(ge=1, le=3650)]
 Unit = Annotated[int, Field(ge=1, le=2)]
 

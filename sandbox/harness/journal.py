@@ -54,7 +54,7 @@ def _dig(doc: Any, dotted: str, default: Any = None) -> Any:
     for part in dotted.split("."):
         if isinstance(doc, dict) and part in doc:
             doc = doc[part]
-        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+        elif isinstance(doc, list) and part.isdecimal() and int(part) < len(doc):
             doc = doc[int(part)]
         else:
             return default

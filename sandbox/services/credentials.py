@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from ..core.inputs import INT32_MAX
 from ..core.tenancy import ADMIN_CALLER, Caller, new_token, token_hash
 from ..store import Callback, FaultRule, JournalEntry, Partner, PartnerCredential, RepayCode
 from .lender import Lender
 
-BIGINT = 2**63  # ids beyond SQL's integer range name nothing
+BIGINT = INT32_MAX + 1  # ids beyond the id columns' range (32-bit on PostgreSQL) name nothing
 
 
 def save(s: Session, partner: str, token: str, wall: float) -> None:

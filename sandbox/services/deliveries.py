@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..core.chaos import Chaos
 from ..core.errors import SandboxError
+from ..core.inputs import INT32_MAX
 from ..store import Callback, CallbackAttempt, Partner
 from .lender import Lender
 from .outbox import NEVER, STATES, request_content
@@ -151,7 +152,7 @@ def list_deliveries(
 
 
 def _row(s: Session, callback_id: int) -> Callback:
-    row = s.get(Callback, callback_id) if 0 < callback_id < 2**63 else None  # SQL integer range
+    row = s.get(Callback, callback_id) if 0 < callback_id <= INT32_MAX else None  # its column
     if row is None:
         raise SandboxError(
             "not_found", f"no callback delivery with id {callback_id}", http_status=404

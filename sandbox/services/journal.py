@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from ..core import clock as clockmod
-from ..core.control_models import BIGINT
 from ..core.errors import ControlError
+from ..core.inputs import INT32_MAX
 from ..store import JournalEntry
 from . import conformance
 from .lender import Lender
@@ -73,7 +73,7 @@ def list_entries(
 def get_entry(lender: Lender, entry_id: int) -> dict[str, Any]:
     """One entry (the evidence links of the acceptance report point here)."""
     with lender.store.transaction() as s:
-        e = s.get(JournalEntry, entry_id) if 0 < entry_id < BIGINT else None
+        e = s.get(JournalEntry, entry_id) if 0 < entry_id <= INT32_MAX else None  # its column
         if e is None:
             raise ControlError("not_found", f"no journal entry with id {entry_id}", http_status=404)
         return entry_view(e)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..core import pricing
+from ..core import inputs, pricing
 from ..core.errors import SandboxError
 from ..core.lifecycle import Status
 from ..store import BankCard, Order, Partner
@@ -48,6 +48,8 @@ class Link:
 
 
 def _signed_order(lender: Lender, s: Session, link: Link, purpose: str) -> tuple[Partner, Order]:
+    if not (inputs.is_text(link.token) and inputs.is_text(link.order_no)):
+        raise BadLink()  # no partner or order has such a name (and PostgreSQL cannot look)
     partner = s.get(Partner, link.token)
     if partner is None or not isinstance(link.sig, str) or not link.sig.isascii():
         raise BadLink()

@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, exists, func, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ..core import inputs
 from ..core import validation as v
 from ..core.envelope import Envelope, decrypt_payload, parse_envelope, render
 from ..core.errors import BY_NAME, SandboxError
@@ -267,7 +268,7 @@ def _journal_row(lender: Lender, path: str, body: bytes, reply: Reply) -> dict[s
         "path": path,
         "at": lender.wall(),
         "virtual_at": lender.now(partner) if partner else None,
-        "request_raw": body[:RAW_LIMIT].decode("utf-8", "replace"),
+        "request_raw": inputs.raw_text(body[:RAW_LIMIT]),
         "request": reply.request,
         "response": reply.body if reply.answered else None,
         "http_status": reply.http_status,

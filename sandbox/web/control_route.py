@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..core import control_models as m
-from ..core import paging
+from ..core import inputs, paging
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import RuleBody
 from ..core.tenancy import ADMIN_CALLER, Caller, Scope, authorize
@@ -124,15 +124,34 @@ def _json_body(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, parse_float=inputs.number)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ControlError("bad_envelope", "the body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise ControlError("bad_envelope", "the body must be a JSON object")
+    found = inputs.problem(doc, raw)
+    if found is not None:
+        raise ControlError("invalid_field", " ".join(found))
     return doc
 
 
+def _check_path(values: Any) -> None:
+    """Path values the store can look up: nothing is named by text it cannot hold (a %00),
+    so 404 like any unknown name."""
+    for name, value in values.items():
+        if isinstance(value, str) and (why := inputs.text_problem(value)):
+            raise ControlError("not_found", f"nothing has a {name} that {why}", http_status=404)
+
+
+def _check_query(values: Any) -> None:
+    for name, value in values.items():
+        if why := inputs.text_problem(value):
+            raise ControlError("invalid_field", f"query parameter {name} {why}")
+
+
 def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
+    _check_path(request.path_params)
+    _check_query(request.query_params)
     body = None
     if route.body is RuleBody:
         body = _json_body(raw)  # fault rules: `faults.parse_body` reads one rule or a set

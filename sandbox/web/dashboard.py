@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..core import enums
+from ..core import enums, inputs
 from ..core.banks import PAYOUT_FAILURES
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FAULT_KINDS, READ_ONLY
@@ -144,6 +144,16 @@ def _problem(visit: Visit, e: SandboxError, token: str = "") -> Response:
     )
 
 
+def _unreadable(visit: Visit) -> Response | None:
+    """A page asked for by text nothing can be named by (a NUL, a lone surrogate: core.inputs)
+    is not found, as on the control API; the store is never asked (PostgreSQL would refuse)."""
+    request = visit.request
+    for name, value in [*request.path_params.items(), *request.query_params.items()]:
+        if isinstance(value, str) and (why := inputs.text_problem(value)):
+            return _problem(visit, ControlError("not_found", f"nothing has a {name} that {why}"))
+    return None
+
+
 def _may_see(who: Caller, token: str) -> None:
     if not who.admin and token != who.partner:
         raise ControlError(
@@ -167,7 +177,8 @@ def routes(lender: Lender) -> list[Route]:
                 return RedirectResponse(login_url(_here(request)), status_code=303)
             except ControlError as e:  # a bad bearer token (a script)
                 return JSONResponse(error_body(e), status_code=e.http_status)
-            response = view(Visit(request, session, new, who))
+            visit = Visit(request, session, new, who)
+            response = _unreadable(visit) or view(visit)
             return sessions.write(response, session) if new else response
 
         return page
@@ -182,7 +193,7 @@ def routes(lender: Lender) -> list[Route]:
         )
         token = query.get("partner") or (partners[0]["partner_token"] if partners else "")
         given = query.get("status", "")
-        status = int(given) if given.isdigit() and len(given) < 10 else None
+        status = int(given) if given.isdecimal() and len(given) < 10 else None
         try:
             _may_see(who, token)
             page = overview.partner_page(lender, token, status) if token else None

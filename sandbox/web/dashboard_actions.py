@@ -17,10 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..core import inputs
 from ..core.clock import ClockError
 from ..core.control_models import ClockAdvance, ClockSet, parse
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import Rule
+from ..core.inputs import INT32_MAX
 from ..core.tenancy import Caller, Scope, authorize, owned, partner
 from ..services import conformance, control, credentials, deliveries, faults, payments
 from ..services.lender import Lender
@@ -55,6 +57,14 @@ def _number(f: Form, name: str, kind: type = int) -> Any:
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise ControlError("invalid_field", f"{name} must be {what}, not {value!r}") from None
+
+
+def _check_text(f: Form) -> None:
+    """Every field is text the store can hold (no NUL, no lone surrogate), as on the control
+    API (core.inputs): PostgreSQL refuses a NUL even in a lookup."""
+    for name, value in f.items():
+        if why := inputs.text_problem(value):
+            raise ControlError("invalid_field", f"{name} {why}")
 
 
 def _given(**fields: Any) -> dict[str, Any]:
@@ -129,7 +139,7 @@ def _pay(lender: Lender, f: Form) -> Done:
 
 
 def _redeliver(lender: Lender, f: Form) -> Done:
-    out = deliveries.redeliver(lender, _number(f, "id") or 0)
+    out = deliveries.redeliver(lender, _id(f))
     return "Callback #{0} will be sent again", (out["id"],)
 
 
@@ -149,7 +159,7 @@ def _add_fault(lender: Lender, f: Form) -> Done:
 
 
 def _delete_fault(lender: Lender, f: Form) -> Done:
-    faults.clear_rules(lender, _number(f, "id") or 0)
+    faults.clear_rules(lender, _id(f))
     return "Fault rule #{0} deleted", (f.get("id"),)
 
 
@@ -166,9 +176,11 @@ class FormCall:
     form: Form
 
 
-def _id(c: FormCall) -> int:
-    value = c.form.get("id", "").strip()
-    return int(value) if value.isdigit() and len(value) < 20 else 0
+def _id(f: Form) -> int:
+    """The row a form names; 0 (no row) when it names none the id columns can hold."""
+    value = f.get("id", "").strip()
+    number = int(value) if value.isdecimal() and len(value) < 20 else 0
+    return number if number <= INT32_MAX else 0  # past the id columns: names nothing
 
 
 FORM_PARTNER = partner("form", "partner")
@@ -190,12 +202,12 @@ ACTIONS: dict[str, tuple[Callable[[Lender, Form], Done], Scope]] = {
     ),
     "redeliver": (
         _redeliver,
-        owned("callback delivery", lambda c: credentials.owner_of_callback(c.lender, _id(c))),
+        owned("callback delivery", lambda c: credentials.owner_of_callback(c.lender, _id(c.form))),
     ),
     "add_fault": (_add_fault, FORM_PARTNER),
     "delete_fault": (
         _delete_fault,
-        owned("fault rule", lambda c: credentials.owner_of_rule(c.lender, _id(c))),
+        owned("fault rule", lambda c: credentials.owner_of_rule(c.lender, _id(c.form))),
     ),
     "new_run": (_new_run, FORM_PARTNER),
 }
@@ -257,6 +269,7 @@ async def act(lender: Lender, sessions: Sessions, request: Request) -> Response:
     name = request.path_params["action"]
     try:
         check_csrf(sessions.read(request), form)
+        _check_text(form)
         who = await run_in_threadpool(sessions.caller, request)
         if name not in ACTIONS:
             return _flash(back, "error", "Unknown action {0}", (name,))

@@ -108,7 +108,7 @@ class Guard:
             if refused := self._not_json(headers):
                 return refused
         declared = headers.get(b"content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
+        if declared.isdecimal() and int(declared) > self.limit:
             return too_large(self.limit)
         return None
 

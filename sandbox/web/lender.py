@@ -164,7 +164,7 @@ async def send_json(send: Send, doc: dict, status: int = 200) -> None:
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The body, or None when it exceeds `limit` (checked while streaming, not after)."""
     declared = _header(scope, b"content-length")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdecimal() and int(declared) > limit:
         return None
     chunks, size = [], 0
     while True:

@@ -1,9 +1,10 @@
 """The staging backend: PostgreSQL at 127.0.0.1:5432 (docs/architecture.md "Staging").
 
 Each test run works in a schema of its own (`search_path` set through the URL), created here
-and dropped afterwards, so parallel CI runs on one server never see each other's rows. The
-tests skip, saying why, when no server answers. LENDER_SANDBOX_TEST_PG_URL overrides the
-server URL (without the schema option).
+and dropped afterwards, so parallel CI runs on one server never see each other's rows. When no
+server answers the tests skip, saying why — except under CI=true, where they fail: CI must
+prove the staging backend, not skip it. LENDER_SANDBOX_TEST_PG_URL overrides the server URL
+(without the schema option).
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ def pg_url() -> Iterator[str]:
     """A URL whose connections work in a fresh schema; the schema is dropped afterwards."""
     base, why = _reachable()
     if base is None:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({why})")
+        message = f"PostgreSQL is not reachable on 127.0.0.1:5432 ({why})"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(message + "; CI needs it (CI=true)", pytrace=False)
+        pytest.skip(message)
     schema = f"ls_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as conn:
