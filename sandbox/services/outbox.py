@@ -14,9 +14,10 @@ partner's clock (`retry_at`, virtual): on a real or scaled clock that is a wall 
 (`follow_clock`) makes them due — each timed from when the one before fell due, so a receiver
 failing for a while within the advanced span is retried through it in order.
 
-At-least-once: a row is never deleted and is only marked delivered after the receiver
-answered `code: 0`; a delivery interrupted mid-flight (process killed) keeps its lease and is
-claimed again when the lease runs out. No database transaction is held across an HTTP call.
+At-least-once: a pending row is never deleted (retention prunes only delivered and dead
+ones: services.retention) and is only marked delivered after the receiver answered `code: 0`;
+a delivery interrupted mid-flight (process killed) keeps its lease and is claimed again when
+the lease runs out. No database transaction is held across an HTTP call.
 Claims and records are SQLAlchemy Core on records (`store.records.CallbackRec`): one short
 transaction per batch each way.
 """
