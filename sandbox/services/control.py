@@ -1,7 +1,7 @@
 """Sandbox-only operations behind /sandbox: partners, clocks, orders, forced transitions, reset.
 
 Each operation is a plain function over a `Lender` taking a request model (or a mapping it
-parses into one, `control_models.ensure`) and returning JSON-able values, so the web layer
+parses into one, `control_parsing.ensure`) and returning JSON-able values, so the web layer
 and the in-process test harness share them, validation included. Errors are ControlError
 (answered as HTTP 4xx JSON by the web layer, never a 500).
 """
@@ -15,7 +15,8 @@ from sqlalchemy import Table, bindparam, delete, select, update
 
 from ..core import clock as clockmod
 from ..core import crypto
-from ..core.control_models import FORCEABLE, PartnerCreate, PartnerPatch, Transition, ensure
+from ..core.control_models import FORCEABLE, PartnerCreate, PartnerPatch, Transition
+from ..core.control_parsing import ensure
 from ..core.errors import ControlError
 from ..core.lifecycle import Status, allowed_triggers
 from ..store import (

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.control_models import CodecChoice, Decrypt, Encrypt, ensure
+from ..core.control_models import CodecChoice, Decrypt, Encrypt
+from ..core.control_parsing import ensure
 from ..core.crypto import Codec, DecryptError, NotJsonError, loads_json, php_json_encode
 from ..core.errors import ControlError
 from .lender import Lender

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..core import control_models as m
 from ..core import inputs, paging
+from ..core.control_parsing import parse
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import RuleBody
 from ..core.tenancy import ADMIN_CALLER, Caller, Scope, authorize
@@ -156,8 +157,8 @@ def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:
     if route.body is RuleBody:
         body = _json_body(raw)  # fault rules: `faults.parse_body` reads one rule or a set
     elif route.body is not None:
-        body = m.parse(route.body, _json_body(raw))
-    query = m.parse(route.query, dict(request.query_params)) if route.query else None
+        body = parse(route.body, _json_body(raw))
+    query = parse(route.query, dict(request.query_params)) if route.query else None
     return Call(
         lender=request.app.state.lender,
         path=dict(request.path_params),

@@ -19,7 +19,8 @@ from starlette.responses import RedirectResponse, Response
 
 from ..core import inputs
 from ..core.clock import ClockError
-from ..core.control_models import ClockAdvance, ClockSet, parse
+from ..core.control_models import ClockAdvance, ClockSet
+from ..core.control_parsing import parse
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import Rule
 from ..core.inputs import INT32_MAX

@@ -13,7 +13,8 @@ import time
 import httpx
 import pytest
 
-from sandbox.core.control_models import MAX_WAIT, WaitQuery, parse
+from sandbox.core.control_models import MAX_WAIT, WaitQuery
+from sandbox.core.control_parsing import parse
 from sandbox.services import control, outbox
 from sandbox.web.app import create_app
 

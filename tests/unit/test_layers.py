@@ -4,7 +4,7 @@ Each folder of sandbox/ is a layer and imports only point down:
 core <- store <- services <- web <- cli, and harness (the test harness and clients) sits on
 services and web. Imports inside functions count; no module imports itself back through a
 cycle; Starlette and Jinja2 are imported only in web/; core does no I/O (no database, HTTP,
-web framework or scheduler library).
+web framework or scheduler library). No module is over 600 lines.
 """
 
 from __future__ import annotations
@@ -164,3 +164,12 @@ def test_the_checks_see_function_level_imports() -> None:
     source = "def f():\n    from ..web import app\n"
     tree = ast.parse(source)
     assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))  # ast.walk reaches them
+
+
+MAX_LINES = 600  # a module past this owns more than one thing: split it (docs/architecture.md)
+
+
+def test_no_module_is_over_600_lines() -> None:
+    sizes = {p: len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.rglob("*.py")}
+    big = sorted(f"{p.relative_to(PACKAGE)}: {n}" for p, n in sizes.items() if n > MAX_LINES)
+    assert not big, f"modules over {MAX_LINES} lines: {big}"
