@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -343,3 +344,68 @@ def test_two_processes_prune_at_once_and_delete_each_row_once(pg: str) -> None:
     finally:
         other.store.dispose()
         gen.close()
+
+
+def _lock_waiters(engine: Any) -> int:
+    """Sessions of this database waiting for a lock, a row's or an advisory one."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "select count(*) from pg_stat_activity "
+                    "where datname = current_database() and wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        )
+
+
+def test_processes_starting_at_once_load_the_fixtures_in_turn(
+    pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes seeding one empty database at the same moment: the second waits for the
+    first (the schema lock, store.exclusive) and finds the partner there, where both used to
+    insert it and one died at start-up on the duplicate key. The first is held inside its seed
+    until the second is waiting, so they truly meet."""
+    from sandbox.services.lender import Lender
+
+    settings = h.settings_for(pg)
+    watcher = create_engine(pg)
+    with watcher.begin() as conn:  # an empty database, schema made
+        for table in ("partner_credentials", "conformance_marks", "partners", "products"):
+            conn.execute(text(f"delete from {table}"))
+    inside = threading.Event()
+    real = Lender.new_partner
+
+    def held(self: Lender, *args: Any, **kw: Any) -> Any:
+        if not inside.is_set():  # the first seeder: hold on until the other one waits
+            inside.set()
+            for _ in range(100):
+                if _lock_waiters(watcher) >= 1:
+                    break
+                threading.Event().wait(0.05)
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(Lender, "new_partner", held)
+    errors: list[BaseException] = []
+    lenders: list[Any] = []
+
+    def start() -> None:
+        try:
+            lenders.append(create_lender(settings, wall=lambda: h.T0))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    try:
+        threads[0].start()
+        assert inside.wait(30)
+        threads[1].start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        with watcher.connect() as conn:
+            assert conn.execute(text("select count(*) from partners")).scalar() == 1
+    finally:
+        watcher.dispose()
+        for lender in lenders:
+            lender.store.dispose()
