@@ -359,6 +359,66 @@ def _lock_waiters(engine: Any) -> int:
         )
 
 
+def test_two_codes_of_one_order_paid_at_once_take_turns(pg: str) -> None:
+    """An order's extension code and its full code paid at the same moment through two
+    processes: each payment locks the order before its code, so they take turns — one is paid,
+    the other refused with 409 (the first voided its code) — where they used to each hold
+    their own code and wait for the other's, which the transition voids: a deadlock, answered
+    10099. The order stays locked here until both payments wait, so they truly meet."""
+    from sandbox.core.errors import ControlError
+    from sandbox.services import payments
+
+    settings = h.settings_for(pg)
+    gen = h.make_sandbox(settings)
+    sb = next(gen)
+    try:
+        o = h.Loan(sb, h.person("pg-2codes", h.SUFFIX["approve"]), "ORD-PG-TWO-CODES").disbursed()
+        codes = [o.code(repay_type=2, delay_term=7)["repay_code"], o.code()["repay_code"]]
+    finally:
+        gen.close()
+    lenders = [create_lender(settings, wall=lambda: h.T0) for _ in range(2)]
+    answers: list[Any] = []
+
+    def pay(lender: Any, code: str) -> None:
+        try:
+            answers.append(payments.pay(lender, code)["repay_type"])
+        except ControlError as e:
+            answers.append((e.http_status, e.code))
+        except Exception as e:  # the deadlock (OperationalError)
+            answers.append(e)
+
+    watcher = create_engine(pg)
+    threads = [threading.Thread(target=pay, args=pair) for pair in zip(lenders, codes, strict=True)]
+    try:
+        with lenders[0].store.transaction() as s:  # hold the order while both payments start
+            s.execute(select(Order).where(Order.order_no == o.order_no).with_for_update()).one()
+            for t in threads:
+                t.start()
+            for _ in range(300):  # until both wait (fixed) or both ended (the deadlock)
+                if _lock_waiters(watcher) >= 2 or not any(t.is_alive() for t in threads):
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail("the two payments neither waited for the order nor finished")
+        for t in threads:
+            t.join(30)
+        paid = [a for a in answers if a in (1, 2)]
+        assert len(answers) == 2 and len(paid) == 1, answers
+        assert [a for a in answers if a not in paid] == [(409, 11010)], answers
+        with lenders[0].store.transaction() as s:
+            triggers = [
+                t.trigger
+                for t in s.scalars(
+                    select(TimelineRow).join(Order).where(Order.order_no == o.order_no)
+                )
+            ]
+        assert triggers.count("settle") + triggers.count("extend") == 1
+    finally:
+        watcher.dispose()
+        for lender in lenders:
+            lender.store.dispose()
+
+
 def test_processes_starting_at_once_load_the_fixtures_in_turn(
     pg: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
