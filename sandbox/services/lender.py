@@ -80,7 +80,7 @@ class Lender:
         """Load fixtures into the store: products replaced, partners added if missing."""
         self.store.create_schema()
         wall = self.wall()
-        with self.store.transaction() as s:
+        with self.store.exclusive() as s:  # another process may be seeding this database now
             for fx in self.settings.data.products:
                 row = s.get(ProductRow, fx.product_id)
                 data = fx.model_dump(mode="json")

@@ -176,6 +176,10 @@ def _code_for_update(store: Any) -> Any:
     return store.lock_row(CODE_BY_VALUE)
 
 
+def _order_for_update(store: Any) -> Any:
+    return store.lock_row(ORDER_BY_ID)
+
+
 def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str = "api") -> dict:
     """The borrower pays a code from 15: full repayment -> 200; extension fee -> extended."""
     if not isinstance(repay_code, str):
@@ -188,13 +192,20 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
         code = s.connection().execute(CODE_BY_VALUE, {"code": repay_code}).first()
         if code is None:
             raise ControlError("payment_rejected", f"unknown repay_code {repay_code!r}", 404)
-        token = code.partner_token
+        token, order_id = code.partner_token, code.order_id
         now = lender.now(lender.partner_or_404(s, token))
     process_due(lender, token, now)
     with lender.store.begin() as conn:
+        # The order first, then the code: every writer of an order's codes takes them in that
+        # order (15 and due events lock the order), so two payments of one order (its extension
+        # and its full code, through two processes at once) take turns, and the second reads
+        # what the first did (a voided code, a settled order: 409). Locking only the code, each
+        # payment held its own and waited for the other's, which settling or extending voids:
+        # a deadlock, answered 10099 (tests/postgres/test_three_processes.py found it).
+        locked = conn.execute(lender.store.prepared(_order_for_update), {"id": order_id}).one()
         code = conn.execute(lender.store.prepared(_code_for_update), {"code": repay_code}).one()
         unit = Unit(lender, conn)
-        order = unit.track(OrderRec.load(conn.execute(ORDER_BY_ID, {"id": code.order_id}).one()))
+        order = unit.track(OrderRec.load(locked))
         _check_payable(code, order, amount, now)
         ctx = Ctx(unit, now, f"payment of {code.amount} with code {code.code} ({source})")
         # Paid before the transition: the callback 21 it enqueues must show delay_status 1.

@@ -177,6 +177,19 @@ class Store:
             if self._lock is not None:
                 self._lock.release()
 
+    @contextmanager
+    def exclusive(self) -> Iterator[Session]:
+        """`transaction()` holding the schema lock from its start (PostgreSQL): processes
+        starting at once on one database load the fixtures in turn. Without it two could both
+        read "product 1001 / partner demo missing" before either committed, both insert it, and
+        the later one died at start-up on the duplicate key (found by
+        tests/postgres/test_three_processes.py). In READ COMMITTED each statement after the lock
+        sees what the holder before committed, so the next process updates instead."""
+        with self.transaction() as s:
+            if not self.is_sqlite:
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+            yield s
+
     def claim(self, stmt: Any) -> Any:
         """A SELECT that claims rows: FOR UPDATE SKIP LOCKED on PostgreSQL, plain on SQLite."""
         return stmt if self.is_sqlite else stmt.with_for_update(skip_locked=True)

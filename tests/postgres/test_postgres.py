@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -343,3 +344,128 @@ def test_two_processes_prune_at_once_and_delete_each_row_once(pg: str) -> None:
     finally:
         other.store.dispose()
         gen.close()
+
+
+def _lock_waiters(engine: Any) -> int:
+    """Sessions of this database waiting for a lock, a row's or an advisory one."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "select count(*) from pg_stat_activity "
+                    "where datname = current_database() and wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        )
+
+
+def test_two_codes_of_one_order_paid_at_once_take_turns(pg: str) -> None:
+    """An order's extension code and its full code paid at the same moment through two
+    processes: each payment locks the order before its code, so they take turns — one is paid,
+    the other refused with 409 (the first voided its code) — where they used to each hold
+    their own code and wait for the other's, which the transition voids: a deadlock, answered
+    10099. The order stays locked here until both payments wait, so they truly meet."""
+    from sandbox.core.errors import ControlError
+    from sandbox.services import payments
+
+    settings = h.settings_for(pg)
+    gen = h.make_sandbox(settings)
+    sb = next(gen)
+    try:
+        o = h.Loan(sb, h.person("pg-2codes", h.SUFFIX["approve"]), "ORD-PG-TWO-CODES").disbursed()
+        codes = [o.code(repay_type=2, delay_term=7)["repay_code"], o.code()["repay_code"]]
+    finally:
+        gen.close()
+    lenders = [create_lender(settings, wall=lambda: h.T0) for _ in range(2)]
+    answers: list[Any] = []
+
+    def pay(lender: Any, code: str) -> None:
+        try:
+            answers.append(payments.pay(lender, code)["repay_type"])
+        except ControlError as e:
+            answers.append((e.http_status, e.code))
+        except Exception as e:  # the deadlock (OperationalError)
+            answers.append(e)
+
+    watcher = create_engine(pg)
+    threads = [threading.Thread(target=pay, args=pair) for pair in zip(lenders, codes, strict=True)]
+    try:
+        with lenders[0].store.transaction() as s:  # hold the order while both payments start
+            s.execute(select(Order).where(Order.order_no == o.order_no).with_for_update()).one()
+            for t in threads:
+                t.start()
+            for _ in range(300):  # until both wait (fixed) or both ended (the deadlock)
+                if _lock_waiters(watcher) >= 2 or not any(t.is_alive() for t in threads):
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail("the two payments neither waited for the order nor finished")
+        for t in threads:
+            t.join(30)
+        paid = [a for a in answers if a in (1, 2)]
+        assert len(answers) == 2 and len(paid) == 1, answers
+        assert [a for a in answers if a not in paid] == [(409, 11010)], answers
+        with lenders[0].store.transaction() as s:
+            triggers = [
+                t.trigger
+                for t in s.scalars(
+                    select(TimelineRow).join(Order).where(Order.order_no == o.order_no)
+                )
+            ]
+        assert triggers.count("settle") + triggers.count("extend") == 1
+    finally:
+        watcher.dispose()
+        for lender in lenders:
+            lender.store.dispose()
+
+
+def test_processes_starting_at_once_load_the_fixtures_in_turn(
+    pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes seeding one empty database at the same moment: the second waits for the
+    first (the schema lock, store.exclusive) and finds the partner there, where both used to
+    insert it and one died at start-up on the duplicate key. The first is held inside its seed
+    until the second is waiting, so they truly meet."""
+    from sandbox.services.lender import Lender
+
+    settings = h.settings_for(pg)
+    watcher = create_engine(pg)
+    with watcher.begin() as conn:  # an empty database, schema made
+        for table in ("partner_credentials", "conformance_marks", "partners", "products"):
+            conn.execute(text(f"delete from {table}"))
+    inside = threading.Event()
+    real = Lender.new_partner
+
+    def held(self: Lender, *args: Any, **kw: Any) -> Any:
+        if not inside.is_set():  # the first seeder: hold on until the other one waits
+            inside.set()
+            for _ in range(100):
+                if _lock_waiters(watcher) >= 1:
+                    break
+                threading.Event().wait(0.05)
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(Lender, "new_partner", held)
+    errors: list[BaseException] = []
+    lenders: list[Any] = []
+
+    def start() -> None:
+        try:
+            lenders.append(create_lender(settings, wall=lambda: h.T0))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    try:
+        threads[0].start()
+        assert inside.wait(30)
+        threads[1].start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        with watcher.connect() as conn:
+            assert conn.execute(text("select count(*) from partners")).scalar() == 1
+    finally:
+        watcher.dispose()
+        for lender in lenders:
+            lender.store.dispose()
