@@ -215,11 +215,10 @@ def _move_clock(lender: Lender, token: str, move: Any) -> dict:
     fires them — never ahead of it."""
     for _ in range(MOVE_TRIES):
         with lender.store.begin() as conn:
-            row = conn.execute(PARTNER_CLOCK, {"token": token}).first()
-            if row is None:
+            old = lender.stored_clock(conn, token)
+            if old is None:
                 raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
             wall = lender.wall()
-            old = clockmod.ClockState(row.clock_mode, row.clock_rate, *row[2:])
             new = _clock_call(lambda: move(old, wall))  # noqa: B023 (called at once)
             if conn.execute(CLOCK_SWAP, _swap(token, old, new)).rowcount == 1:
                 outbox.follow_clock(lender, conn, token, new)
@@ -238,9 +237,6 @@ def _move_clock(lender: Lender, token: str, move: Any) -> dict:
 MOVE_TRIES = 50
 PARTNERS: Table = Partner.__table__  # type: ignore[assignment]
 _P = PARTNERS.c
-PARTNER_CLOCK = select(
-    _P.clock_mode, _P.clock_rate, _P.clock_anchor_wall, _P.clock_anchor_virtual
-).where(_P.partner_token == bindparam("token"))
 CLOCK_SWAP = (
     update(PARTNERS)
     .where(

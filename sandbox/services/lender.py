@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ..core import clock as clockmod
@@ -26,6 +28,11 @@ from ..core.pricing import Product, compliance_warnings
 from ..core.settings import Settings
 from ..core.tenancy import token_hash
 from ..store import Partner, PartnerCredential, ProductRow, Store
+
+_P = Partner.__table__.c
+PARTNER_CLOCK = select(
+    _P.clock_mode, _P.clock_rate, _P.clock_anchor_wall, _P.clock_anchor_virtual
+).where(_P.partner_token == bindparam("token"))
 
 
 class Keyed(Protocol):
@@ -196,6 +203,12 @@ class Lender:
 
     def now(self, partner: Clocked) -> float:
         return clockmod.virtual_now(self.clock_of(partner), self.wall())
+
+    def stored_clock(self, conn: Connection, token: str) -> clockmod.ClockState | None:
+        """A partner's clock as saved now (None: no such partner), read without the ORM: to
+        see whether another process moved it since it was read (compare-and-swap)."""
+        row = conn.execute(PARTNER_CLOCK, {"token": token}).first()
+        return clockmod.ClockState(*row) if row is not None else None
 
     def fmt(self, ts: float | None) -> str:
         """docs/protocol.md §7: 'YYYY-MM-DD HH:MM:SS' in the configured offset (WIB by default)."""

@@ -188,12 +188,31 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
         isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount < 2**53
     ):
         raise ControlError("invalid_field", "amount must be a whole number >= 1")
+    for _ in range(CLOCK_TRIES):
+        result = _pay_once(lender, repay_code, amount, source)
+        if result is not None:
+            lender.on_outbox()
+            return result
+    raise ControlError(
+        "conflict", "the partner's clock kept moving under this payment: try again", 409
+    )
+
+
+# A payment retried this often while other requests move its partner's clock answers 10015.
+CLOCK_TRIES = 20
+
+
+def _pay_once(lender: Lender, repay_code: str, amount: int | None, source: str) -> dict | None:
+    """One try: fire what is due at the partner's now, then pay at that now — or None when
+    another process moved the clock in between (the payment would land in the timeline
+    before events that already fired at a later time: an overdue after the settlement)."""
     with lender.store.transaction() as s:
         code = s.connection().execute(CODE_BY_VALUE, {"code": repay_code}).first()
         if code is None:
             raise ControlError("payment_rejected", f"unknown repay_code {repay_code!r}", 404)
         token, order_id = code.partner_token, code.order_id
-        now = lender.now(lender.partner_or_404(s, token))
+        partner = lender.partner_or_404(s, token)
+        clock, now = lender.clock_of(partner), lender.now(partner)
     process_due(lender, token, now)
     with lender.store.begin() as conn:
         # The order first, then the code: every writer of an order's codes takes them in that
@@ -203,6 +222,8 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
         # payment held its own and waited for the other's, which settling or extending voids:
         # a deadlock, answered 10099 (tests/postgres/test_three_processes.py found it).
         locked = conn.execute(lender.store.prepared(_order_for_update), {"id": order_id}).one()
+        if lender.stored_clock(conn, token) != clock:
+            return None  # moved since: what it fired is after `now`; try again at its now
         code = conn.execute(lender.store.prepared(_code_for_update), {"code": repay_code}).one()
         unit = Unit(lender, conn)
         order = unit.track(OrderRec.load(locked))
@@ -223,7 +244,7 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
                 source=source,
             )
         unit.flush()
-        result = {
+        return {
             "repay_code": code.code,
             "amount": code.amount,
             "repay_type": code.repay_type,
@@ -232,8 +253,6 @@ def pay(lender: Lender, repay_code: str, amount: int | None = None, source: str 
             "order_status": order.status,
             "paid_at": lender.fmt(now),
         }
-    lender.on_outbox()
-    return result
 
 
 def _check_payable(code: Any, order: OrderRec, amount: int | None, now: float) -> None:

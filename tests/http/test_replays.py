@@ -113,3 +113,28 @@ def test_the_database_holds_one_open_loan_when_the_check_races(sandbox, monkeypa
 
 def _basic(loan: Loan) -> dict:
     return basic_payload(loan.p, loan.order_no)
+
+
+def test_a_payment_is_made_at_the_clock_another_request_moved_it_to(loan, monkeypatch):
+    """Another process moves the partner's clock while a payment fires what fell due: the
+    payment is made at the clock's new time, never at the one it first read (it would land in
+    the timeline before events that already fired later: a settlement before an overdue)."""
+    from sandbox.services import control, payments
+
+    order = loan().create().submit()
+    order.bind().review()
+    order.confirm(order.get("/get-approval-result")["approval_amount"]).payout()
+    code = order.code()["repay_code"]
+    lender, token = order.sb.lender, order.sb.token
+    moved: list[float] = []
+    real = payments.process_due
+
+    def meanwhile(*args: Any) -> Any:
+        if not moved:  # once: the other process's advance, between reading and paying
+            moved.append(control.advance_clock(lender, token, 3600.0)["now_unix"])
+        return real(*args)
+
+    monkeypatch.setattr(payments, "process_due", meanwhile)
+    paid = order.sb.pay(code)
+    assert moved and paid["paid_at"] == lender.fmt(moved[0])
+    assert order.status == 200
