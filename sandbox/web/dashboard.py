@@ -113,6 +113,11 @@ def _page_size(given: str) -> int | None:
     return size if 1 <= size <= MAX_LIMIT else None
 
 
+def _count(n: int) -> str:
+    """A count of the partner page: past overview.COUNT_CAP it says so ("10000+")."""
+    return f"{overview.COUNT_CAP}+" if n > overview.COUNT_CAP else str(n)
+
+
 def _orders_link(token: str, limit: int | None) -> Callable[..., str]:
     """The partner page's links to its orders: of a status (None: all), from a cursor (None:
     the newest); a page size given stays."""
@@ -243,6 +248,7 @@ def routes(lender: Lender) -> list[Route]:
             status_filter=status,
             statuses=STATUSES,
             orders_link=_orders_link(token, limit),
+            count=_count,
             page=page,
             warnings=lender.warnings(),
         )

@@ -133,6 +133,25 @@ def test_a_page_holds_fifty_orders_unless_asked_and_a_bad_cursor_is_not_found(
     assert sandbox.client.get(f"/dashboard?partner=demo&cursor={journal}").status_code == 404
 
 
+def test_counts_stop_at_the_cap_and_say_so(
+    sandbox: Sandbox, loan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.services import overview
+
+    made = [loan(f"cap-{i}", SUFFIX["approve"]).create() for i in range(4)]
+    for o in made[1:]:
+        o.submit()  # 90, and a callback each
+    monkeypatch.setattr(overview, "COUNT_CAP", 2)
+    page = sandbox.client.get("/dashboard?partner=demo").text
+    assert "90 reviewing: 2+</a>" in page and "80 new: 1</a>" in page  # 3 and 1
+    assert overview.callback_states(sandbox.lender, "demo") == {"pending": 3}  # the cap + 1
+    callbacks = page.split('id="callbacks"')[1].split('id="orders"')[0]
+    assert '<span class="pill pending">pending 2+</span>' in callbacks
+    monkeypatch.setattr(overview, "COUNT_CAP", 3)
+    page = sandbox.client.get("/dashboard?partner=demo").text
+    assert "90 reviewing: 3</a>" in page and '<span class="pill pending">pending 3</span>' in page
+
+
 def test_an_error_code_looks_like_an_error(sandbox: Sandbox, loan) -> None:
     sandbox.err("/get-order-status", {"order_no": "NOPE-00001", "product_id": "1001"}, 11001)
     requests = sandbox.client.get("/dashboard").text.split('id="requests"')[1]
