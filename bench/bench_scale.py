@@ -1,7 +1,10 @@
 """The sandbox at 100 000 orders with their journal: memory, read latency, list and page times.
 
 Run by hand (a few minutes): `python bench/bench_scale.py [--orders 100000] [--seed-orders 1000]
-[--build clone|pipeline] [--reads 400] [--keep DIR] [--no-serve]`. SQLite files in a temp folder.
+[--build clone|pipeline] [--reads 400] [--keep DIR] [--reuse DIR] [--no-serve]`. SQLite files
+in a temp folder; `--keep DIR` builds them in DIR and leaves them there, `--reuse DIR` measures
+the stores an earlier `--keep DIR` left (no build, no check; the reads add to their journal)
+— seconds instead of minutes when you measure a change again.
 
 Build (timed, not measured):
 - small: `--small` (100) orders walked through the real pipeline (benchkit.walk: 02, 05, 06,
@@ -97,6 +100,29 @@ def build_small(tmp: Path, n: int) -> Built:
         f"statuses {dict(sorted(found.items()))}"
     )
     return Built("small", db, n, disbursed, time.perf_counter() - start)
+
+
+def reuse(tmp: Path) -> list[Built]:
+    """The small and large stores an earlier `--keep` left in `tmp`, as built (their
+    disbursed orders read back from the store: the large one's shuffled as built)."""
+    stores = []
+    for label in ("small", "large"):
+        db = tmp / f"{label}.db"
+        if not db.exists():
+            raise SystemExit(f"--reuse: no {db}; build it first with --keep {tmp}")
+        with sqlite3.connect(db) as conn:
+            count = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+            disbursed = [
+                no
+                for (no,) in conn.execute(
+                    "SELECT order_no FROM orders WHERE status = ? ORDER BY id", (DISBURSED,)
+                )
+            ]
+        if label == "large":
+            random.Random(7).shuffle(disbursed)
+        stores.append(Built(label, db, count, disbursed, 0.0))
+        say(f"{label}: reused {db} ({count} orders, {len(disbursed)} disbursed)")
+    return stores
 
 
 def build_large(tmp: Path, n: int, seed: int, how: str) -> tuple[Built, dict[str, Any]]:
@@ -371,11 +397,17 @@ def main() -> None:
     ap.add_argument("--build", choices=("clone", "pipeline"), default="clone")
     ap.add_argument("--reads", type=int, default=400, help="reads per endpoint and store")
     ap.add_argument("--keep", type=Path, help="build in this folder and keep the databases")
+    ap.add_argument("--reuse", type=Path, help="measure the databases --keep left in this folder")
     ap.add_argument("--no-serve", action="store_true", help="skip the `serve` RSS measurement")
     args = ap.parse_args()
     if args.orders < 1 or args.small < 1 or args.seed_orders < 1:
         ap.error("--orders, --small and --seed-orders must be at least 1")
+    if args.keep and args.reuse:
+        ap.error("--keep builds, --reuse measures what it built: one or the other")
     say(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    if args.reuse:
+        run(args, args.reuse, reuse(args.reuse))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         tmp = args.keep or Path(scratch)
         tmp.mkdir(parents=True, exist_ok=True)
@@ -386,13 +418,18 @@ def main() -> None:
             say(f"databases kept in {tmp}")
 
 
-def run(args: argparse.Namespace, tmp: Path) -> None:
-    small = build_small(tmp, args.small)
-    large, facts = build_large(tmp, args.orders, args.seed_orders, args.build)
-    say(
-        f"built: small {small.built:.0f} s ({small.size_mib():.0f} MiB), large {large.built:.0f} s "
-        f"({large.size_mib():.0f} MiB, {len(large.disbursed)} disbursed)"
-    )
+def run(args: argparse.Namespace, tmp: Path, reused: list[Built] | None = None) -> None:
+    if reused is None:
+        small = build_small(tmp, args.small)
+        large, facts = build_large(tmp, args.orders, args.seed_orders, args.build)
+        say(
+            f"built: small {small.built:.0f} s ({small.size_mib():.0f} MiB), "
+            f"large {large.built:.0f} s ({large.size_mib():.0f} MiB, "
+            f"{len(large.disbursed)} disbursed)"
+        )
+    else:
+        small, large = reused
+        facts = {"clones": {}}
     stores = [small, large]
     apps = [create_app(s.lender.settings, lender=s.lender) for s in stores]
     if facts["clones"]:

@@ -190,11 +190,17 @@ def statuses(agg: Aggregator, order_nos: Iterable[str]) -> Counter[int]:
 
 def fresh_identity(prefix: str) -> Callable[[int, Any], Any]:
     """For bench/cloner.py: clone number k is a new person with the template's scenario
-    suffix (the last digits of the mobile choose the scenario) and a new order_no."""
+    suffix (the last digits of the mobile choose the scenario) and a new order_no. Its mobile
+    spells k (operator prefix, then k, then the suffix): a random one repeats within 100 000
+    clones, and two open loans may not share a mobile (migration 0006)."""
     from cloner import Identity  # bench/cloner.py, beside this file
 
     def make(k: int, old: Identity) -> Identity:
+        if not 0 <= k < 900_000:
+            raise SystemExit(f"benchkit: clone {k}: mobiles are unique up to 900 000 clones")
         o = sample_order(f"{prefix}-{k}", suffix=old.mobile[-3:])
-        return Identity(o.order_no, o.person.nik, o.person.mobile, o.person.name)
+        subscriber = f"{1 + k // 100_000}{k % 100_000:05d}{old.mobile[-3:]}"  # 9 digits
+        mobile = o.person.mobile[:3] + subscriber
+        return Identity(o.order_no, o.person.nik, mobile, o.person.name)
 
     return make

@@ -26,6 +26,7 @@ from ..core.banks import PAYOUT_FAILURES
 from ..core.errors import ControlError, SandboxError
 from ..core.faultrules import FAULT_KINDS, READ_ONLY
 from ..core.lifecycle import Status
+from ..core.paging import MAX_LIMIT
 from ..core.protocol import PATHS
 from ..core.tenancy import Caller
 from ..services import control, overview
@@ -94,6 +95,41 @@ def _evidence_href(token: str, delivery_orders: dict[int, str]) -> Callable[[dic
         return f"/dashboard/orders/{quote(order_no, safe='')}{partner}{anchor}"
 
     return href
+
+
+STATUSES = [int(s) for s in Status]
+
+
+def _status_filter(given: str) -> int | None:
+    """The `status` a partner page lists; any other text lists every status."""
+    code = int(given) if given.isdecimal() and len(given) < 10 else None
+    return code if code in STATUSES else None
+
+
+def _page_size(given: str) -> int | None:
+    """The `limit` a partner page was given (1-MAX_LIMIT orders a page); None: not given, or
+    not a size (the page lists the usual number)."""
+    size = int(given) if given.isdecimal() and len(given) < 10 else 0
+    return size if 1 <= size <= MAX_LIMIT else None
+
+
+def _count(n: int) -> str:
+    """A count of the partner page: past overview.COUNT_CAP it says so ("10000+")."""
+    return f"{overview.COUNT_CAP}+" if n > overview.COUNT_CAP else str(n)
+
+
+def _orders_link(token: str, limit: int | None) -> Callable[..., str]:
+    """The partner page's links to its orders: of a status (None: all), from a cursor (None:
+    the newest); a page size given stays."""
+
+    def link(status: int | None = None, cursor: str | None = None) -> str:
+        query: list[tuple[str, str | int]] = [("partner", token)]
+        query += [("status", status)] if status is not None else []
+        query += [("limit", limit)] if limit is not None else []
+        query += [("cursor", cursor)] if cursor else []
+        return "/dashboard?" + urlencode(query)
+
+    return link
 
 
 @dataclass(frozen=True)
@@ -192,12 +228,17 @@ def routes(lender: Lender) -> list[Route]:
             else [control.get_partner(lender, str(who.partner))]
         )
         token = query.get("partner") or (partners[0]["partner_token"] if partners else "")
-        given = query.get("status", "")
-        status = int(given) if given.isdecimal() and len(given) < 10 else None
+        status = _status_filter(query.get("status", ""))
+        limit = _page_size(query.get("limit", ""))
+        cursor = query.get("cursor") or None
         try:
             _may_see(who, token)
-            page = overview.partner_page(lender, token, status) if token else None
-        except SandboxError as e:
+            page = (
+                overview.partner_page(lender, token, status, cursor, limit or overview.ORDERS_PAGE)
+                if token
+                else None
+            )
+        except SandboxError as e:  # an unknown partner, another's, a cursor it never gave
             return _problem(visit, e)
         return _page(
             visit,
@@ -205,7 +246,9 @@ def routes(lender: Lender) -> list[Route]:
             partners=partners,
             token=token,
             status_filter=status,
-            statuses=[int(s) for s in Status],
+            statuses=STATUSES,
+            orders_link=_orders_link(token, limit),
+            count=_count,
             page=page,
             warnings=lender.warnings(),
         )

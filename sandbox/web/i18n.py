@@ -120,6 +120,8 @@ ZH: dict[str, str] = {
     "updated": "更新时间",
     "due": "到期",
     "No orders yet: call 05 push-basic-info.": "暂无订单：调用 05 push-basic-info（一推）创建。",
+    "Next page": "下一页",
+    "First page": "第一页",
     "Fault rules": "故障注入规则",
     "kind": "类型",
     "path": "接口",

@@ -78,6 +78,80 @@ def test_status_filter(sandbox: Sandbox, loan) -> None:
     assert kept.order_no in orders and other.order_no not in orders
 
 
+def _orders_shown(html: str) -> list[str]:
+    """The order numbers the orders card lists, top to bottom."""
+    card = html.split('id="orders"')[1].split('id="faults"')[0]
+    return re.findall(r'<a href="/dashboard/orders/([^"?]+)\?', card)
+
+
+def _pager(html: str, name: str) -> str | None:
+    """The href of the orders card's `first` or `next` link, unescaped (None: not there)."""
+    m = re.search(rf'<a id="orders-{name}"[^>]* href="([^"]+)"', html)
+    return m.group(1).replace("&amp;", "&") if m else None
+
+
+def test_the_orders_come_a_page_at_a_time_newest_first(sandbox: Sandbox, loan) -> None:
+    made = [loan(f"page-{i}", SUFFIX["approve"]).create() for i in range(5)]
+    for o in made[1::2]:
+        o.submit()  # 90: orders 1 and 3
+    newest_first = [o.order_no for o in reversed(made)]
+    url: str | None = "/dashboard?partner=demo&limit=2"
+    pages = []
+    while url:
+        page = sandbox.client.get(url)
+        assert page.status_code == 200
+        pages.append(_orders_shown(page.text))
+        first = _pager(page.text, "first")
+        assert (first == "/dashboard?partner=demo&limit=2") == (len(pages) > 1)  # not on page 1
+        url = _pager(page.text, "next")
+        assert url is None or "status=" not in url
+    assert pages == [newest_first[:2], newest_first[2:4], newest_first[4:]]
+    assert "90 reviewing: 2" in page.text  # the counts are the partner's, not the page's
+
+    first = sandbox.client.get("/dashboard?partner=demo&status=90&limit=1").text
+    assert _orders_shown(first) == [made[3].order_no]
+    following = _pager(first, "next")
+    assert following and "status=90" in following and "limit=1" in following
+    second = sandbox.client.get(following).text
+    assert _orders_shown(second) == [made[1].order_no] and _pager(second, "next") is None
+    assert 'href="/dashboard?partner=demo&amp;status=110&amp;limit=1"' in second  # size kept
+
+
+def test_a_page_holds_fifty_orders_unless_asked_and_a_bad_cursor_is_not_found(
+    sandbox: Sandbox, loan
+) -> None:
+    made = [loan(f"many-{i}", SUFFIX["approve"]).create().order_no for i in range(51)]
+    for size in ("", "0", "1001", "abc"):  # not a page size: the usual one
+        page = sandbox.client.get(f"/dashboard?partner=demo&limit={size}").text
+        assert _orders_shown(page) == made[:0:-1]  # the newest 50
+        assert _pager(page, "next") and _pager(page, "first") is None
+    everything = sandbox.client.get("/dashboard?partner=demo&limit=1000").text
+    assert _orders_shown(everything) == made[::-1] and _pager(everything, "next") is None
+    bad = sandbox.client.get("/dashboard?partner=demo&cursor=nonsense")
+    assert bad.status_code == 404 and "is not a cursor this list handed out" in bad.text
+    journal = "WyJqb3VybmFsIiw1XQ"  # ["journal",5]: another list's cursor
+    assert sandbox.client.get(f"/dashboard?partner=demo&cursor={journal}").status_code == 404
+
+
+def test_counts_stop_at_the_cap_and_say_so(
+    sandbox: Sandbox, loan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.services import overview
+
+    made = [loan(f"cap-{i}", SUFFIX["approve"]).create() for i in range(4)]
+    for o in made[1:]:
+        o.submit()  # 90, and a callback each
+    monkeypatch.setattr(overview, "COUNT_CAP", 2)
+    page = sandbox.client.get("/dashboard?partner=demo").text
+    assert "90 reviewing: 2+</a>" in page and "80 new: 1</a>" in page  # 3 and 1
+    assert overview.callback_states(sandbox.lender, "demo") == {"pending": 3}  # the cap + 1
+    callbacks = page.split('id="callbacks"')[1].split('id="orders"')[0]
+    assert '<span class="pill pending">pending 2+</span>' in callbacks
+    monkeypatch.setattr(overview, "COUNT_CAP", 3)
+    page = sandbox.client.get("/dashboard?partner=demo").text
+    assert "90 reviewing: 3</a>" in page and '<span class="pill pending">pending 3</span>' in page
+
+
 def test_an_error_code_looks_like_an_error(sandbox: Sandbox, loan) -> None:
     sandbox.err("/get-order-status", {"order_no": "NOPE-00001", "product_id": "1001"}, 11001)
     requests = sandbox.client.get("/dashboard").text.split('id="requests"')[1]
