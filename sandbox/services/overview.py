@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, load_only
 from ..core import clock as clockmod
 from ..core import control_models as m
 from ..core.control_models import FORCEABLE
+from ..core.control_parsing import parse
 from ..core.lifecycle import Status
 from ..store import Callback, JournalEntry, Order
 from . import conformance, control, deliveries, faults, listing
@@ -129,7 +130,7 @@ def partner_page(
     clicking (a real or scaled clock, callbacks on their way), so the page refreshes itself."""
     partner = control.get_partner(lender, token)
     query = {"partner_token": token, "status": status, "limit": limit, "cursor": cursor}
-    orders = listing.orders(lender, m.parse(m.OrdersQuery, query))
+    orders = listing.orders(lender, parse(m.OrdersQuery, query))
     clock = control.get_clock(lender, token)
     states = callback_states(lender, token)
     rules = faults.list_rules(lender)["rules"]
