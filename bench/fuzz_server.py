@@ -22,7 +22,7 @@ point at a closed local port.
 It hunts bad input, not races: a gate runs each reset (and the re-walk of the orders) with
 nothing else in flight, and the requests about one order one at a time; everything else is
 concurrent. `--races` opens the gate: concurrent resets and concurrent writes to one order
-are then the races of the shared-staging work (on PostgreSQL they still fail, see the issue).
+are then the races of a shared staging instance (services/locks.py says who waits for whom).
 
 Prints requests per route, HTTP status counts, code counts, what the server logged as an error
 (an unhandled error, a journal entry lost), and every 5xx and 10099 with a reproducer; writes

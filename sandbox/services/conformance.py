@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..core import clock as clockmod
@@ -41,6 +41,7 @@ from ..store import (
     TimelineRow,
 )
 from ..store.tables import RetentionMark
+from . import locks
 from .lender import Lender
 
 # A run is meant to be one focused acceptance pass; past this many requests (or callbacks,
@@ -203,9 +204,12 @@ def reset(lender: Lender, token: str) -> dict[str, Any]:
 
     Orders, journal and callbacks stay; the report looks only at what comes after."""
     with lender.store.transaction() as s:
-        # The partner row locked: two resets at once (several processes) do not both insert.
+        # The partner row FOR UPDATE (services.locks): two resets at once (several processes)
+        # do not both insert the mark, a partner reset does not delete it under us, and the
+        # partner's requests in flight are committed, under the mark, before it is taken.
         locked = lender.store.lock_row(select(Partner).where(Partner.partner_token == token))
-        partner = s.scalars(locked).first() or lender.partner_or_404(s, token)  # or a 404
+        partner = locks.again_if_gone(lender.store, lambda: s.scalars(locked).first())
+        partner = partner or lender.partner_or_404(s, token)  # a 404
         mark = s.get(ConformanceMark, token) or ConformanceMark(partner_token=token)
         mark.journal_id, mark.callback_id, mark.timeline_id = (
             _highest(s, column) for _, column in MARKED
@@ -226,13 +230,21 @@ def _highest(s: Session, column: Any) -> int:
 
 
 def settle_marks(s: Session) -> None:
-    """After journal, callback or timeline rows were deleted (in session `s`): lower every
-    mark above the highest id left to that id. SQLite numbers the next row from the highest
-    remaining id, so a run's new rows could otherwise land under its mark and go unseen; rows
-    that stay keep their side of the mark, since they are all at or under the new one."""
-    for mark, column in SETTLED:
-        high = _highest(s, column)
+    """After journal, callback or timeline rows were deleted (in session `s`, holding
+    `locks.marks`): lower every mark above the highest id left to that id. SQLite numbers
+    the next row from the highest remaining id, so a run's new rows could otherwise land under
+    its mark and go unseen; rows that stay keep their side of the mark, since they are all at
+    or under the new one.
+
+    One UPDATE per table, so each mark row changes once: PostgreSQL checks the foreign key of a
+    row this transaction already changed again, taking the partner's row FOR KEY SHARE, and
+    that waits for a reset of the partner that waits for this transaction (a deadlock)."""
+    highest = {id(column): _highest(s, column) for _, column in SETTLED}
+    for table in (ConformanceMark, RetentionMark):
+        marks = [(mark, highest[id(column)]) for mark, column in SETTLED if mark.class_ is table]
         s.execute(
-            update(mark.class_).where(mark > high).values({mark.key: high}),
+            update(table)
+            .where(or_(*(mark > high for mark, high in marks)))
+            .values({mark.key: case((mark > high, high), else_=mark) for mark, high in marks}),
             execution_options={"synchronize_session": False},
         )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..core import clock as clockmod
 from ..core import crypto
@@ -33,9 +34,10 @@ from ..store import (
     Payment,
     RepayCode,
     TimelineRow,
+    transient,
 )
 from ..store.tables import RetentionMark
-from . import bodies, conformance, credentials, outbox
+from . import bodies, conformance, credentials, locks, outbox
 from .due import next_due, process_due
 from .engine import Ctx, apply
 from .lender import Lender
@@ -43,8 +45,8 @@ from .senders import check_callback_url
 from .unit import Unit, load_order
 
 
-def _partner(lender: Lender, s: Any, token: str) -> Partner:
-    return lender.partner_or_404(s, token)
+def _partner(lender: Lender, s: Any, token: str, *, lock: bool = False) -> Partner:
+    return lender.partner_or_404(s, token, lock=lock)
 
 
 # ---- partners ----
@@ -119,7 +121,12 @@ def create_partner(lender: Lender, body: PartnerCreate | Mapping[str, Any]) -> d
             encrypt_callbacks=req.encrypt_callbacks,
         )
         s.add(p)
-        s.flush()
+        try:
+            s.flush()
+        except IntegrityError:  # another request (another process) created it meanwhile
+            raise ControlError(
+                "invalid_field", f"partner_token {token!r} exists", http_status=409
+            ) from None
         view = partner_view(lender, p, secrets=True)
         view["control_token"] = credentials.issue(lender, s, token)  # answered this once only
         return view
@@ -131,7 +138,7 @@ def update_partner(lender: Lender, token: str, body: PartnerPatch | Mapping[str,
     check_callback_url(lender.callback_policy, patch.callback_url)  # [callbacks] allow
     given = patch.model_dump(exclude_unset=True)
     with lender.store.transaction() as s:
-        p = _partner(lender, s, token)
+        p = _partner(lender, s, token, lock=True)  # a global reset may be deleting it
         for key in (
             "callback_url",
             "name",
@@ -214,15 +221,10 @@ def _move_clock(lender: Lender, token: str, move: Any) -> dict:
     and a crash after it leaves due events behind the clock, where the next request or tick
     fires them — never ahead of it."""
     for _ in range(MOVE_TRIES):
-        with lender.store.begin() as conn:
-            old = lender.stored_clock(conn, token)
-            if old is None:
-                raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
-            wall = lender.wall()
-            new = _clock_call(lambda: move(old, wall))  # noqa: B023 (called at once)
-            if conn.execute(CLOCK_SWAP, _swap(token, old, new)).rowcount == 1:
-                outbox.follow_clock(lender, conn, token, new)
-                break
+        moved = _try_move(lender, token, move)
+        if moved is not None:
+            new, wall = moved
+            break
     else:
         raise ControlError(
             "conflict", "the clock kept moving under this request: try again", http_status=409
@@ -232,6 +234,27 @@ def _move_clock(lender: Lender, token: str, move: Any) -> dict:
     out = get_clock(lender, token)
     out["events_fired"] = fired
     return out
+
+
+def _try_move(lender: Lender, token: str, move: Any) -> tuple[clockmod.ClockState, float] | None:
+    """One compare-and-swap of the clock, its retries re-timed; None: try again (another move
+    came first, or PostgreSQL chose this one as a deadlock's victim: re-timing the retries
+    updates rows the outbox may hold while it waits for others of them)."""
+    try:
+        with lender.store.begin() as conn:
+            old = lender.stored_clock(conn, token)
+            if old is None:
+                raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
+            wall = lender.wall()
+            new = _clock_call(lambda: move(old, wall))
+            if conn.execute(CLOCK_SWAP, _swap(token, old, new)).rowcount != 1:
+                return None
+            outbox.follow_clock(lender, conn, token, new)
+            return new, wall
+    except OperationalError as e:
+        if transient(e):
+            return None
+        raise
 
 
 MOVE_TRIES = 50
@@ -414,6 +437,8 @@ def transition(lender: Lender, order_no: str, body: Transition | Mapping[str, An
         now = lender.now(p)
     process_due(lender, token, now)
     with lender.store.begin() as conn:
+        if not locks.share(lender.store, conn, token):  # first: a reset waits for us, or we for it
+            raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
         unit = Unit(lender, conn)
         o = load_order(unit, token, order_no, lock=True)
         if o is None:
@@ -438,44 +463,56 @@ def transition(lender: Lender, order_no: str, body: Transition | Mapping[str, An
 
 
 def reset(lender: Lender, token: str | None = None) -> dict:
-    """Wipe one partner's orders and history (or everything), then reload the fixtures."""
+    """Wipe one partner's orders and history (or everything), then reload the fixtures.
+
+    The partner's row is locked first (every partner's for a global reset; services.locks):
+    its requests in flight finish before the wipe and those arriving wait for it, so nothing
+    is written under the reset's feet (a foreign-key violation) and nothing it saw survives."""
     with lender.store.transaction() as s:
-        if token:
-            _partner(lender, s, token)
-        order_ids = select(Order.id)
-        if token:
-            order_ids = order_ids.where(Order.partner_token == token)
-        ids = list(s.scalars(order_ids))
-        callback_ids = (
-            select(Callback.id).where(Callback.order_id.in_(ids)) if token else select(Callback.id)
-        )
-        s.execute(delete(CallbackAttempt).where(CallbackAttempt.callback_id.in_(callback_ids)))
-        by_partner: tuple[Any, ...] = (
-            Callback,
-            JournalEntry,
-            FaultRule,
-            ConformanceMark,
-            RetentionMark,
-        )
-        by_order: tuple[Any, ...] = (
-            TimelineRow,
-            BankCard,
-            DueEvent,
-            RepayCode,
-            ExtensionRow,
-            Payment,
-        )
-        for table in by_order:
-            s.execute(delete(table).where(table.order_id.in_(ids)))
-        s.execute(delete(Order).where(Order.id.in_(ids)))
-        for table in by_partner:
-            q = delete(table)
-            s.execute(q.where(table.partner_token == token) if token else q)
+        conn = s.connection()
+        if not locks.exclusive(lender.store, conn, token) and token:
+            raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
+        locks.marks(lender.store, conn)  # settle_marks below updates every partner's marks
+        deleted = _wipe(s, token)
         conformance.settle_marks(s)  # the other partners' acceptance runs go on
         if token:
             p = _partner(lender, s, token)
             _save_clock(p, clockmod.start(p.clock_mode, lender.wall(), rate=p.clock_rate))
         else:
             s.execute(delete(Partner))
-    lender.seed()
-    return {"reset": token or "all", "orders_deleted": len(ids)}
+        lender.load_fixtures(s)  # in the same commit: no moment without the fixture partners
+    return {"reset": token or "all", "orders_deleted": deleted}
+
+
+BY_ORDER: tuple[Any, ...] = (TimelineRow, BankCard, DueEvent, RepayCode, ExtensionRow, Payment)
+BY_PARTNER: tuple[Any, ...] = (Callback, JournalEntry, FaultRule, ConformanceMark, RetentionMark)
+
+
+def _wipe(s: Any, token: str | None) -> int:
+    """Delete the partner's rows (every partner's: None), children before parents; the number
+    of orders deleted. Sub-selects, not id lists: a partner may have more orders than a
+    statement takes parameters."""
+
+    def mine(table: Any) -> Any:
+        q = delete(table)
+        return q.where(table.partner_token == token) if token else q
+
+    def of_orders(table: Any) -> Any:
+        q = delete(table)
+        if token:
+            q = q.where(table.order_id.in_(select(Order.id).where(Order.partner_token == token)))
+        return q
+
+    quiet = {"synchronize_session": False}  # no ORM objects of these tables are loaded
+    # Attempts of every delivery of the partner (an order's, or one whose order is gone).
+    callbacks = select(Callback.id).where(Callback.partner_token == token) if token else None
+    attempts = delete(CallbackAttempt)
+    if callbacks is not None:
+        attempts = attempts.where(CallbackAttempt.callback_id.in_(callbacks))
+    s.execute(attempts, execution_options=quiet)
+    for table in BY_ORDER:
+        s.execute(of_orders(table), execution_options=quiet)
+    deleted = s.execute(mine(Order), execution_options=quiet).rowcount
+    for table in BY_PARTNER:
+        s.execute(mine(table), execution_options=quiet)
+    return int(deleted)

@@ -47,7 +47,7 @@ def issue(lender: Lender, s: Session, partner: str) -> str:
 def rotate(lender: Lender, partner: str) -> dict:
     """POST /sandbox/partners/{token}/control-token: a new token; the old one stops working."""
     with lender.store.transaction() as s:
-        lender.partner_or_404(s, partner)
+        lender.partner_or_404(s, partner, lock=True)  # two rotations at once take turns
         return {"partner_token": partner, "control_token": issue(lender, s, partner)}
 
 

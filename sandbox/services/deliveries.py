@@ -151,8 +151,11 @@ def list_deliveries(
         return _views(lender, s, list(reversed(list(s.scalars(q)))))
 
 
-def _row(s: Session, callback_id: int) -> Callback:
-    row = s.get(Callback, callback_id) if 0 < callback_id <= INT32_MAX else None  # its column
+def _row(s: Session, callback_id: int, *, lock: bool = False) -> Callback:
+    """The delivery, or a 404; with `lock`, locked for update (PostgreSQL): a reset or the
+    pruner deleting it first leaves none to find, rather than an update of a vanished row."""
+    in_range = 0 < callback_id <= INT32_MAX  # its column's
+    row = s.get(Callback, callback_id, with_for_update=lock) if in_range else None
     if row is None:
         raise SandboxError(
             "not_found", f"no callback delivery with id {callback_id}", http_status=404
@@ -169,7 +172,7 @@ def redeliver(lender: Lender, callback_id: int) -> dict:
     """Send again: a new attempt cycle (pending, due now, attempt count from 0); the attempt
     log keeps the earlier attempts. A delivery in flight keeps its lease."""
     with lender.store.transaction() as s:
-        row = _row(s, callback_id)
+        row = _row(s, callback_id, lock=True)
         row.state, row.attempts, row.delivered_at = "pending", 0, None
         row.next_attempt_at = lender.wall()
         partner = s.get(Partner, row.partner_token)

@@ -17,6 +17,7 @@ from ..core.errors import SandboxError
 from ..core.lifecycle import Status
 from ..store import Store
 from ..store.records import EventRec, OrderRec
+from . import locks
 from .engine import Ctx, apply, outcome
 from .lender import Lender
 from .unit import CODES, EVENTS, ORDER_COLUMNS, ORDERS, Unit, active_card
@@ -130,6 +131,8 @@ def process_due(lender: Lender, token: str, until: float) -> int:
     store, fired = lender.store, 0
     while True:
         with store.begin() as conn:
+            if not locks.share(store, conn, token):  # a reset waits for the batch (or it for it)
+                return fired  # the partner is gone (a global reset)
             rows = conn.execute(store.prepared(_due_events), {"token": token, "until": until})
             events = [EventRec.load(r) for r in rows]
             if not events:

@@ -15,7 +15,7 @@ from ..core import clock as clockmod
 from ..core.errors import ControlError
 from ..core.inputs import INT32_MAX
 from ..store import JournalEntry
-from . import conformance
+from . import conformance, locks
 from .lender import Lender
 
 DEFAULT_LIMIT = 100
@@ -86,6 +86,7 @@ def clear(lender: Lender, partner: str | None = None) -> dict[str, Any]:
     if partner:
         q = q.where(JournalEntry.partner_token == partner)
     with lender.store.transaction() as s:
+        locks.marks(lender.store, s.connection())  # settle_marks below, one at a time
         deleted = s.execute(q).rowcount  # type: ignore[attr-defined]  # a DELETE's CursorResult
         conformance.settle_marks(s)  # no acceptance run may lose the requests that come next
     return {"deleted": deleted, "partner_token": partner or None}

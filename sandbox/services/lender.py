@@ -28,6 +28,7 @@ from ..core.pricing import Product, compliance_warnings
 from ..core.settings import Settings
 from ..core.tenancy import token_hash
 from ..store import Partner, PartnerCredential, ProductRow, Store
+from . import locks
 
 _P = Partner.__table__.c
 PARTNER_CLOCK = select(
@@ -86,41 +87,48 @@ class Lender:
     def seed(self) -> None:
         """Load fixtures into the store: products replaced, partners added if missing."""
         self.store.create_schema()
-        wall = self.wall()
         with self.store.exclusive() as s:  # another process may be seeding this database now
-            for fx in self.settings.data.products:
-                row = s.get(ProductRow, fx.product_id)
-                data = fx.model_dump(mode="json")
-                if row is None:
-                    s.add(ProductRow(product_id=fx.product_id, data=data))
-                else:
-                    row.data = data
-            for p in self.settings.partners:
-                if s.get(Partner, p.partner_token) is None:
+            self.load_fixtures(s)
+
+    def load_fixtures(self, s: Session) -> None:
+        """The fixtures in session `s`: partners added if missing (a reset's own transaction,
+        so a global reset never leaves a moment without them), then products replaced.
+        Partners first: their table is what a global reset locks first (services.locks)."""
+        wall = self.wall()
+        for p in self.settings.partners:
+            if s.get(Partner, p.partner_token) is None:
+                s.add(
+                    self.new_partner(
+                        p.partner_token,
+                        p.aes_key,
+                        p.aes_iv,
+                        name=p.name,
+                        callback_url=p.callback_url,
+                        clock_mode=p.clock_mode,
+                        clock_rate=p.clock_rate,
+                        encrypt_callbacks=p.encrypt_callbacks,
+                        wall=wall,
+                    )
+                )
+            if p.control_token:  # the file is the authority for a fixture's token
+                cred = s.get(PartnerCredential, p.partner_token)
+                digest = token_hash(p.control_token)
+                if cred is None:
                     s.add(
-                        self.new_partner(
-                            p.partner_token,
-                            p.aes_key,
-                            p.aes_iv,
-                            name=p.name,
-                            callback_url=p.callback_url,
-                            clock_mode=p.clock_mode,
-                            clock_rate=p.clock_rate,
-                            encrypt_callbacks=p.encrypt_callbacks,
-                            wall=wall,
+                        PartnerCredential(
+                            partner_token=p.partner_token, token_hash=digest, created_at=wall
                         )
                     )
-                if p.control_token:  # the file is the authority for a fixture's token
-                    cred = s.get(PartnerCredential, p.partner_token)
-                    digest = token_hash(p.control_token)
-                    if cred is None:
-                        s.add(
-                            PartnerCredential(
-                                partner_token=p.partner_token, token_hash=digest, created_at=wall
-                            )
-                        )
-                    elif cred.token_hash != digest:
-                        cred.token_hash, cred.created_at = digest, wall
+                elif cred.token_hash != digest:
+                    cred.token_hash, cred.created_at = digest, wall
+        s.flush()  # the partners' rows now: their table is locked before any product row
+        for fx in self.settings.data.products:
+            row = s.get(ProductRow, fx.product_id)
+            data = fx.model_dump(mode="json")
+            if row is None:
+                s.add(ProductRow(product_id=fx.product_id, data=data))
+            else:
+                row.data = data
 
     def new_partner(
         self,
@@ -168,9 +176,15 @@ class Lender:
             raise SandboxError("unknown_product", f"product_id {product_id!r} (known: {known})")
         return p
 
-    def partner_or_404(self, s: Session, token: str) -> Partner:
-        """The partner a control-API call names: ControlError 404 when there is none."""
-        p = s.get(Partner, token) if token else None
+    def partner_or_404(self, s: Session, token: str, *, lock: bool = False) -> Partner:
+        """The partner a control-API call names: ControlError 404 when there is none. With
+        `lock`, for a call that changes it (PostgreSQL: FOR NO KEY UPDATE, services.locks):
+        it waits for a reset (which may delete it) and a reset for it; the partner's requests
+        go on."""
+        if lock:
+            locks.changing(self.store, s.connection())
+        lock_for = {"key_share": True} if lock else None
+        p = s.get(Partner, token, with_for_update=lock_for) if token else None
         if p is None:
             raise ControlError("unknown_partner", f"partner_token {token!r}", http_status=404)
         return p

@@ -45,6 +45,7 @@ from ..core.settings import CallbackSettings
 from ..store import fast
 from ..store import tables as t
 from ..store.records import CallbackRec, PartnerRec
+from . import locks
 from .lender import Keyed, Lender
 from .senders import RESPONSE_LIMIT, AiohttpSender, Sender
 from .unit import statement
@@ -120,6 +121,7 @@ class Job:
     content: bytes
     lease: float
     duplicate: bool = False
+    partner_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,11 @@ def claim(lender: Lender, now: float, limit: int) -> list[Job]:
         if not receivers:
             return []
         rows = [CallbackRec.load(r) for r in conn.execute(_due(lender, now, receivers, limit))]
+        # Their partners shared (services.locks), skipping a partner being reset: its rows are
+        # about to go, and waiting for the reset while holding claimed rows could deadlock.
+        tokens = {row.partner_token for row in rows}
+        open_ = locks.share_many(lender.store, conn, tokens, skip_locked=True) if rows else set()
+        rows = [row for row in rows if row.partner_token in open_]
         touched = {row.id: row for row in rows}  # chaos may change earlier rows too
         rows = _apply_chaos(lender, conn, rows, receivers, now, touched)
         lease = now + lease_seconds(lender.settings.callbacks)
@@ -218,7 +225,9 @@ def _job(lender: Lender, row: CallbackRec, r: Receiver, lease: float) -> Job:
         r.chaos.duplicate > 0 and _roll(lender, "duplicate", row).random() < r.chaos.duplicate
     )
     content = request_content(r.partner, row.body, lender.codec(r.partner))
-    return Job(row.id, r.partner.callback_url + row.path, content, lease, duplicate)
+    return Job(
+        row.id, r.partner.callback_url + row.path, content, lease, duplicate, row.partner_token
+    )
 
 
 def _apply_chaos(
@@ -354,8 +363,10 @@ async def send(lender: Lender, sender: Sender, job: Job) -> Outcome:
 
 
 def _by_ids(store: Any) -> Any:
-    return store.lock_row(
-        select(*CALLBACK_COLUMNS).where(CALLBACKS.c.id.in_(bindparam("ids", expanding=True)))
+    return store.lock_row(  # in id order, as every batch locks them: no two wait on each other
+        select(*CALLBACK_COLUMNS)
+        .where(CALLBACKS.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(CALLBACKS.c.id)
     )
 
 
@@ -398,6 +409,9 @@ def record(lender: Lender, outcomes: Sequence[Outcome]) -> None:
 def _record(lender: Lender, outcomes: Sequence[Outcome]) -> None:
     store = lender.store
     with store.begin() as conn:
+        # The partners first (services.locks): a reset deleting these rows and their attempts
+        # waits for the record, or the record for the reset (and then finds the rows gone).
+        locks.share_many(store, conn, {job.partner_token for job, _ in outcomes})
         ids = [job.id for job, _ in outcomes]
         found = conn.execute(store.prepared(_by_ids), {"ids": ids})
         rows = {r.id: r for r in (CallbackRec.load(x) for x in found)}

@@ -20,7 +20,7 @@ from ..core.lifecycle import Status
 from ..core.settings import RepayMethodFixture
 from ..store import tables as t
 from ..store.records import OrderRec
-from . import bodies
+from . import bodies, locks
 from .due import process_due
 from .engine import Ctx, apply
 from .lender import Lender
@@ -215,16 +215,23 @@ def _pay_once(lender: Lender, repay_code: str, amount: int | None, source: str) 
         clock, now = lender.clock_of(partner), lender.now(partner)
     process_due(lender, token, now)
     with lender.store.begin() as conn:
+        # Its partner first (services.locks): a reset of the partner waits for the payment,
+        # or the payment for the reset, which leaves no order or code to pay (404).
         # The order first, then the code: every writer of an order's codes takes them in that
         # order (15 and due events lock the order), so two payments of one order (its extension
         # and its full code, through two processes at once) take turns, and the second reads
         # what the first did (a voided code, a settled order: 409). Locking only the code, each
         # payment held its own and waited for the other's, which settling or extending voids:
         # a deadlock, answered 10099 (tests/postgres/test_three_processes.py found it).
-        locked = conn.execute(lender.store.prepared(_order_for_update), {"id": order_id}).one()
+        locks.share(lender.store, conn, token)
+        locked = conn.execute(lender.store.prepared(_order_for_update), {"id": order_id}).first()
+        code = conn.execute(lender.store.prepared(_code_for_update), {"code": repay_code}).first()
+        # Gone: the partner was reset since the code was read (on SQLite a new order may have
+        # the id again, hence the order's id compared).
+        if locked is None or code is None or code.order_id != locked.id:
+            raise ControlError("payment_rejected", f"unknown repay_code {repay_code!r}", 404)
         if lender.stored_clock(conn, token) != clock:
             return None  # moved since: what it fired is after `now`; try again at its now
-        code = conn.execute(lender.store.prepared(_code_for_update), {"code": repay_code}).one()
         unit = Unit(lender, conn)
         order = unit.track(OrderRec.load(locked))
         _check_payable(code, order, amount, now)
@@ -284,6 +291,9 @@ def pay_in_full(lender: Lender, order_id: int, now: float) -> dict:
         raise SandboxError("unknown_bank", "the lender lists no bank repayment method")
     with lender.store.begin() as conn:
         row = conn.execute(ORDER_BY_ID, {"id": order_id}).first()
+        if row is not None:  # its partner locked (services.locks), then read again: a reset
+            shared = locks.share(lender.store, conn, row.partner_token)  # may have come first
+            row = conn.execute(ORDER_BY_ID, {"id": order_id}).first() if shared else None
         if row is None or row.status not in (Status.REPAYING, Status.OVERDUE):
             raise SandboxError("payment_rejected", "this order has nothing to pay")
         order = OrderRec.load(row)

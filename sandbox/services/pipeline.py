@@ -18,17 +18,17 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..core import inputs
 from ..core import validation as v
 from ..core.envelope import Envelope, decrypt_payload, parse_envelope, render
 from ..core.errors import BY_NAME, SandboxError
 from ..core.faultrules import HttpPlan, Target, answer_status, order_no_of
-from ..store import fast
+from ..store import Store, fast, transient
 from ..store import tables as t
 from ..store.records import PartnerRec
-from . import endpoints, faults
+from . import endpoints, faults, locks
 from .due import process_due
 from .lender import Lender
 from .unit import EVENTS, PARTNER_COLUMNS, PARTNERS, Unit
@@ -51,8 +51,8 @@ JOURNAL_KEYS = (
     "content_type",
 )
 JOURNAL_INSERT = insert(JOURNAL).values({k: bindparam(k) for k in JOURNAL_KEYS})
-RAW_LIMIT = 65536
-RACE_TRIES = 3  # characters of a request body kept in the journal
+RAW_LIMIT = 65536  # characters of a request body kept in the journal
+RACE_TRIES = 3  # answers to one request: the first, and again after another process won a race
 
 
 @dataclass
@@ -92,6 +92,13 @@ ARRIVAL = select(
 ).where(PARTNERS.c.partner_token == bindparam("token"))
 
 
+def _arrival(store: Store) -> Any:
+    # The partner's row FOR KEY SHARE (services.locks): a reset of the partner waits for this
+    # transaction, and this one for a reset in progress, so what the handler writes never
+    # meets a half-wiped partner. Shared: the partner's other requests do not wait.
+    return store.share_row(ARRIVAL, of=PARTNERS)
+
+
 @dataclass(frozen=True)
 class Arrival:
     partner: PartnerRec
@@ -101,7 +108,10 @@ class Arrival:
 
 
 def _arrive(lender: Lender, conn: Connection, path: str, token: str) -> Arrival:
-    row = fast.first(conn, lender.store.fast(ARRIVAL), {"path": path, "token": token})
+    arrival = lender.store.fast(_arrival)
+    row = locks.again_if_gone(
+        lender.store, lambda: fast.first(conn, arrival, {"path": path, "token": token})
+    )
     if row is None:
         raise SandboxError("unknown_partner", f"partner_token {token!r}")
     *columns, next_due, targeted = row
@@ -135,11 +145,12 @@ def handle(
                     return reply
                 _slow(lender, path, env, endpoint, reply, http)
                 break
-            except IntegrityError:
+            except (IntegrityError, OperationalError) as e:
                 # Another request (another process) wrote the same order or person first; its
                 # transaction has committed, so answering again reads it and follows the
                 # rules: an identical replay answers 0, other data its error (11003, 11004).
-                if attempt == RACE_TRIES - 1:
+                # PostgreSQL may also pick this transaction as a deadlock's victim: again too.
+                if attempt == RACE_TRIES - 1 or not (isinstance(e, IntegrityError) or transient(e)):
                     raise
     except SandboxError as e:
         reply.body = render(path, e.code, e.message, {}, mode=mode)

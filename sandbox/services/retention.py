@@ -31,7 +31,7 @@ from ..core import clock as clockmod
 from ..core.settings import JournalSettings
 from ..store import Callback, CallbackAttempt, JournalEntry, Partner
 from ..store.tables import RetentionMark
-from . import conformance
+from . import conformance, locks
 from .lender import Lender
 
 BATCH = 500  # rows per DELETE transaction: ~10 ms on SQLite, so lender requests wait little
@@ -146,6 +146,7 @@ def _journal_batches(lender: Lender, where: Any, batch: int, tally: Tally) -> No
         with lender.store.transaction() as s:
             if not _exclusive(lender, s, tally):
                 return
+            locks.marks(lender.store, s.connection())  # settle_marks below, as resets do
             rows = s.execute(
                 select(JournalEntry.id, JournalEntry.partner_token)
                 .where(where)
@@ -187,6 +188,7 @@ def _callback_batches(lender: Lender, where: Any, batch: int, tally: Tally) -> N
         with lender.store.transaction() as s:
             if not _exclusive(lender, s, tally):
                 return
+            locks.marks(lender.store, s.connection())  # settle_marks below, as resets do
             # locked: a redelivery waits rather than lose its attempt log under our feet
             rows = s.execute(
                 lender.store.lock_row(

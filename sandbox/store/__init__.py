@@ -1,6 +1,6 @@
 """The store: the tables and the unit of work (SQLite by default, PostgreSQL for staging)."""
 
-from .database import Store, StoreError
+from .database import Store, StoreError, transient
 from .tables import (
     BankCard,
     Base,
@@ -39,4 +39,5 @@ __all__ = [
     "Store",
     "StoreError",
     "TimelineRow",
+    "transient",
 ]

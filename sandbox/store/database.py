@@ -25,10 +25,21 @@ from .migrations import SchemaError, upgrade
 from .tables import Base
 
 SCHEMA_LOCK = 0x1E7DE75A  # the advisory lock key schema changes take on PostgreSQL
+ADVISORY_HOLD = text("SELECT pg_advisory_xact_lock(hashtext(:name || ' ' || current_schema()))")
 
 
 class StoreError(Exception):
     pass
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+# for another's sake, and running it again is the documented answer.
+RETRYABLE = frozenset({"40P01", "40001"})
+
+
+def transient(e: BaseException) -> bool:
+    """Whether `e` (a SQLAlchemy DBAPIError) says: run the transaction again."""
+    return getattr(getattr(e, "orig", None), "sqlstate", None) in RETRYABLE
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -196,6 +207,21 @@ class Store:
 
     def lock_row(self, stmt: Any) -> Any:
         return stmt if self.is_sqlite else stmt.with_for_update()
+
+    def share_row(self, stmt: Any, *, of: Any = None, skip_locked: bool = False) -> Any:
+        """FOR KEY SHARE on PostgreSQL (plain on SQLite): the row cannot be deleted (nor taken
+        FOR UPDATE) until this transaction ends, yet others may share it and update its
+        non-key columns (services.locks)."""
+        if self.is_sqlite:
+            return stmt
+        return stmt.with_for_update(read=True, key_share=True, of=of, skip_locked=skip_locked)
+
+    def hold(self, conn: Connection, name: str) -> None:
+        """PostgreSQL: wait for the advisory lock `name` of the current schema (other schemas'
+        sandboxes on the server keep theirs), held until the transaction ends. SQLite runs one
+        transaction at a time (the store's lock): nothing to do."""
+        if not self.is_sqlite:
+            conn.execute(ADVISORY_HOLD, {"name": name})
 
     def prepared(self, build: Callable[[Store], Any]) -> Any:
         """`build(self)`, built once per store: a statement with bind parameters for a hot path
