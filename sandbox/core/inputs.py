@@ -12,6 +12,7 @@ encoders, PostgreSQL) copes with; real payloads nest four levels.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 MAX_DEPTH = 64
@@ -33,6 +34,15 @@ def text_problem(s: str) -> str | None:
         s.encode("utf-8")
     except UnicodeEncodeError:
         return "contains a lone UTF-16 surrogate: it is not valid text"
+    return None
+
+
+def bad_text(values: Iterable[tuple[str, Any]]) -> tuple[str, str] | None:
+    """(name, why) of the first text value that cannot be stored and answered, of named
+    values (a URL's path parameters, its query, a form); None when all can."""
+    for name, value in values:
+        if isinstance(value, str) and (why := text_problem(value)):
+            return name, why
     return None
 
 

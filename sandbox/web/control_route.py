@@ -139,15 +139,13 @@ def _json_body(raw: bytes) -> Any:
 def _check_path(values: Any) -> None:
     """Path values the store can look up: nothing is named by text it cannot hold (a %00),
     so 404 like any unknown name."""
-    for name, value in values.items():
-        if isinstance(value, str) and (why := inputs.text_problem(value)):
-            raise ControlError("not_found", f"nothing has a {name} that {why}", http_status=404)
+    if bad := inputs.bad_text(values.items()):
+        raise ControlError("not_found", f"nothing has a {bad[0]} that {bad[1]}", http_status=404)
 
 
 def _check_query(values: Any) -> None:
-    for name, value in values.items():
-        if why := inputs.text_problem(value):
-            raise ControlError("invalid_field", f"query parameter {name} {why}")
+    if bad := inputs.bad_text(values.multi_items()):
+        raise ControlError("invalid_field", f"query parameter {bad[0]} {bad[1]}")
 
 
 def _parse(route: ControlRoute, request: Request, raw: bytes) -> Call:

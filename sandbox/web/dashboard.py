@@ -184,10 +184,10 @@ def _unreadable(visit: Visit) -> Response | None:
     """A page asked for by text nothing can be named by (a NUL, a lone surrogate: core.inputs)
     is not found, as on the control API; the store is never asked (PostgreSQL would refuse)."""
     request = visit.request
-    for name, value in [*request.path_params.items(), *request.query_params.items()]:
-        if isinstance(value, str) and (why := inputs.text_problem(value)):
-            return _problem(visit, ControlError("not_found", f"nothing has a {name} that {why}"))
-    return None
+    bad = inputs.bad_text([*request.path_params.items(), *request.query_params.multi_items()])
+    if bad is None:
+        return None
+    return _problem(visit, ControlError("not_found", f"nothing has a {bad[0]} that {bad[1]}"))
 
 
 def _may_see(who: Caller, token: str) -> None:

@@ -63,9 +63,8 @@ def _number(f: Form, name: str, kind: type = int) -> Any:
 def _check_text(f: Form) -> None:
     """Every field is text the store can hold (no NUL, no lone surrogate), as on the control
     API (core.inputs): PostgreSQL refuses a NUL even in a lookup."""
-    for name, value in f.items():
-        if why := inputs.text_problem(value):
-            raise ControlError("invalid_field", f"{name} {why}")
+    if bad := inputs.bad_text(f.items()):
+        raise ControlError("invalid_field", f"{bad[0]} {bad[1]}")
 
 
 def _given(**fields: Any) -> dict[str, Any]:
