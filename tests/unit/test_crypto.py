@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sandbox.core import crypto
 from sandbox.core.crypto import Codec, DecryptError, NotJsonError
@@ -348,3 +351,13 @@ def test_generated_secrets(make):
     for value in values:
         assert re.fullmatch(r"[A-Za-z0-9]{16}", value)
         assert crypto.effective_key(value) == value.encode()
+
+
+@given(st.binary(max_size=300), st.lists(st.sampled_from(" \n=*é"), max_size=4))
+def test_php_base64_decode_strict_and_lenient_agree(data, junk):
+    # Strict base64 takes the fast path; junk anywhere sends it through PHP's rules. Both
+    # must give the bytes the text encodes.
+    text = base64.b64encode(data).decode()
+    assert crypto.php_base64_decode(text) == data
+    cut = len(text) // 2
+    assert crypto.php_base64_decode(text[:cut] + "".join(junk) + text[cut:]) == data
