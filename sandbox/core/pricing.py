@@ -12,6 +12,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from .clock import WIB
 
@@ -67,6 +68,7 @@ class Product:
 # ---- dates (WIB calendar days: a due date is a day, due at its last second) ----
 
 
+@lru_cache(maxsize=4096)  # a clock advance asks for the same few due days thousands of times
 def wib_date(ts: float) -> date:
     return datetime.fromtimestamp(ts, WIB).date()
 

@@ -148,7 +148,7 @@ def _fire_batch(unit: Unit, events: list[EventRec]) -> int:
     ids = sorted({ev.order_id for ev in events})
     for row in unit.conn.execute(store.prepared(_locked_orders), {"ids": ids}):
         unit.track(OrderRec.load(row))
-    unit.events = {ev.id: ev for ev in events}
+    unit.load_events(events)
     horizon, fired = float("inf"), 0
     for ev in events:
         if ev.due_at > horizon:

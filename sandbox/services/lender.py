@@ -13,7 +13,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Protocol
 
 from sqlalchemy import bindparam, select
@@ -226,9 +226,7 @@ class Lender:
 
     def fmt(self, ts: float | None) -> str:
         """docs/protocol.md §7: 'YYYY-MM-DD HH:MM:SS' in the configured offset (WIB by default)."""
-        if ts is None:
-            return ""
-        return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M:%S")
+        return "" if ts is None else _fmt(ts, self.tz)
 
     # ---- links ----
 
@@ -243,6 +241,11 @@ class Lender:
     def repay_url(self, partner: Keyed, order_no: str) -> str:
         sig = self.sign(partner, "repay", order_no)
         return f"{self.settings.public_url()}/repay/{partner.partner_token}/{order_no}?sig={sig}"
+
+
+@functools.lru_cache(maxsize=4096)  # a clock advance formats a few due times thousands of times
+def _fmt(ts: float, tz: tzinfo) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def create_lender(

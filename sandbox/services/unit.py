@@ -47,6 +47,7 @@ class Unit:
         self.lender, self.conn = lender, conn
         self.orders: dict[int, OrderRec] = {}
         self.events: dict[int, EventRec] = {}  # due events loaded (a process_due batch)
+        self.events_of: dict[int, list[EventRec]] = {}  # the same, by order id
         self.inserts: dict[Table, list[dict[str, Any]]] = defaultdict(list)
         self.partner: PartnerRec | None = None  # the partner of this unit's orders
         # events to void in the database at the flush: dest status -> (order, firing event)
@@ -55,6 +56,13 @@ class Unit:
         self.extension_codes: dict[int, tuple[str, float] | None] = {}
         # order id -> its active bank account (bank_code, bank_card) or None, read in one go
         self.cards: dict[int, tuple[str, str] | None] = {}
+
+    def load_events(self, events: list[EventRec]) -> None:
+        """The due events this unit fires (a process_due batch)."""
+        self.events = {ev.id: ev for ev in events}
+        self.events_of = defaultdict(list)
+        for ev in events:
+            self.events_of[ev.order_id].append(ev)
 
     def track(self, order: OrderRec) -> OrderRec:
         self.orders[order.id] = order

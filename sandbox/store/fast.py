@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import exc
@@ -48,7 +49,14 @@ class Fast:
             if not b.required and b.callable is None and n in names
         }
         procs: dict[str, Any] = dict(compiled._bind_processors or {})  # tuples only for IN lists
-        self.bind = [(n, procs.get(n)) for n in names]
+        # The runtime values in one C call; the statement's own values and the processors
+        # (JSON columns, booleans) placed after. A value the caller names for a statement's
+        # own (anonymous) bind is not expected, so it is not looked for.
+        runtime = [n for n in names if n not in self.fixed]
+        self.take = itemgetter(*runtime) if len(runtime) > 1 else None
+        self.one = runtime[0] if len(runtime) == 1 else None
+        self.fill = [(i, self.fixed[n]) for i, n in enumerate(names) if n in self.fixed]
+        self.convert = [(i, procs[n]) for i, n in enumerate(names) if procs.get(n) is not None]
         self.result: list[Callable[[Any], Any] | None] = [
             e.type._cached_result_processor(dialect, None)  # what a Row would apply
             for e in columns
@@ -59,10 +67,15 @@ class Fast:
         self.row_type: Any = namedtuple("Row", keys, rename=True) if keys else None
 
     def params(self, values: Mapping[str, Any]) -> Any:
-        out = []
-        for name, proc in self.bind:
-            value = values[name] if name in values else self.fixed[name]
-            out.append(proc(value) if proc is not None and value is not None else value)
+        if self.take is not None:
+            out = list(self.take(values))
+        else:
+            out = [values[self.one]] if self.one is not None else []
+        for i, value in self.fill:
+            out.insert(i, value)
+        for i, proc in self.convert:
+            if out[i] is not None:
+                out[i] = proc(out[i])
         return out if self.positional else dict(zip(self.names, out, strict=True))
 
     def _row(self, row: Sequence[Any]) -> Any:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sandbox.store.database import json_text
+from sandbox.store.database import json_text, json_value
 
 
 @pytest.mark.parametrize(
@@ -24,3 +24,18 @@ def test_round_trip(value):
 
 def test_non_text_keys_are_written_as_the_stdlib_would():
     assert json.loads(json_text({1: "a"})) == {"1": "a"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"order_no": "LN1", "amount": 3000000, "rate": 0.1, "ok": true, "none": null}',
+        '{"big": 123456789012345678901234567890, "small": -9223372036854775808}',
+        '{"ref": "LN20261201123456789012", "n": 18446744073709551616}',
+        '[NaN, Infinity, 1.5e-320, -0.0, "\\u0000"]',
+        '{"a": 1, "a": 2}',
+    ],
+)
+def test_read_as_the_stdlib_reads(text):
+    got, want = json_value(text), json.loads(text)
+    assert repr(got) == repr(want)  # the same types too (an int stays an int), NaN included
