@@ -14,6 +14,8 @@ from functools import cached_property
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from . import jsontext
+
 __all__ = [
     "BLOCK",
     "Codec",
@@ -284,7 +286,7 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # json.loads makes
 def loads_json(raw: bytes) -> object:
     """Parse decrypted bytes as UTF-8 JSON, or raise NotJsonError with a diagnosis and a preview."""
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        return jsontext.loads(raw.decode("utf-8"), _DECODER.decode)
     except (ValueError, RecursionError):  # Unicode/JSON decode errors; absurdly deep nesting
         raise NotJsonError(raw) from None
 

@@ -6,11 +6,10 @@ encrypted `data` are decided here, once, for every endpoint.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import inputs
+from . import inputs, jsontext
 from .crypto import Codec, DecryptError, NotJsonError, loads_json, php_json_encode
 from .errors import SandboxError, invalid
 from .protocol import MSG_PATHS
@@ -24,7 +23,7 @@ class Envelope:
 
 def parse_envelope(body: bytes) -> Envelope:
     try:
-        doc = json.loads(body.decode("utf-8"))
+        doc = jsontext.loads(body.decode("utf-8"))
     except (
         ValueError,
         RecursionError,

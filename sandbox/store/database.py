@@ -7,15 +7,12 @@ version refuses to start instead of silently misreading rows.
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,37 +20,13 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util import LRUCache
 
+from ..core import jsontext
 from .fast import Fast
 from .migrations import SchemaError, upgrade
 from .tables import Base
 
 SCHEMA_LOCK = 0x1E7DE75A  # the advisory lock key schema changes take on PostgreSQL
 ADVISORY_HOLD = text("SELECT pg_advisory_xact_lock(hashtext(:name || ' ' || current_schema()))")
-
-
-def json_text(value: Any) -> str:
-    """A JSON column's text. orjson: a write stores four or five JSON values (the order, the
-    journal's request and answer), and the stdlib's encoder was a tenth of a write's CPU. The
-    stdlib still writes what orjson refuses (integers beyond 64 bits, non-text keys)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(value)
-
-
-LONG_DIGITS = re.compile(r"\d{19}")
-
-
-def json_value(text: str | bytes) -> Any:
-    """A JSON column's value. orjson reads the order and event rows a clock advance loads in a
-    third of the stdlib's time, but it reads an integer beyond 64 bits as a float: text with a
-    run of 19 digits or more is left to the stdlib, as is what orjson refuses (NaN)."""
-    if not LONG_DIGITS.search(text if isinstance(text, str) else text.decode()):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
 
 
 class StoreError(Exception):
@@ -148,7 +121,11 @@ class Store:
 
     @staticmethod
     def _make_engine(url: str) -> Engine:
-        common: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": json_value}
+        # JSON columns through orjson (core.jsontext): the stdlib's values, a fraction of its cost
+        common: dict[str, Any] = {
+            "json_serializer": jsontext.dumps,
+            "json_deserializer": jsontext.loads,
+        }
         if url in ("sqlite://", "sqlite:///:memory:"):
             engine = create_engine(
                 "sqlite://",

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from sandbox.store.database import json_text, json_value
+from sandbox.core.jsontext import dumps as json_text
+from sandbox.core.jsontext import loads as json_value
 
 
 @pytest.mark.parametrize(
