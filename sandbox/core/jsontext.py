@@ -12,18 +12,25 @@ or refuses it as before).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-LONG_DIGITS = re.compile(r"\d{19}")
+# Digits as "9", then a run of 19 nines: two C calls (a regex took ten times as long).
+_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
+_LONG_RUN = b"9" * 19
+
+
+def has_long_number(text: str | bytes) -> bool:
+    """A run of 19 digits or more: where an integer may be beyond 64 bits."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return _LONG_RUN in raw.translate(_AS_NINES)
 
 
 def loads(text: str | bytes, stdlib: Callable[[Any], Any] = json.loads) -> Any:
     """stdlib(text) (json.loads, or a JSONDecoder's decode): the same value, or its exception."""
-    if not LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    if not has_long_number(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from sandbox.core.jsontext import dumps as json_text
+from sandbox.core.jsontext import has_long_number
 from sandbox.core.jsontext import loads as json_value
 
 
@@ -40,3 +41,19 @@ def test_non_text_keys_are_written_as_the_stdlib_would():
 def test_read_as_the_stdlib_reads(text):
     got, want = json_value(text), json.loads(text)
     assert repr(got) == repr(want)  # the same types too (an int stays an int), NaN included
+
+
+@pytest.mark.parametrize(
+    "text, long",
+    [
+        ("123456789012345678", False),  # 18 digits
+        ("1234567890123456789", True),
+        ('{"a": 9999999999999999999}', True),
+        ('["12345678901234567", "x", 1234567890123456789012]', True),
+        ('{"nik": "3171234567890123", "amount": 3000000}', False),
+        ("١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩", False),  # not JSON digits
+    ],
+)
+def test_long_numbers_are_found(text, long):
+    assert has_long_number(text) is long
+    assert has_long_number(text.encode()) is long
