@@ -286,7 +286,9 @@ class Store:
         dialect set-up (most of a cold first call)."""
         conn = sqlite3.connect(":memory:", check_same_thread=False)
         self.raw_sqlite().backup(conn)
-        _sqlite_pragmas(conn, None)  # per connection; no pool "connect" event fires for it
+        # Per connection (no pool "connect" event fires for it); of _sqlite_pragmas only what
+        # a private in-memory database heeds: the journal and lock settings are for files.
+        conn.execute("PRAGMA foreign_keys=ON")
         if self._copies_cache is None:
             self._copies_cache = LRUCache(1000)
         dialect = self.engine.dialect
