@@ -261,7 +261,21 @@ def cluster(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, CallbackSink
 
 
 def people() -> Iterator[Person]:
-    """Distinct borrowers (no NIK or mobile twice among them), for any scenario suffix."""
+    """Distinct borrowers (no NIK or mobile twice among them), for any scenario suffix; drawn
+    by the racing threads at once, so behind a lock (a generator refuses a second caller)."""
+    return Locked(_people())
+
+
+class Locked(Iterator[Person]):
+    def __init__(self, inner: Iterator[Person]):
+        self.inner, self.lock = inner, threading.Lock()
+
+    def __next__(self) -> Person:
+        with self.lock:
+            return next(self.inner)
+
+
+def _people() -> Iterator[Person]:
     seen: set[str] = set()
     n = 0
     while True:
