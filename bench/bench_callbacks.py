@@ -69,7 +69,7 @@ def enqueue(lender: Lender, orders: int) -> int:
                 s.add(
                     Callback(
                         partner_token="bench",
-                        order_id=None,
+                        order_id=i + 1,  # the outbox orders an order's callbacks by it
                         order_no=no,
                         path=path,
                         body={"order_no": no, "order_status": status, "update_time": int(now)},

@@ -6,7 +6,9 @@ of the stdlib's time, but differs at the edges, where the stdlib's answer is the
 it reads an integer beyond 64 bits as a float (so text with a run of 19 digits or more is
 read by the stdlib), and it refuses NaN/Infinity, lone surrogates, a BOM and integers beyond
 64 bits or non-text keys when writing (so what it refuses goes to the stdlib, which accepts
-or refuses it as before).
+or refuses it as before). One difference is kept on purpose: NaN and ±inf (a payload's 1e400
+reads as inf) are written as null, where the stdlib writes NaN/Infinity, which is not JSON and
+which PostgreSQL refuses.
 """
 
 from __future__ import annotations

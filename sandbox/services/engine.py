@@ -342,10 +342,9 @@ VOID_OPEN_CODES = (
 
 def _void_open_codes(ctx: Ctx, order: OrderRec, keep: str = "") -> None:
     codes = ctx.unit.extension_codes
-    latest = codes.get(order.id)
     if keep:
         codes.pop(order.id, None)  # read again when a view needs it
-    elif latest is not None and latest[0] == "open":
+    elif (latest := codes.get(order.id)) is not None and latest[0] == "open":
         codes[order.id] = ("void", latest[1])  # as the UPDATE leaves it (saves a read per 200)
     store = ctx.unit.lender.store
     fast.run(ctx.conn, store.fast(VOID_OPEN_CODES), {"_order": order.id, "_keep": keep})
